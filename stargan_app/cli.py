@@ -1,0 +1,138 @@
+"""Command-line subcommands: train, export, import-official, eval. Heavy modules are imported lazily."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from stargan_app.config import CGANTrainConfig, StarGANTrainConfig
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+    """One --flag per dataclass field, documented by the field's help; defaults stay implicit (SUPPRESS)."""
+    for f in dataclasses.fields(cls):
+        flag = "--" + prefix + f.name.replace("_", "-")
+        help_text = f"{f.metadata.get('help', '')} (default: {f.default!r})"
+        if f.type in (bool, "bool"):
+            parser.add_argument(flag, dest=prefix + f.name, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=help_text)
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(str(f.type), type(f.default))
+            parser.add_argument(flag, dest=prefix + f.name, type=kind, default=argparse.SUPPRESS,
+                                metavar=f.name.upper(), help=help_text)
+
+
+def build_config(cls: type, args: argparse.Namespace, prefix: str = "", resume: str | None = None) -> Any:
+    """Defaults <- the resumed run's config.json <- flags given on the command line."""
+    values: dict[str, Any] = {}
+    if resume:
+        saved = Path(resume) / "config.json"
+        if not saved.is_file():
+            raise SystemExit(f"--resume {resume}: no config.json there; is this a run directory?")
+        names = {f.name for f in dataclasses.fields(cls)}
+        values.update({k: v for k, v in json.loads(saved.read_text()).items() if k in names})
+        values["run_dir"] = str(resume)
+    for f in dataclasses.fields(cls):
+        if hasattr(args, prefix + f.name):
+            values[f.name] = getattr(args, prefix + f.name)
+    return cls(**values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="app.py", description="StarGAN face editor and class-conditional GAN.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train models and write the weights the app serves")
+    tsub = train.add_subparsers(dest="model", required=True)
+    p = tsub.add_parser("stargan", help="StarGAN on CelebA with two label groups and a mask vector",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+    add_config_flags(p, StarGANTrainConfig)
+    p = tsub.add_parser("cgan", help="conditional MLP GAN on MNIST or Fashion-MNIST")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+    add_config_flags(p, CGANTrainConfig)
+    p = tsub.add_parser("all", help="StarGAN, CGAN-MNIST and CGAN-Fashion in turn, with their defaults")
+    p.add_argument("--celeba-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
+    p.add_argument("--mnist-dir", default="", help="MNIST idx folder ('' = download)")
+    p.add_argument("--fashion-dir", default="", help="Fashion-MNIST idx folder ('' = download)")
+
+    p = sub.add_parser("export", help="write a run's newest checkpoint as a weights file")
+    p.add_argument("run_dir", help="run directory (holds checkpoints/)")
+    p.add_argument("--out", required=True, help="output .safetensors path")
+    p.add_argument("--fp16", action="store_true", help="store floating-point tensors as fp16")
+
+    p = sub.add_parser("import-official", help="convert official yunjey/stargan G/D .ckpt files")
+    p.add_argument("g_ckpt", help="official *-G.ckpt")
+    p.add_argument("d_ckpt", nargs="?", help="official *-D.ckpt (optional: enables attribute estimates)")
+    p.add_argument("--attrs", required=True,
+                   help="attribute names in the model's label order, comma-separated; ';' separates label groups")
+    p.add_argument("--image-size", type=int, default=128, help="resolution the model was trained at")
+    p.add_argument("--out", required=True, help="output .safetensors path")
+
+    p = sub.add_parser("eval", help="measure shipped or given weights")
+    esub = p.add_subparsers(dest="model", required=True)
+    e = esub.add_parser("stargan", help="attribute transfer, reconstruction and classifier ceiling on held-out faces")
+    e.add_argument("--weights", default=None, help="weights file (default: the shipped one)")
+    e.add_argument("--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
+    e.add_argument("--test-size", type=int, default=1000, help="held-out last ids")
+    e.add_argument("--cache-dir", default="runs/eval_cache", help="where the reference classifier is cached")
+    e.add_argument("--json", default=None, help="also write the results here")
+    e = esub.add_parser("cgan", help="class accuracy and diversity of samples per a reference classifier")
+    e.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
+    e.add_argument("--weights", default=None, help="weights file (default: the shipped one)")
+    e.add_argument("--data-dir", default="", help="idx folder ('' = download)")
+    e.add_argument("--per-class", type=int, default=1000, help="samples per class")
+    e.add_argument("--cache-dir", default="runs/eval_cache", help="where the reference classifier is cached")
+    e.add_argument("--json", default=None, help="also write the results here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from stargan_app.errors import StarGANAppError
+
+    try:
+        return _dispatch(args)
+    except StarGANAppError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "train":
+        if args.model == "stargan":
+            from stargan_app.training.stargan_loop import train_stargan
+
+            train_stargan(build_config(StarGANTrainConfig, args, resume=args.resume))
+        elif args.model == "cgan":
+            from stargan_app.training.cgan_loop import train_cgan
+
+            train_cgan(build_config(CGANTrainConfig, args, resume=args.resume))
+        else:
+            from stargan_app.training.cgan_loop import train_cgan
+            from stargan_app.training.stargan_loop import train_stargan
+
+            train_stargan(StarGANTrainConfig(data_dir=args.celeba_dir))
+            train_cgan(CGANTrainConfig(dataset="mnist", data_dir=args.mnist_dir))
+            train_cgan(CGANTrainConfig(dataset="fashion", data_dir=args.fashion_dir))
+    elif args.command == "export":
+        from stargan_app.training.export import export_run
+
+        print(export_run(args.run_dir, args.out, fp16=args.fp16))
+    elif args.command == "import-official":
+        from stargan_app.checkpoint import import_official
+
+        print(import_official(args.g_ckpt, args.d_ckpt, args.attrs, args.image_size, args.out))
+    elif args.command == "eval":
+        from stargan_app import evaluation
+
+        result = evaluation.eval_stargan(args) if args.model == "stargan" else evaluation.eval_cgan(args)
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0

@@ -1,0 +1,20 @@
+"""Face detection (MTCNN) and CelebA-style alignment."""
+
+from stargan_app.face.align import (
+    AlignedFace,
+    align_face,
+    celeba_reference_points,
+    paste_back,
+    similarity_transform,
+)
+from stargan_app.face.detect import DetectedFace, FaceDetector
+
+__all__ = [
+    "AlignedFace",
+    "DetectedFace",
+    "FaceDetector",
+    "align_face",
+    "celeba_reference_points",
+    "paste_back",
+    "similarity_transform",
+]

@@ -1,0 +1,216 @@
+"""CelebA-style face alignment (shared by data preparation and serving) and feathered paste-back."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+
+from stargan_app.errors import NoFaceError
+
+# Left eye, right eye, mouth centre of an aligned CelebA face, centre-cropped 178x178 and resized to 128.
+_REFERENCE_128 = np.array([[50.2, 65.4], [77.1, 65.4], [63.6, 95.3]], dtype=np.float64)
+
+_DEGENERATE = "The face landmarks are degenerate (coincident or not finite), so the face cannot be aligned."
+
+
+def celeba_reference_points(size: int) -> np.ndarray:
+    """Reference (left eye, right eye, mouth centre) positions, shape (3, 2), in a size x size crop."""
+    return _REFERENCE_128 * (size / 128.0)
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (Umeyama; rotation, uniform scale, translation) mapping src onto dst, as 2x3."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.ndim != 2 or src.shape[1] != 2 or src.shape != dst.shape or len(src) < 2:
+        raise ValueError(
+            f"expected two (N, 2) point arrays with N >= 2, got {src.shape} and {dst.shape}"
+        )
+    if not (np.isfinite(src).all() and np.isfinite(dst).all()):
+        raise NoFaceError(_DEGENERATE)
+    with np.errstate(all="ignore"):
+        src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+        src_c, dst_c = src - src_mean, dst - dst_mean
+        src_var = float((src_c**2).sum(axis=1).mean())
+        dst_var = float((dst_c**2).sum(axis=1).mean())
+        cov = dst_c.T @ src_c / len(src)
+    if not (
+        math.isfinite(src_var) and math.isfinite(dst_var) and np.isfinite(cov).all()
+    ):
+        raise NoFaceError(_DEGENERATE)
+    with np.errstate(over="ignore"):
+        tol = float(1e-12 * (1.0 + np.abs(src).max()) ** 2)
+    if src_var <= tol or dst_var <= 0.0:
+        raise NoFaceError(_DEGENERATE)
+    try:
+        u, d, vt = np.linalg.svd(cov)
+    except np.linalg.LinAlgError:
+        raise NoFaceError(_DEGENERATE) from None
+    signs = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        signs[-1] = -1.0
+    rotation = u @ np.diag(signs) @ vt
+    scale = float((d * signs).sum() / src_var)
+    if not math.isfinite(scale) or scale <= 0.0:
+        raise NoFaceError(_DEGENERATE)
+    matrix = np.empty((2, 3))
+    matrix[:, :2] = scale * rotation
+    matrix[:, 2] = dst_mean - matrix[:, :2] @ src_mean
+    if not np.isfinite(matrix).all():
+        raise NoFaceError(_DEGENERATE)
+    return matrix
+
+
+@dataclass(frozen=True, eq=False)
+class AlignedFace:
+    """An aligned square face crop and the 2x3 matrix mapping full-image coordinates to crop coordinates."""
+
+    crop: Image.Image
+    matrix: np.ndarray
+    size: int
+
+
+def _invert(matrix: np.ndarray) -> np.ndarray:
+    a = matrix[:, :2]
+    det = float(np.linalg.det(a))
+    if not math.isfinite(det) or abs(det) < 1e-300:
+        raise ValueError("the affine matrix is not invertible")
+    inv = np.empty((2, 3))
+    inv[:, :2] = np.array([[a[1, 1], -a[0, 1]], [-a[1, 0], a[0, 0]]]) / det
+    inv[:, 2] = -inv[:, :2] @ matrix[:, 2]
+    return inv
+
+
+def _bounds(
+    inv: np.ndarray, width: float, height: float, margin: int, limit: tuple[int, int]
+) -> tuple[int, int, int, int] | None:
+    """Integer bounding box, clipped to ``limit``, of the image-space footprint of a width x height crop."""
+    corners = np.array(
+        [[0.0, 0.0, 1.0], [width, 0.0, 1.0], [0.0, height, 1.0], [width, height, 1.0]]
+    )
+    with np.errstate(all="ignore"):
+        pts = corners @ inv.T
+    if not np.isfinite(pts).all():
+        return None
+    lo = np.clip(np.floor(pts.min(axis=0)) - margin, 0, limit)
+    hi = np.clip(np.ceil(pts.max(axis=0)) + margin, 0, limit)
+    x0, y0, x1, y1 = int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1, y1
+
+
+def align_face(img: Image.Image, landmarks: np.ndarray, size: int) -> AlignedFace:
+    """Warp the face with these 5 MTCNN landmarks onto the CelebA reference layout in a size x size crop."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.shape != (5, 2):
+        raise ValueError(f"expected (5, 2) landmarks, got shape {lm.shape}")
+    if size < 1:
+        raise ValueError("size must be positive")
+    if not np.isfinite(lm).all():
+        raise NoFaceError(_DEGENERATE)
+    src = np.stack([lm[0], lm[1], (lm[3] + lm[4]) / 2.0])
+    matrix = similarity_transform(src, celeba_reference_points(size))
+    scale = math.sqrt(abs(float(np.linalg.det(matrix[:, :2]))))
+    if not math.isfinite(scale) or size / scale < 1.0:
+        raise NoFaceError("The face is too small to edit.")
+    inv = _invert(matrix)
+
+    # Downscaling a big face in one bicubic step aliases; box-reduce its region first so the warp scale is > 0.5.
+    factor = max(1, int(1.0 / scale)) if scale < 0.5 else 1
+    box = _bounds(inv, size, size, 2 * factor + 2, img.size)
+    if box is None:
+        raise NoFaceError("The face lies outside the image.")
+    factor = min(factor, box[2] - box[0], box[3] - box[1])
+    if img.mode == "RGB":
+        region = img.reduce(factor, box=box) if factor > 1 else img.crop(box)
+    else:
+        region = img.crop(box).convert("RGB")
+        region = region.reduce(factor) if factor > 1 else region
+    crop_to_region = inv.copy()
+    crop_to_region[:, 2] -= box[:2]
+    crop_to_region /= factor
+    crop = region.transform(
+        (size, size),
+        Image.Transform.AFFINE,
+        tuple(crop_to_region.ravel()),
+        resample=Image.Resampling.BICUBIC,
+    )
+    return AlignedFace(crop=crop, matrix=matrix, size=size)
+
+
+@lru_cache(maxsize=16)
+def _feather_mask(width: int, height: int, feather: float) -> Image.Image:
+    """Rectangular mask, 0 on a 2 px rim (bicubic edge bleed) then a smoothstep ramp over feather*size px."""
+
+    def ramp(n: int) -> np.ndarray:
+        centres = np.arange(n) + 0.5
+        dist = np.minimum(centres, n - centres) - 2.0
+        t = np.clip(dist / max(1.0, feather * n), 0.0, 1.0)
+        return t * t * (3.0 - 2.0 * t)
+
+    mask = np.outer(ramp(height), ramp(width))
+    return Image.fromarray(np.rint(mask * 255.0).astype(np.uint8), "L")
+
+
+def _warp_region(
+    src: Image.Image,
+    m: np.ndarray,
+    box: tuple[int, int, int, int],
+    step: int,
+    resample: Image.Resampling,
+) -> Image.Image:
+    """Warp ``src`` (m: image -> src coords) onto ``box`` of the image via a grid ``step`` px coarser."""
+    x0, y0, x1, y1 = box
+    width, height = x1 - x0, y1 - y0
+    step = max(1, min(step, width, height))
+    grid_to_src = np.empty((2, 3))
+    grid_to_src[:, :2] = m[:, :2] * step
+    grid_to_src[:, 2] = m[:, :2] @ np.array([x0, y0], dtype=np.float64) + m[:, 2]
+    grid = (math.ceil(width / step), math.ceil(height / step))
+    warped = src.transform(
+        grid, Image.Transform.AFFINE, tuple(grid_to_src.ravel()), resample=resample
+    )
+    if step == 1:
+        return warped
+    src_box = (0.0, 0.0, width / step, height / step)
+    return warped.resize((width, height), Image.Resampling.BILINEAR, box=src_box)
+
+
+def paste_back(
+    img: Image.Image, edited_crop: Image.Image, matrix: np.ndarray, feather: float = 0.1
+) -> Image.Image:
+    """New copy of ``img`` with ``edited_crop`` warped back through ``matrix`` (image -> crop) and feather-blended."""
+    m = np.asarray(matrix, dtype=np.float64).reshape(2, 3)
+    if not np.isfinite(m).all():
+        raise ValueError("the affine matrix is not finite")
+    inv = _invert(m)
+    out = img.copy()
+    cw, ch = edited_crop.size
+    box = _bounds(inv, cw, ch, 2, img.size)
+    if box is None:
+        return out
+    # PIL's affine warp costs ~50 ns per output pixel, too slow for a big face at full resolution, so warp onto
+    # a coarser grid (keeping >= 2 samples per crop pixel; the smooth mask needs only 1) and upsample with the
+    # much faster separable resize.
+    scale = math.sqrt(abs(float(np.linalg.det(m[:, :2]))))
+    crop = (
+        edited_crop if edited_crop.mode == img.mode else edited_crop.convert(img.mode)
+    )
+    warped = _warp_region(crop, m, box, int(0.5 / scale), Image.Resampling.BICUBIC)
+    mask = _feather_mask(cw, ch, float(max(feather, 0.0)))
+    mask = _warp_region(mask, m, box, int(1.0 / scale), Image.Resampling.BILINEAR)
+    out.paste(warped, box[:2], mask)
+    return out
+
+
+def celeba_center_crop(img: Image.Image, size: int) -> Image.Image:
+    """Data preparation half of the geometry: CelebA aligned image -> centre square crop -> size x size."""
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return img.resize((size, size), Image.BICUBIC, box=(left, top, left + side, top + side), reducing_gap=None)

@@ -1,0 +1,82 @@
+"""Label vectors: user choices -> c vectors (one per label group touched), dataset mask, strength."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from stargan_app.config import LabelSchema
+from stargan_app.errors import LabelError
+
+MAX_STRENGTH = 2.0
+
+
+def full_label_vector(schema: LabelSchema, group: int, group_labels: torch.Tensor) -> torch.Tensor:
+    """Batch of c = [group A | group B | ... | mask]: the group's labels, zeros elsewhere, mask one-hot."""
+    n = group_labels.size(0)
+    c = group_labels.new_zeros(n, schema.c_dim)
+    c[:, schema.group_slice(group)] = group_labels
+    if schema.mask_dim:
+        c[:, schema.cls_dim + group] = 1.0
+    return c
+
+
+def validate_targets(schema: LabelSchema, targets: Mapping[str, bool], strength: float) -> None:
+    unknown = [name for name in targets if name not in schema.attributes]
+    if unknown:
+        raise LabelError(
+            f"Unknown attribute {', '.join(map(repr, unknown))}. This model knows: {', '.join(schema.attributes)}."
+        )
+    if not isinstance(strength, (int, float)) or not 0.0 <= float(strength) <= MAX_STRENGTH:
+        raise LabelError(f"Strength must be a number between 0 and {MAX_STRENGTH:g}, got {strength!r}.")
+
+
+def source_vector(schema: LabelSchema, source: Mapping[str, float] | None) -> torch.Tensor:
+    """Binary source labels over all attributes (probabilities >= 0.5 count as present; missing = absent)."""
+    source = source or {}
+    return torch.tensor([1.0 if float(source.get(a, 0.0)) >= 0.5 else 0.0 for a in schema.attributes])
+
+
+def target_vector(schema: LabelSchema, src: torch.Tensor, targets: Mapping[str, bool]) -> torch.Tensor:
+    """Source labels with the user's choices applied; switching one exclusive attribute on clears the others."""
+    trg = src.clone()
+    index = {a: i for i, a in enumerate(schema.attributes)}
+    for name, on in targets.items():
+        if on and name in schema.exclusive:
+            for other in schema.exclusive:
+                trg[index[other]] = 0.0
+    for name, on in targets.items():
+        trg[index[name]] = 1.0 if on else 0.0
+    return trg
+
+
+def edit_passes(
+    schema: LabelSchema,
+    targets: Mapping[str, bool],
+    source: Mapping[str, float] | None = None,
+    strength: float = 1.0,
+) -> list[torch.Tensor]:
+    """One c vector (shape [c_dim]) per label group the targets touch, in group order.
+
+    Within a group, untouched attributes keep their source value and c = c_src + strength * (c_trg - c_src).
+    """
+    validate_targets(schema, targets, strength)
+    src = source_vector(schema, source)
+    trg = target_vector(schema, src, targets)
+    c_all = src + float(strength) * (trg - src)
+    touched = sorted({schema.group_of(name) for name in targets})
+    return [full_label_vector(schema, g, c_all[schema.group_slice(g)].unsqueeze(0))[0] for g in touched]
+
+
+def single_attribute_edits(schema: LabelSchema, source: Mapping[str, float] | None = None) -> list[tuple[str, torch.Tensor]]:
+    """For the preview grid: for every attribute, the c vector that flips it (hair colours: set that colour)."""
+    src = source_vector(schema, source)
+    edits = []
+    for g, attrs in enumerate(schema.groups):
+        for name in attrs:
+            i = schema.attributes.index(name)
+            on = name in schema.exclusive or src[i] < 0.5
+            trg = target_vector(schema, src, {name: bool(on)})
+            edits.append((f"{'+' if on else '-'}{name}", full_label_vector(schema, g, trg[schema.group_slice(g)][None])[0]))
+    return edits

@@ -1,0 +1,55 @@
+"""Conditional MLP GAN for 28x28 class-conditional images (MNIST, Fashion-MNIST)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from stargan_app.config import CGANConfig
+
+
+class CGANGenerator(nn.Module):
+    """MLP generator: noise concatenated with a label embedding -> image in [-1, 1]."""
+
+    def __init__(self, cfg: CGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        n = len(cfg.classes)
+        self.label_emb = nn.Embedding(n, n)
+        layers: list[nn.Module] = []
+        width = cfg.noise_dim + n
+        for i, out in enumerate(cfg.g_hidden):
+            layers.append(nn.Linear(width, out))
+            if i > 0:
+                layers.append(nn.BatchNorm1d(out))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            width = out
+        layers += [nn.Linear(width, cfg.image_size**2), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        x = self.model(torch.cat([z, self.label_emb(labels)], dim=1))
+        return x.view(-1, 1, self.cfg.image_size, self.cfg.image_size)
+
+
+class CGANDiscriminator(nn.Module):
+    """MLP discriminator: image concatenated with a label embedding -> real/fake logit."""
+
+    def __init__(self, cfg: CGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        n = len(cfg.classes)
+        self.label_emb = nn.Embedding(n, n)
+        layers: list[nn.Module] = []
+        width = cfg.image_size**2 + n
+        for i, out in enumerate(cfg.d_hidden):
+            layers.append(nn.Linear(width, out))
+            if i > 0:
+                layers.append(nn.Dropout(0.4))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            width = out
+        layers.append(nn.Linear(width, 1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, img: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.model(torch.cat([img.flatten(1), self.label_emb(labels)], dim=1)).squeeze(1)

@@ -1,0 +1,26 @@
+"""Export a run's newest complete checkpoint as the safetensors weights file the app serves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from stargan_app.checkpoint import KINDS, load_resume, save_weights
+from stargan_app.config import config_from_json
+from stargan_app.errors import WeightsError
+
+
+def export_run(run_dir: str | Path, out: str | Path, fp16: bool = False) -> Path:
+    state = load_resume(run_dir)
+    if state is None:
+        raise WeightsError(f"{run_dir} has no complete checkpoint to export.")
+    config_cls, builders = KINDS[state["kind"]]
+    config = config_from_json(config_cls, json.dumps(state["model_config"]))
+    modules = {}
+    for name, build in builders.items():
+        module = build(config)
+        module.load_state_dict(state[name])
+        modules[name] = module
+    info = dict(state.get("info", {}))
+    info.update(steps=int(state["step"]), train_seconds=round(float(state.get("train_seconds", 0.0)), 1))
+    return save_weights(out, state["kind"], config, modules, info=info, fp16=fp16)

@@ -1,0 +1,187 @@
+"""What every training loop shares: devices and DDP, run dirs, logging, resume checkpoints, the step driver."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from stargan_app.checkpoint import load_resume, save_resume
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or inf; training stops and the last good checkpoint is kept."""
+
+
+@dataclass
+class Dist:
+    rank: int  # global rank of this process (0 when not distributed)
+    world: int  # number of processes
+    device: torch.device  # where this process trains
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(device: str = "auto") -> Dist:
+    """Pick the device; under torchrun (WORLD_SIZE > 1) join the process group (NCCL on GPU, gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if world > 1:
+            dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return Dist(rank=dist.get_rank() if world > 1 else 0, world=world, device=dev)
+
+
+def teardown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def hardware(d: Dist) -> str:
+    if d.device.type == "cuda":
+        return f"{d.world}x {torch.cuda.get_device_name(d.device)}"
+    return f"{d.world}x CPU ({os.cpu_count()} cores, {platform.machine()})"
+
+
+def write_run_config(run_dir: Path, cfg: Any) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True))
+
+
+def linear_decay(base_lr: float, step: int, total: int) -> float:
+    """Constant for the first half of training, then linear to zero."""
+    half = total / 2
+    return base_lr if step < half else base_lr * max(0.0, (total - step) / half)
+
+
+def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
+    """All randomness of one step comes from here, so resuming at any step reproduces the same run."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2**63))
+
+
+@dataclass
+class Driver:
+    """Runs step_fn over a range of steps with periodic logging, sampling and atomic resume checkpoints."""
+
+    run_dir: Path
+    dist: Dist
+    num_steps: int
+    log_every: int
+    save_every: int
+    sample_every: int
+    keep_checkpoints: int
+    state_fn: Callable[[int], dict[str, Any]]  # step -> full training state
+    sample_fn: Callable[[int], None] | None = None
+    desc: str = "train"
+
+    def resume(self, restore_fn: Callable[[dict[str, Any]], None]) -> int:
+        state = load_resume(self.run_dir)
+        if state is None:
+            return 0
+        restore_fn(state)
+        if self.dist.is_main:
+            print(f"resumed {self.run_dir} at step {state['step']}")
+        return int(state["step"])
+
+    def run(self, start: int, step_fn: Callable[[int], dict[str, torch.Tensor]]) -> None:
+        writer, bar = self._open_logs(start)
+        sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}  # G losses arrive only every n_critic steps
+        done, tick = start, time.perf_counter()
+        try:
+            for step in range(start, self.num_steps):
+                for name, value in step_fn(step).items():
+                    sums[name] = sums.get(name, 0) + value.detach()
+                    counts[name] = counts.get(name, 0) + 1
+                done = step + 1
+                if bar is not None:
+                    bar.update(1)
+                if done % self.log_every == 0 or done == self.num_steps or done % self.save_every == 0:
+                    means = {k: float(v) / counts[k] for k, v in sums.items()}  # the only host sync
+                    sums, counts = {}, {}
+                    self._check_finite(means, done)
+                    if writer is not None:
+                        for k, v in means.items():
+                            writer.add_scalar(f"loss/{k}", v, done)
+                        writer.add_scalar("speed/steps_per_s", self.log_every / max(1e-9, time.perf_counter() - tick), done)
+                    if bar is not None:
+                        bar.set_postfix({k: f"{v:.3f}" for k, v in list(means.items())[:4]})
+                    tick = time.perf_counter()
+                if done % self.save_every == 0 or done == self.num_steps:
+                    self.save(done)
+                if self.sample_fn is not None and self.sample_every and done % self.sample_every == 0 and self.dist.is_main:
+                    self.sample_fn(done)
+        except KeyboardInterrupt:
+            means = {k: float(v) / counts[k] for k, v in sums.items()}
+            if done > start and all(math.isfinite(v) for v in means.values()):
+                self.save(done)
+                if self.dist.is_main:
+                    print(f"\ninterrupted: saved step {done}; continue with --resume {self.run_dir}")
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                writer.close()
+
+    def save(self, step: int) -> None:
+        if self.dist.is_main:
+            save_resume(self.run_dir, step, self.state_fn(step), keep=self.keep_checkpoints)
+
+    def _check_finite(self, means: dict[str, float], step: int) -> None:
+        bad = {k: v for k, v in means.items() if not math.isfinite(v)}
+        if bad:
+            raise NonFiniteLossError(
+                f"loss became non-finite near step {step} ({bad}); stopped without saving. "
+                f"The last good checkpoint in {self.run_dir / 'checkpoints'} is kept: resume from it with a lower "
+                "learning rate, or inspect the data."
+            )
+
+    def _open_logs(self, start: int):
+        if not self.dist.is_main:
+            return None, None
+        from tqdm import tqdm
+
+        writer = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(self.run_dir / "tb"))
+        except ImportError:  # TensorBoard is optional
+            print("tensorboard not installed: scalars are not logged")
+        bar = tqdm(total=self.num_steps, initial=start, desc=self.desc, dynamic_ncols=True, mininterval=2.0)
+        return writer, bar
+
+
+def rng_state() -> dict[str, torch.Tensor]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])

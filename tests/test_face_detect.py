@@ -1,0 +1,166 @@
+"""Tests for stargan_app.face.detect with the real (bundled, offline) MTCNN weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stargan_app.face.detect import DetectedFace, FaceDetector
+from stargan_app.imaging import load_image
+
+SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    # MTCNN runs hundreds of tiny ops; on a small, busy CI machine thread hand-offs dominate (10x slower).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector()
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> Image.Image:
+    data = pytest.importorskip(
+        "skimage.data", reason="scikit-image provides the public-domain test portrait"
+    )
+    return Image.fromarray(data.astronaut()).convert("RGB")
+
+
+def assert_plausible(face: DetectedFace, img_size: tuple[int, int]) -> None:
+    x0, y0, x1, y1 = face.box
+    assert 0 <= x0 < x1 <= img_size[0] and 0 <= y0 < y1 <= img_size[1]
+    assert face.score >= 0.95
+    assert face.landmarks.shape == (5, 2) and face.landmarks.dtype == np.float64
+    le, re, nose, ml, mr = face.landmarks
+    assert le[0] < re[0] and ml[0] < mr[0]
+    assert max(le[1], re[1]) < nose[1] < min(ml[1], mr[1])
+    assert np.all((face.landmarks[:, 0] > x0) & (face.landmarks[:, 0] < x1))
+    assert np.all((face.landmarks[:, 1] > y0) & (face.landmarks[:, 1] < y1))
+
+
+def test_construction_is_cheap_and_lazy():
+    det = FaceDetector(min_face_px=20, min_score=0.9, max_side=640)
+    assert det._mtcnn is None
+    assert det.detect(Image.new("RGB", (5, 5))) == []
+
+
+def test_astronaut_has_one_face(detector, astronaut):
+    faces = detector.detect(astronaut)
+    assert len(faces) == 1
+    face = faces[0]
+    assert_plausible(face, astronaut.size)
+    assert (
+        60 < face.width < 150
+    )  # the astronaut's face is ~90 px wide in the 512 px portrait
+    d = face.to_dict()
+    json.dumps(d)
+    assert d["box"] == [round(v, 1) for v in face.box]
+    assert len(d["landmarks"]) == 5 and all(len(p) == 2 for p in d["landmarks"])
+
+
+def test_grey_input_is_accepted(detector, astronaut):
+    assert len(detector.detect(astronaut.convert("L"))) == 1
+
+
+def test_large_image_is_downscaled_and_mapped_back(detector, astronaut):
+    small = detector.detect(astronaut)[0]
+    big_img = astronaut.resize((4000, 4000), Image.Resampling.BILINEAR)
+    faces = detector.detect(big_img)
+    assert len(faces) == 1
+    big = faces[0]
+    assert_plausible(big, big_img.size)
+    k = 4000 / 512
+    tol = 0.1 * small.width * k
+    assert np.allclose(big.box, np.array(small.box) * k, atol=tol)
+    assert np.allclose(big.landmarks, small.landmarks * k, atol=tol)
+
+
+def test_two_faces_largest_first(detector, astronaut):
+    canvas = Image.new("RGB", (512 + 320, 512), (128, 128, 128))
+    canvas.paste(astronaut.resize((300, 300), Image.Resampling.LANCZOS), (522, 100))
+    canvas.paste(astronaut, (0, 0))
+    faces = detector.detect(canvas)
+    assert len(faces) == 2
+    assert faces[0].width > faces[1].width * 1.3
+    assert faces[0].box[0] < 512 <= faces[1].box[0]
+
+
+def test_min_face_px_drops_small_faces(astronaut):
+    det = FaceDetector(min_face_px=200)
+    assert det.detect(astronaut) == []
+
+
+@pytest.mark.parametrize(
+    "img",
+    [
+        Image.new("RGB", (640, 480), (255, 255, 255)),
+        Image.fromarray(
+            np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+        ),
+        Image.new("RGB", (1, 1)),
+        Image.new("RGB", (11, 11)),
+        Image.new("RGB", (3000, 60), (200, 150, 120)),
+        Image.new("RGB", (60, 3000), (200, 150, 120)),
+        Image.new("RGB", (600, 12), (90, 90, 90)),
+    ],
+    ids=["blank", "noise", "1x1", "11x11", "strip-50to1", "strip-1to50", "strip-12px"],
+)
+def test_no_face(detector, img):
+    assert detector.detect(img) == []
+
+
+def test_detected_face_normalises_fields():
+    face = DetectedFace(
+        box=[1, 2, 30, 40], landmarks=[[1, 2]] * 5, score=np.float32(0.99)
+    )
+    assert face.box == (1.0, 2.0, 30.0, 40.0) and isinstance(face.score, float)
+    assert face.width == 29.0
+    assert face.landmarks.dtype == np.float64 and not face.landmarks.flags.writeable
+    with pytest.raises(AttributeError):
+        face.score = 0.5  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------- shared photos
+
+
+def shared_photo(name: str) -> Image.Image:
+    path = SHARED_FACES / name
+    if not path.is_file():
+        pytest.skip(f"shared test photo {path} is not present")
+    return load_image(path)
+
+
+@pytest.mark.shared_data
+def test_shared_no_face_water(detector):
+    assert detector.detect(shared_photo("no_face_water.jpg")) == []
+
+
+@pytest.mark.shared_data
+def test_shared_two_people(detector):
+    img = shared_photo("two_people_outdoors.jpg")
+    faces = detector.detect(img)
+    assert len(faces) >= 1
+    areas = [f.width * (f.box[3] - f.box[1]) for f in faces]
+    assert areas == sorted(areas, reverse=True)
+    for face in faces:
+        assert_plausible(face, img.size)
+
+
+@pytest.mark.shared_data
+def test_shared_grace_hopper(detector):
+    img = shared_photo("grace_hopper.jpg")
+    faces = detector.detect(img)
+    assert len(faces) == 1
+    assert_plausible(faces[0], img.size)

@@ -1,0 +1,134 @@
+"""Fast training tests on synthetic CelebA-layout and idx data written to tmp (tiny configs, CPU)."""
+
+import gzip
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stargan_app.checkpoint import load_resume, resume_checkpoints
+from stargan_app.config import GROUP_A, GROUP_B, CGANTrainConfig, StarGANTrainConfig
+from stargan_app.inference import ClassSampler, FaceEditor
+from stargan_app.training import losses
+from stargan_app.training.cgan_loop import train_cgan
+from stargan_app.training.stargan_loop import train_stargan
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_celeba(root: Path, n: int = 24, corrupt: int = 2) -> Path:
+    (root / "img_align_celeba").mkdir(parents=True)
+    names = list(GROUP_A + GROUP_B) + ["Male"]
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(1, n + 1):
+        name = f"{i:06d}.jpg"
+        if i <= corrupt:
+            (root / "img_align_celeba" / name).write_bytes(b"not a jpeg")
+        else:
+            Image.fromarray(rng.integers(0, 255, (109, 89, 3), dtype=np.uint8)).save(root / "img_align_celeba" / name)
+        values = rng.choice([-1, 1], size=len(names), p=[0.7, 0.3])
+        rows.append(name + " " + " ".join(f"{v:2d}" for v in values))
+    (root / "list_attr_celeba.txt").write_text(f"{n}\n" + " ".join(names) + "\n" + "\n".join(rows) + "\n")
+    return root
+
+
+def tiny_stargan(tmp_path: Path, **kw) -> StarGANTrainConfig:
+    base = dict(data_dir=str(make_celeba(tmp_path / "celeba")) if not (tmp_path / "celeba").exists() else str(tmp_path / "celeba"),
+                run_dir=str(tmp_path / "run"), out=str(tmp_path / "w.safetensors"), image_size=32, conv_dim=8,
+                g_repeat_num=1, d_conv_dim=8, d_repeat_num=4, test_size=4, batch_size=4, num_iters=6, n_critic=2,
+                log_every=2, save_every=3, sample_every=3, device="cpu", fp16_export=False)
+    base.update(kw)
+    return StarGANTrainConfig(**base)
+
+
+def test_stargan_trains_exports_and_skips_corrupt(tmp_path, capsys):
+    cfg = tiny_stargan(tmp_path)
+    train_stargan(cfg)
+    assert "2 skipped" in capsys.readouterr().out
+    state = load_resume(cfg.run_dir)
+    assert state["step"] == 6 and all(torch.isfinite(v).all() for v in state["G"].values())
+    assert list((Path(cfg.run_dir) / "samples").glob("*.png"))
+    editor = FaceEditor.from_pretrained(cfg.out)
+    assert editor.config.image_size == 32 and editor.D is not None
+
+
+def test_resume_after_ctrl_c_matches_uninterrupted_run(tmp_path, monkeypatch):
+    full = tiny_stargan(tmp_path, run_dir=str(tmp_path / "full"), out="", save_every=100)
+    train_stargan(full)
+    part = tiny_stargan(tmp_path, run_dir=str(tmp_path / "part"), out="", save_every=100)
+    real_gp, calls = losses.gradient_penalty, []
+
+    def interrupt_at_step_3(*args):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real_gp(*args)
+
+    monkeypatch.setattr(losses, "gradient_penalty", interrupt_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_stargan(part)
+    assert load_resume(part.run_dir)["step"] == 3  # saved on Ctrl-C
+    monkeypatch.setattr(losses, "gradient_penalty", real_gp)
+    train_stargan(part)
+    a, b = load_resume(full.run_dir), load_resume(part.run_dir)
+    for key in ("G", "D"):
+        for name, t in a[key].items():
+            assert torch.equal(t, b[key][name]), f"{key}.{name}"
+
+
+def test_truncated_checkpoint_falls_back_to_previous(tmp_path):
+    cfg = tiny_stargan(tmp_path, out="", num_iters=6, save_every=3)
+    train_stargan(cfg)
+    newest, previous = resume_checkpoints(cfg.run_dir)[:2]
+    newest.write_bytes(newest.read_bytes()[:1000])  # as if killed mid-write without the atomic rename
+    assert load_resume(cfg.run_dir)["step"] == int(previous.stem.split("_")[1])
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    header = struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_cgan_trains_and_sampler_loads(tmp_path):
+    rng = np.random.default_rng(0)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 255, (64, 28, 28)))
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, (64,)))
+    cfg = CGANTrainConfig(dataset="fashion", data_dir=str(tmp_path), run_dir=str(tmp_path / "run"),
+                          out=str(tmp_path / "c.safetensors"), batch_size=16, epochs=2, log_every=2,
+                          save_every=4, sample_every=4, device="cpu")
+    train_cgan(cfg)
+    sampler = ClassSampler.from_pretrained(cfg.out)
+    assert sampler.classes[0] == "T-shirt/top" and len(sampler.sample("Bag", n=3)) == 3
+    assert load_resume(cfg.run_dir)["step"] == 8
+
+
+def test_torchrun_two_processes_rank0_writes(tmp_path):
+    cfg = tiny_stargan(tmp_path, num_iters=2, save_every=2, sample_every=0)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           str(ROOT / "app.py"), "train", "stargan", "--data-dir", cfg.data_dir, "--run-dir", cfg.run_dir,
+           "--out", cfg.out, "--image-size", "32", "--conv-dim", "8", "--g-repeat-num", "1", "--d-conv-dim", "8",
+           "--d-repeat-num", "4", "--test-size", "4", "--batch-size", "2", "--num-iters", "2", "--n-critic", "2",
+           "--log-every", "1", "--save-every", "2", "--sample-every", "0", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [p.name for p in resume_checkpoints(cfg.run_dir)] == ["step_00000002.pt"]
+    assert not list(Path(cfg.run_dir, "checkpoints").glob("*.tmp"))
+    assert proc.stdout.count("wrote ") == 1  # only rank 0 exports
+    FaceEditor.from_pretrained(cfg.out)
+
+
+@pytest.mark.parametrize("cmd", [["train", "--help"], ["train", "stargan", "--help"], ["train", "cgan", "--help"],
+                                 ["train", "all", "--help"], ["export", "--help"], ["import-official", "--help"],
+                                 ["eval", "stargan", "--help"]])
+def test_help_documents_flags(cmd):
+    proc = subprocess.run([sys.executable, str(ROOT / "app.py"), *cmd], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "usage" in proc.stdout
