@@ -1,0 +1,267 @@
+"""The Gradio app (the only module that imports gradio): face editor, digits & clothing, about."""
+
+from __future__ import annotations
+
+import os
+import random
+from functools import lru_cache
+from pathlib import Path
+
+import gradio as gr
+from PIL import Image
+
+from stargan_app.checkpoint import WEIGHTS_DIR
+from stargan_app.errors import StarGANAppError
+from stargan_app.inference import ClassSampler, FaceEditor, PreparedFace
+
+KEEP = "keep"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+
+
+@lru_cache(maxsize=1)
+def editor() -> FaceEditor:
+    return FaceEditor.from_pretrained()
+
+
+@lru_cache(maxsize=2)
+def sampler(dataset: str) -> ClassSampler:
+    return ClassSampler.from_pretrained(dataset)
+
+
+def _try_editor() -> tuple[FaceEditor | None, str]:
+    try:
+        return editor(), ""
+    except StarGANAppError as e:
+        return None, f"The face editor is unavailable: {e}"
+
+
+def _friendly(fn):
+    """Turn the app's own errors into a message box instead of a traceback."""
+
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except StarGANAppError as e:
+            raise gr.Error(str(e)) from None
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def _targets(ed: FaceEditor, hair: str, checked: list[str], source: dict[str, float] | None) -> dict[str, bool]:
+    """Only what the user changed relative to the detected attributes becomes a target."""
+    source = source or {}
+    targets: dict[str, bool] = {}
+    if hair and hair != KEEP:
+        targets[hair] = True
+    for name in ed.attributes:
+        if name in ed.schema.exclusive:
+            continue
+        on = name in (checked or [])
+        if on != (source.get(name, 0.0) >= 0.5):
+            targets[name] = on
+    return targets
+
+
+def _other_attributes(ed: FaceEditor) -> list[str]:
+    return [a for a in ed.attributes if a not in ed.schema.exclusive]
+
+
+@_friendly
+def detect_api(image: Image.Image | None) -> list[dict]:
+    """Detect faces: a list of {box, landmarks, score}, largest first."""
+    if image is None:
+        raise gr.Error("Please upload an image.")
+    return [f.to_dict() for f in _require_editor().detect(image)]
+
+
+@_friendly
+def edit_api(image, hair: str = KEEP, attributes: list[str] | None = None, strength: float = 1.0, face_index: int = 0):
+    """Edit one face: hair colour (or 'keep'), attributes to switch on, strength; returns the full photo."""
+    if image is None:
+        raise gr.Error("Please upload an image.")
+    ed = _require_editor()
+    prep = ed.prepare(image, int(face_index))
+    checked = attributes if attributes is not None else [a for a in _other_attributes(ed) if (prep.attributes or {}).get(a, 0) >= 0.5]
+    return ed.edit(prep, _targets(ed, hair, checked, prep.attributes), strength=float(strength)).image
+
+
+@_friendly
+def preview_api(image, face_index: int = 0) -> Image.Image:
+    """Grid of every single-attribute edit of one face."""
+    if image is None:
+        raise gr.Error("Please upload an image.")
+    return _require_editor().preview_grid(image, int(face_index))
+
+
+@_friendly
+def sample_api(dataset: str = "mnist", label: str = "0", n: int = 16, seed: int = 0) -> list[Image.Image]:
+    """n samples of one class, upscaled for display."""
+    images = sampler(dataset).sample(label, n=int(n), seed=int(seed))
+    return [im.resize((112, 112), Image.NEAREST) for im in images]
+
+
+@_friendly
+def sample_grid_api(dataset: str = "mnist", seed: int = 0) -> Image.Image:
+    """A grid with a row per class."""
+    grid = sampler(dataset).grid(n_per_class=8, seed=int(seed))
+    return grid.resize((grid.width * 3, grid.height * 3), Image.NEAREST)
+
+
+def _require_editor() -> FaceEditor:
+    ed, message = _try_editor()
+    if ed is None:
+        raise gr.Error(message)
+    return ed
+
+
+def _about() -> str:
+    parts = ["# About\n"]
+    for name, load in (("StarGAN", lambda: editor()), ("CGAN MNIST", lambda: sampler("mnist")),
+                       ("CGAN Fashion", lambda: sampler("fashion"))):
+        try:
+            info = load().info
+            parts.append(f"- **{name}**: `{Path(info.get('path', '')).name}`, {info.get('steps', '?')} steps on "
+                         f"{info.get('hardware', '?')}; data: {info.get('data', '?')}")
+        except StarGANAppError as e:
+            parts.append(f"- **{name}**: not available ({e})")
+    card = WEIGHTS_DIR / "README.md"
+    if card.exists():
+        parts.append("\n" + card.read_text())
+    return "\n".join(parts)
+
+
+def build() -> gr.Blocks:
+    ed, missing = _try_editor()
+    with gr.Blocks(title="StarGAN face editor") as demo:
+        gr.Markdown("# StarGAN face editor\nUpload a photo, pick the changes, and get your photo back edited.")
+        with gr.Tab("Face editor"):
+            if ed is None:
+                gr.Markdown(f"**{missing}**")
+            prepared = gr.State(None)
+            with gr.Row():
+                with gr.Column():
+                    photo = gr.Image(type="pil", label="Photo", sources=["upload", "webcam", "clipboard"])
+                    faces = gr.Gallery(label="Faces found (click to choose)", columns=6, height=120, allow_preview=False)
+                    face_index = gr.Number(value=0, precision=0, visible=False)
+                    hair_choices = [KEEP] + list(ed.schema.exclusive) if ed else [KEEP]
+                    hair = gr.Radio(hair_choices, value=KEEP, label="Hair colour")
+                    others = gr.CheckboxGroup(_other_attributes(ed) if ed else [], label="Attributes")
+                    strength = gr.Slider(0, 2, value=1, step=0.1, label="Intensity")
+                    with gr.Row():
+                        edit_btn = gr.Button("Edit", variant="primary")
+                        grid_btn = gr.Button("All single edits")
+                    status = gr.Markdown()
+                with gr.Column():
+                    result = gr.Image(type="pil", label="Edited photo", format="png")
+                    with gr.Row():
+                        before = gr.Image(type="pil", label="Face before", height=160)
+                        after = gr.Image(type="pil", label="Face after", height=160)
+                    grid = gr.Image(type="pil", label="Every single-attribute edit")
+            examples = [str(p) for p in sorted(ASSETS.glob("*.png"))]
+            if examples:
+                gr.Examples(examples, inputs=photo)
+
+            def on_upload(image, index):
+                if image is None or ed is None:
+                    return None, [], gr.update(), "" if ed else missing, 0
+                try:
+                    found = ed.detect(image)
+                    if not found:
+                        return None, [], gr.update(value=[]), "No face was found in this image.", 0
+                    index = int(index) if 0 <= int(index or 0) < len(found) else 0
+                    prep = ed.prepare(image, index)
+                except StarGANAppError as e:
+                    return None, [], gr.update(value=[]), str(e), 0
+                thumbs = [image.crop(tuple(int(v) for v in f.box)) for f in found[:12]]
+                present = [a for a in _other_attributes(ed) if (prep.attributes or {}).get(a, 0) >= 0.5]
+                note = f"{len(found)} face(s) found; editing face {index + 1}."
+                return prep, thumbs, gr.update(value=present), note, index
+
+            def on_select(image, evt: gr.SelectData):
+                return on_upload(image, evt.index)
+
+            def on_edit(prep: PreparedFace | None, hair_value, checked, strength_value):
+                if prep is None or ed is None:
+                    return None, None, None, "Upload a photo with a face first."
+                try:
+                    r = ed.edit(prep, _targets(ed, hair_value, checked, prep.attributes), strength=float(strength_value))
+                except StarGANAppError as e:
+                    return None, None, None, str(e)
+                return r.image, r.face_before, r.face_after, ""
+
+            def on_grid(prep: PreparedFace | None):
+                if prep is None or ed is None:
+                    return None
+                return ed.preview_grid(prep)
+
+            upload_outputs = [prepared, faces, others, status, face_index]
+            photo.upload(on_upload, [photo, face_index], upload_outputs, api_name=False)
+            photo.change(on_upload, [photo, face_index], upload_outputs, api_name=False)
+            faces.select(on_select, [photo], upload_outputs, api_name=False)
+            edit_inputs = [prepared, hair, others, strength]
+            edit_outputs = [result, before, after, status]
+            edit_btn.click(on_edit, edit_inputs, edit_outputs, api_name=False)
+            for control in (hair, others, strength):
+                control.change(on_edit, edit_inputs, edit_outputs, api_name=False, show_progress="hidden")
+            grid_btn.click(on_grid, [prepared], [grid], api_name=False)
+
+        with gr.Tab("Digits & clothing"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    dataset = gr.Radio([("MNIST digits", "mnist"), ("Fashion-MNIST clothing", "fashion")],
+                                       value="mnist", label="Dataset")
+                    label = gr.Dropdown([str(i) for i in range(10)], value="0", label="Class")
+                    n = gr.Slider(1, 64, value=16, step=1, label="Samples")
+                    with gr.Row():
+                        seed = gr.Number(value=0, precision=0, label="Seed")
+                        dice = gr.Button("🎲 random")
+                    sample_btn = gr.Button("Sample", variant="primary")
+                    all_btn = gr.Button("All classes")
+                with gr.Column(scale=2):
+                    samples = gr.Gallery(label="Samples", columns=8, height="auto")
+                    class_grid = gr.Image(type="pil", label="All classes", format="png")
+
+            def on_dataset(value):
+                try:
+                    names = sampler(value).classes
+                except StarGANAppError:
+                    names = []
+                return gr.update(choices=names, value=names[0] if names else None)
+
+            dataset.change(on_dataset, [dataset], [label], api_name=False)
+            dice.click(lambda: random.randint(0, 2**31 - 1), None, [seed], api_name=False)
+            sample_btn.click(sample_api, [dataset, label, n, seed], [samples], api_name=False)
+            all_btn.click(sample_grid_api, [dataset, seed], [class_grid], api_name=False)
+
+        with gr.Tab("About"):
+            gr.Markdown(_about())
+
+        # Named HTTP API endpoints (gradio_client): stateless versions of the UI actions.
+        with gr.Row(visible=False):
+            api_image = gr.File(type="filepath")  # decoded by load_image, so bad files get a clear message
+            api_hair, api_attrs = gr.Textbox(value=KEEP), gr.JSON()
+            api_strength, api_index = gr.Number(value=1.0), gr.Number(value=0, precision=0)
+            api_dataset, api_label = gr.Textbox(value="mnist"), gr.Textbox(value="0")
+            api_n, api_seed = gr.Number(value=16, precision=0), gr.Number(value=0, precision=0)
+            api_faces, api_samples = gr.JSON(), gr.Gallery()
+            api_result = gr.Image(type="pil", format="png")
+            hidden = gr.Button()
+        hidden.click(detect_api, [api_image], [api_faces], api_name="detect")
+        hidden.click(edit_api, [api_image, api_hair, api_attrs, api_strength, api_index], [api_result], api_name="edit")
+        hidden.click(preview_api, [api_image, api_index], [api_result], api_name="preview_grid")
+        hidden.click(sample_api, [api_dataset, api_label, api_n, api_seed], [api_samples], api_name="sample")
+        hidden.click(sample_grid_api, [api_dataset, api_seed], [api_result], api_name="sample_grid")
+    return demo
+
+
+def launch() -> None:
+    torch_threads = int(os.environ.get("STARGAN_APP_THREADS", "0"))
+    if torch_threads:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+    demo = build()
+    demo.queue(max_size=32, default_concurrency_limit=2)
+    demo.launch(max_file_size="25mb", show_error=True, server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
