@@ -1,10 +1,5 @@
 """Launch the app on a free loopback port and drive its named API with gradio_client."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,46 +11,10 @@ pytestmark = pytest.mark.skipif(not (ROOT / "weights" / "stargan_celeba.safetens
                                 reason="no shipped StarGAN weights")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
+def test_detect_edit_and_bad_input(app_url, astronaut, tmp_path):
     from gradio_client import Client
 
-    port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(proc.stdout.read())
-            time.sleep(0.5)
-    try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def astronaut(tmp_path_factory) -> Path:
-    from PIL import Image
-
-    path = tmp_path_factory.mktemp("img") / "astronaut.png"
-    Image.fromarray(skimage_data.astronaut()).save(path)
-    return path
-
-
-def test_detect_edit_and_bad_input(client, astronaut, tmp_path):
+    client = Client(app_url, verbose=False)
     from gradio_client import handle_file
     from PIL import Image
 
@@ -71,5 +30,8 @@ def test_detect_edit_and_bad_input(client, astronaut, tmp_path):
 
 
 @pytest.mark.skipif(not (ROOT / "weights" / "cgan_mnist.safetensors").exists(), reason="no shipped MNIST weights")
-def test_sample_count(client):
+def test_sample_count(app_url):
+    from gradio_client import Client
+
+    client = Client(app_url, verbose=False)
     assert len(client.predict("mnist", "3", 5, 0, api_name="/sample")) == 5

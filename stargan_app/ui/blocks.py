@@ -143,7 +143,8 @@ def build() -> gr.Blocks:
             with gr.Row():
                 with gr.Column():
                     photo = gr.Image(type="pil", label="Photo", sources=["upload", "webcam", "clipboard"])
-                    faces = gr.Gallery(label="Faces found (click to choose)", columns=6, height=120, allow_preview=False)
+                    faces = gr.Gallery(label="Faces found (click to choose)", columns=6, height=140, object_fit="contain",
+                                       allow_preview=False)
                     face_index = gr.Number(value=0, precision=0, visible=False)
                     hair_choices = [KEEP] + list(ed.schema.exclusive) if ed else [KEEP]
                     hair = gr.Radio(hair_choices, value=KEEP, label="Hair colour")
@@ -189,7 +190,7 @@ def build() -> gr.Blocks:
                     r = ed.edit(prep, _targets(ed, hair_value, checked, prep.attributes), strength=float(strength_value))
                 except StarGANAppError as e:
                     return None, None, None, str(e)
-                return r.image, r.face_before, r.face_after, ""
+                return r.image, r.face_before, r.face_after, gr.update()
 
             def on_grid(prep: PreparedFace | None):
                 if prep is None or ed is None:

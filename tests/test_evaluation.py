@@ -1,0 +1,146 @@
+"""Fast tests of the evaluation helpers and `eval stargan` on a synthetic CelebA layout."""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stargan_app import evaluation
+
+ATTRS = ["Bangs", "Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair",
+         "Wearing_Earrings", "Wearing_Hat", "Mustache", "Eyeglasses", "Male"]
+
+
+def quadrant_task(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (n,28,28) noise images; class = which quadrant is bright."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 4, (n,), generator=g)
+    images = torch.randint(0, 60, (n, 28, 28), generator=g, dtype=torch.uint8)
+    for i, k in enumerate(labels.tolist()):
+        r, c = divmod(k, 2)
+        images[i, r * 14 : (r + 1) * 14, c * 14 : (c + 1) * 14] += 180
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def quadrant_classifier():
+    torch.set_num_threads(1)
+    x, y = quadrant_task(512, 0)
+    return evaluation.train_digit_classifier(x, y, epochs=2, seed=0)
+
+
+def test_classifier_learns_separable_task(quadrant_classifier):
+    x, y = quadrant_task(200, 1)
+    assert evaluation.class_accuracy(quadrant_classifier, x, y) > 0.9
+
+
+def test_diversity_ratio(quadrant_classifier):
+    real, labels = quadrant_task(200, 2)
+    same = real[:1].repeat(len(real), 1, 1)
+    same_labels = labels[:1].repeat(len(real))
+    ratio, per_class = evaluation.diversity_ratio(quadrant_classifier, same, same_labels, real, labels)
+    assert ratio == pytest.approx(0.0, abs=1e-6) and len(per_class) == 1
+    other, other_labels = quadrant_task(200, 3)
+    ratio, per_class = evaluation.diversity_ratio(quadrant_classifier, other, other_labels, real, labels)
+    assert set(per_class) == {0, 1, 2, 3}
+    assert ratio == pytest.approx(1.0, abs=0.15)
+
+
+def test_classifier_cache_roundtrip(tmp_path, quadrant_classifier):
+    path = tmp_path / "c.pt"
+    model, cached = evaluation._cached(path, lambda: quadrant_classifier, lambda: evaluation.SmallCNN(1, 4))
+    assert not cached and path.is_file()
+    again, cached = evaluation._cached(path, lambda: pytest.fail("retrained"), lambda: evaluation.SmallCNN(1, 4))
+    x, _ = quadrant_task(16, 4)
+    assert cached and torch.equal(evaluation.predict_logits(again, x), evaluation.predict_logits(model, x))
+
+
+def make_celeba(root: Path, n: int = 30) -> Path:
+    (root / "img_align_celeba").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(1, n + 1):
+        name = f"{i:06d}.jpg"
+        Image.fromarray(rng.integers(0, 255, (109, 89, 3), dtype=np.uint8)).save(root / "img_align_celeba" / name)
+        values = rng.choice([-1, 1], size=len(ATTRS), p=[0.6, 0.4])
+        rows.append(name + " " + " ".join(f"{v:2d}" for v in values))
+    (root / "list_attr_celeba.txt").write_text(f"{n}\n" + " ".join(ATTRS) + "\n" + "\n".join(rows) + "\n")
+    return root
+
+
+def tiny_stargan_weights(path: Path) -> Path:
+    from stargan_app.checkpoint import save_weights
+    from stargan_app.config import StarGANConfig
+    from stargan_app.models import Discriminator, Generator
+
+    torch.manual_seed(0)
+    cfg = StarGANConfig(image_size=32, conv_dim=8, g_repeat_num=1, d_conv_dim=8, d_repeat_num=4)
+    save_weights(path, "stargan", cfg, {"G": Generator(cfg), "D": Discriminator(cfg)})
+    return path
+
+
+def test_eval_stargan_synthetic(tmp_path, monkeypatch, capsys):
+    torch.set_num_threads(1)
+    monkeypatch.setattr(evaluation, "STARGAN_CLASSIFIER_EPOCHS", 1)
+    monkeypatch.setattr(evaluation, "GEN_BATCH", 4)  # exercise batching
+    args = argparse.Namespace(weights=str(tiny_stargan_weights(tmp_path / "w.safetensors")),
+                              data_dir=str(make_celeba(tmp_path / "celeba")), test_size=10,
+                              cache_dir=str(tmp_path / "cache"), json=None)
+    result = evaluation.eval_stargan(args)
+    json.dumps(result)
+    attrs = ATTRS[:-1]
+    assert set(result["transfer"]) == set(attrs)
+    assert all(0.0 <= v <= 1.0 for v in result["transfer"].values())
+    assert result["reconstruction_l1"] >= 0.0
+    assert set(result["classifier"]["accuracy"]) == set(attrs)
+    assert all(0.0 <= v <= 1.0 for v in result["classifier"]["accuracy"].values())
+    assert result["test_faces"] == 10 and result["classifier"]["train_images"] == 20
+    assert not result["classifier"]["cached"]
+    out = capsys.readouterr().out
+    assert "Eyeglasses" in out and "reconstruction" in out
+    again = evaluation.eval_stargan(args)
+    assert again["classifier"]["cached"]
+    assert again["transfer"] == result["transfer"]
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    import gzip
+    import struct
+
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_eval_cgan_synthetic(tmp_path, monkeypatch, capsys):
+    from stargan_app.checkpoint import save_weights
+    from stargan_app.config import CGANConfig
+    from stargan_app.models import CGANDiscriminator, CGANGenerator
+
+    torch.set_num_threads(1)
+    monkeypatch.setattr(evaluation, "CGAN_CLASSIFIER_EPOCHS", 1)
+    data = tmp_path / "idx"
+    data.mkdir()
+    for split, n, seed in (("train", 256, 0), ("t10k", 64, 1)):
+        x, y = quadrant_task(n, seed)
+        write_idx(data / f"{split}-images-idx3-ubyte.gz", x.numpy())
+        write_idx(data / f"{split}-labels-idx1-ubyte.gz", y.numpy())
+    torch.manual_seed(0)
+    cfg = CGANConfig(classes=("a", "b", "c", "d"), noise_dim=8, g_hidden=(16,), d_hidden=(16,))
+    weights = tmp_path / "cgan.safetensors"
+    save_weights(weights, "cgan", cfg, {"G": CGANGenerator(cfg), "D": CGANDiscriminator(cfg)})
+    args = argparse.Namespace(dataset="mnist", weights=str(weights), data_dir=str(data), per_class=5,
+                              cache_dir=str(tmp_path / "cache"), json=None)
+    result = evaluation.eval_cgan(args)
+    json.dumps(result)
+    assert set(result["class_accuracy"]) == {"a", "b", "c", "d"}
+    assert all(0.0 <= v <= 1.0 for v in result["class_accuracy"].values())
+    assert 0.0 <= result["mean_class_accuracy"] <= 1.0
+    assert result["classifier"]["test_accuracy"] > 0.5
+    assert result["mean_diversity_ratio"] >= 0.0
+    assert "MEAN" in capsys.readouterr().out
+    assert evaluation.eval_cgan(args)["classifier"]["cached"]
