@@ -27,6 +27,7 @@ BATCH_SIZE = 128
 GEN_BATCH = 100
 DIVERSITY_MAX_PER_CLASS = 500  # pairwise distances on at most this many images per class
 SEED = 0
+CLASSIFIER_VERSION = 2  # bump when SmallCNN changes (invalidates cached classifiers)
 
 
 # ---------------------------------------------------------------- reference classifier
@@ -38,8 +39,8 @@ class SmallCNN(nn.Module):
     def __init__(self, in_channels: int, n_outputs: int, width: int = 32):
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2),
             nn.AdaptiveAvgPool2d(7),
         )
         self.fc1 = nn.Linear(2 * width * 49, 128)
@@ -182,7 +183,7 @@ def eval_cgan(args: argparse.Namespace) -> dict[str, Any]:
     data_dir = args.data_dir or None
     x_train, y_train = load_idx_dataset(dataset, data_dir, "train")
     x_test, y_test = load_idx_dataset(dataset, data_dir, "test")
-    cache = Path(args.cache_dir) / f"cgan_{dataset}_classifier_e{CGAN_CLASSIFIER_EPOCHS}_n{len(x_train)}.pt"
+    cache = Path(args.cache_dir) / f"cgan_{dataset}_classifier_v{CLASSIFIER_VERSION}_e{CGAN_CLASSIFIER_EPOCHS}_n{len(x_train)}.pt"
     n_classes = int(y_train.max()) + 1
     t0 = time.time()
     clf, cached = _cached(cache, lambda: train_digit_classifier(x_train, y_train, CGAN_CLASSIFIER_EPOCHS),
@@ -236,7 +237,8 @@ def edit_targets(schema, src: torch.Tensor, attribute: str) -> torch.Tensor:
 
 
 def attribute_classifier_cache(args: argparse.Namespace, schema, image_size: int, n_train: int) -> Path:
-    key = f"{Path(args.data_dir).resolve()}|{','.join(schema.attributes)}|{image_size}|{n_train}|{STARGAN_CLASSIFIER_EPOCHS}"
+    key = (f"{Path(args.data_dir).resolve()}|{','.join(schema.attributes)}|{image_size}|{n_train}"
+           f"|{STARGAN_CLASSIFIER_EPOCHS}|v{CLASSIFIER_VERSION}")
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     return Path(args.cache_dir) / f"stargan_attr_classifier_{image_size}px_{digest}.pt"
 
