@@ -58,8 +58,9 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
     dev, cuda = d.device, d.device.type == "cuda"
     images = data.images.to(dev)  # the whole uint8 set lives on the device: batches never touch the host
     labels = data.labels.to(dev)
-    G = Generator(mcfg).to(dev, memory_format=torch.channels_last)
-    D = Discriminator(mcfg).to(dev, memory_format=torch.channels_last)
+    layout = torch.channels_last if cuda else torch.contiguous_format  # channels_last only pays off on GPU
+    G = Generator(mcfg).to(dev, memory_format=layout)
+    D = Discriminator(mcfg).to(dev, memory_format=layout)
     opt_g = torch.optim.Adam(G.parameters(), cfg.g_lr, (cfg.beta1, cfg.beta2), fused=cuda or None)
     opt_d = torch.optim.Adam(D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2), fused=cuda or None)
     train_seconds = [0.0]
@@ -107,7 +108,7 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
         perm = torch.randperm(B, generator=gen).to(dev, non_blocking=True)
         alpha = torch.rand(B, 1, 1, 1, generator=gen).to(dev, non_blocking=True)
         x = images[pick].float().div_(127.5).sub_(1.0)
-        x = torch.where(flip, x.flip(3), x).contiguous(memory_format=torch.channels_last)
+        x = torch.where(flip, x.flip(3), x).contiguous(memory_format=layout)
         label_org = labels[pick][:, schema.group_slice(group)]
         label_trg = label_org[perm]  # target labels: a shuffle of the real ones
         c_org = full_label_vector(schema, group, label_org)
@@ -116,13 +117,15 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
             for pg in opt.param_groups:
                 pg["lr"] = linear_decay(base, step, cfg.num_iters)
 
-        # critic: real, fake and interpolated images in one forward (D has no normalisation)
+        # critic: real and fake images in one forward (D has no normalisation); the interpolates get their own
+        # forward so the double backward of the gradient penalty covers only them
         with autocast:
             with torch.no_grad():
                 x_fake = G(x, c_trg)
+            src, cls = d_train(torch.cat([x, x_fake.to(x.dtype)]))
             x_hat = (alpha * x + (1 - alpha) * x_fake.float()).requires_grad_(True)
-            src, cls = d_train(torch.cat([x, x_fake.to(x.dtype), x_hat]))
-        src_real, src_fake, src_hat = src.split(B)
+            src_hat, _ = d_train(x_hat)
+        src_real, src_fake = src.split(B)
         d_real = losses.critic_real_loss(src_real)
         d_fake = losses.critic_fake_loss(src_fake)
         d_cls = losses.classification_loss(cls[:B, schema.group_slice(group)], label_org)
