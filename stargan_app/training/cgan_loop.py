@@ -13,7 +13,15 @@ from stargan_app.config import DIGIT_CLASSES, FASHION_CLASSES, CGANConfig, CGANT
 from stargan_app.models import CGANDiscriminator, CGANGenerator
 from stargan_app.training import losses
 from stargan_app.training.data import load_idx_dataset
-from stargan_app.training.runs import Driver, hardware, rng_state, set_rng_state, setup, teardown, write_run_config
+from stargan_app.training.runs import (
+    Driver,
+    hardware,
+    restore_training_state,
+    setup,
+    teardown,
+    training_state,
+    write_run_config,
+)
 
 CLASSES = {"mnist": DIGIT_CLASSES, "fashion": FASHION_CLASSES}
 
@@ -54,31 +62,16 @@ def train_cgan(cfg: CGANTrainConfig) -> Path:
     started = time.perf_counter()
 
     def state(step: int) -> dict:
-        return {
-            "kind": "cgan",
-            "step": step,
-            "G": G.state_dict(),
-            "D": D.state_dict(),
-            "opt_G": opt_g.state_dict(),
-            "opt_D": opt_d.state_dict(),
-            "rng": rng_state(),
-            "model_config": dataclasses.asdict(mcfg),
-            "train_seconds": train_seconds[0] + time.perf_counter() - started,
-            "info": {
-                "data": f"{cfg.dataset} training split, {len(images)} images, 28x28",
-                "hardware": hardware(d),
-                "epochs": cfg.epochs,
-                "batch_size": cfg.batch_size * d.world,
-            },
-        }
+        elapsed = train_seconds[0] + time.perf_counter() - started
+        return training_state("cgan", step, G, D, opt_g, opt_d, mcfg, elapsed, {
+            "data": f"{cfg.dataset} training split, {len(images)} images, 28x28",
+            "hardware": hardware(d),
+            "epochs": cfg.epochs,
+            "batch_size": cfg.batch_size * d.world,
+        })
 
     def restore(s: dict) -> None:
-        G.load_state_dict(s["G"])
-        D.load_state_dict(s["D"])
-        opt_g.load_state_dict(s["opt_G"])
-        opt_d.load_state_dict(s["opt_D"])
-        set_rng_state(s["rng"])
-        train_seconds[0] = float(s.get("train_seconds", 0.0))
+        train_seconds[0] = restore_training_state(s, G, D, opt_g, opt_d)
 
     order: dict[int, torch.Tensor] = {}
 

@@ -185,3 +185,32 @@ def set_rng_state(state: dict[str, torch.Tensor]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
+
+
+def training_state(kind: str, step: int, G: torch.nn.Module, D: torch.nn.Module, opt_g: torch.optim.Optimizer,
+                   opt_d: torch.optim.Optimizer, model_config: Any, train_seconds: float,
+                   info: dict[str, Any]) -> dict[str, Any]:
+    """Everything a GAN run needs to resume exactly (tensors and plain types only: loads with weights_only)."""
+    return {
+        "kind": kind,
+        "step": step,
+        "G": G.state_dict(),
+        "D": D.state_dict(),
+        "opt_G": opt_g.state_dict(),
+        "opt_D": opt_d.state_dict(),
+        "rng": rng_state(),
+        "model_config": dataclasses.asdict(model_config),
+        "train_seconds": train_seconds,
+        "info": info,
+    }
+
+
+def restore_training_state(state: dict[str, Any], G: torch.nn.Module, D: torch.nn.Module,
+                           opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer) -> float:
+    """Load a training_state() back; returns the training seconds already spent."""
+    G.load_state_dict(state["G"])
+    D.load_state_dict(state["D"])
+    opt_g.load_state_dict(state["opt_G"])
+    opt_d.load_state_dict(state["opt_D"])
+    set_rng_state(state["rng"])
+    return float(state.get("train_seconds", 0.0))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -19,11 +18,11 @@ from stargan_app.training.runs import (
     Driver,
     hardware,
     linear_decay,
-    rng_state,
-    set_rng_state,
+    restore_training_state,
     setup,
     step_generator,
     teardown,
+    training_state,
     write_run_config,
 )
 
@@ -66,31 +65,16 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
     train_seconds = [0.0]
 
     def state(step: int) -> dict:
-        return {
-            "kind": "stargan",
-            "step": step,
-            "G": G.state_dict(),
-            "D": D.state_dict(),
-            "opt_G": opt_g.state_dict(),
-            "opt_D": opt_d.state_dict(),
-            "rng": rng_state(),
-            "model_config": dataclasses.asdict(mcfg),
-            "train_seconds": train_seconds[0] + time.perf_counter() - started,
-            "info": {
-                "data": f"CelebA layout at {cfg.data_dir}: {len(data.images)} training images "
+        elapsed = train_seconds[0] + time.perf_counter() - started
+        return training_state("stargan", step, G, D, opt_g, opt_d, mcfg, elapsed, {
+            "data": f"CelebA layout at {cfg.data_dir}: {len(data.images)} training images "
                 f"({data.skipped} skipped), last {cfg.test_size} ids held out, {cfg.image_size}x{cfg.image_size}",
-                "hardware": hardware(d),
-                "batch_size": cfg.batch_size * d.world,
-            },
-        }
+            "hardware": hardware(d),
+            "batch_size": cfg.batch_size * d.world,
+        })
 
     def restore(s: dict) -> None:
-        G.load_state_dict(s["G"])
-        D.load_state_dict(s["D"])
-        opt_g.load_state_dict(s["opt_G"])
-        opt_d.load_state_dict(s["opt_D"])
-        set_rng_state(s["rng"])
-        train_seconds[0] = float(s.get("train_seconds", 0.0))
+        train_seconds[0] = restore_training_state(s, G, D, opt_g, opt_d)
 
     g_train = DistributedDataParallel(G) if d.world > 1 else G
     d_train = DistributedDataParallel(D) if d.world > 1 else D
