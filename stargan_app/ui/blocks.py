@@ -198,14 +198,14 @@ def build() -> gr.Blocks:
                 return ed.preview_grid(prep)
 
             upload_outputs = [prepared, faces, others, status, face_index]
-            photo.upload(on_upload, [photo, face_index], upload_outputs, api_name=False)
             photo.change(on_upload, [photo, face_index], upload_outputs, api_name=False)
             faces.select(on_select, [photo], upload_outputs, api_name=False)
             edit_inputs = [prepared, hair, others, strength]
             edit_outputs = [result, before, after, status]
             edit_btn.click(on_edit, edit_inputs, edit_outputs, api_name=False)
             for control in (hair, others, strength):
-                control.change(on_edit, edit_inputs, edit_outputs, api_name=False, show_progress="hidden")
+                # .input fires on user interaction only, not when on_upload pre-fills the checkboxes
+                control.input(on_edit, edit_inputs, edit_outputs, api_name=False, show_progress="hidden")
             grid_btn.click(on_grid, [prepared], [grid], api_name=False)
 
         with gr.Tab("Digits & clothing"):
