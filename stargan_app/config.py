@@ -86,6 +86,7 @@ class CGANConfig:
     image_size: int = 28  # side of the square grayscale image
     g_hidden: tuple[int, ...] = (128, 256, 512, 1024)  # widths of G's hidden layers
     d_hidden: tuple[int, ...] = (512, 512, 512)  # widths of D's hidden layers
+    d_projection: bool = False  # D adds a projection term <embed(y), features> (Miyato & Koyama 2018)
     dataset: str = "mnist"  # what the classes are drawn from (shown in the UI)
 
     def __post_init__(self) -> None:
@@ -132,6 +133,7 @@ class StarGANTrainConfig:
     lambda_rec: float = opt(10.0, "weight of the reconstruction loss")
     lambda_gp: float = opt(10.0, "weight of the gradient penalty")
     seed: int = opt(0, "random seed (batches are a pure function of seed, rank and step)")
+    init_weights: str = opt("", "start G and D from this stargan weights file (fine-tune; '' = random init)")
     log_every: int = opt(50, "steps between logged losses (the only host syncs)")
     sample_every: int = opt(1000, "steps between sample grids (0 = never)")
     save_every: int = opt(1000, "steps between resume checkpoints")
@@ -152,6 +154,8 @@ class CGANTrainConfig:
     batch_size: int = opt(64, "images per batch per process")
     epochs: int = opt(30, "passes over the training set")
     lr: float = opt(2e-4, "Adam learning rate (G and D)")
+    d_projection: bool = opt(True, "projection discriminator: class-consistency term <embed(y), features>")
+    ema_decay: float = opt(0.999, "the exported G is this exponential moving average of G's weights (0 = off)")
     beta1: float = opt(0.5, "Adam beta1")
     beta2: float = opt(0.999, "Adam beta2")
     seed: int = opt(0, "random seed")

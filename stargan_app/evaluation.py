@@ -286,12 +286,14 @@ def eval_stargan(args: argparse.Namespace) -> dict[str, Any]:
     # (c) the classifier on real, unedited test faces
     pred_real = predict_logits(clf, x) > 0
     truth = src > 0.5
-    cls_acc, pos_rate, fpr = {}, {}, {}
+    cls_acc, pos_rate, fpr, tpr = {}, {}, {}, {}
     for j, a in enumerate(schema.attributes):
         cls_acc[a] = float((pred_real[:, j] == truth[:, j]).float().mean())
         pos_rate[a] = float(pred_real[:, j].float().mean())
         neg = ~truth[:, j]
         fpr[a] = float(pred_real[neg, j].float().mean()) if neg.any() else float("nan")
+        pos = truth[:, j]
+        tpr[a] = float(pred_real[pos, j].float().mean()) if pos.any() else float("nan")  # ceiling of switching on
 
     # (a) attribute transfer
     transfer, changed = {}, {}
@@ -323,15 +325,16 @@ def eval_stargan(args: argparse.Namespace) -> dict[str, Any]:
             "mean_accuracy": float(np.mean(list(cls_acc.values()))),
             "positive_rate_unedited": pos_rate,
             "false_positive_rate_unedited": fpr,
+            "true_positive_rate_unedited": tpr,
             "train_images": len(train_ids),
             "cached": cached,
             "cache": str(cache),
             "train_seconds": train_s,
         },
     }
-    rows = [[a, transfer[a], changed[a], cls_acc[a], pos_rate[a], fpr[a]] for a in schema.attributes]
-    rows.append(["MEAN", result["mean_transfer"], "", result["classifier"]["mean_accuracy"], "", ""])
+    rows = [[a, transfer[a], changed[a], cls_acc[a], pos_rate[a], fpr[a], tpr[a]] for a in schema.attributes]
+    rows.append(["MEAN", result["mean_transfer"], "", result["classifier"]["mean_accuracy"], "", "", ""])
     _print_table(f"StarGAN on {n} held-out faces at {size}px (classifier {'cached' if cached else 'trained'}: {cache})",
-                 ["attribute", "transfer", "changed", "clf_acc", "clf_pos", "clf_fpr"], rows)
+                 ["attribute", "transfer", "changed", "clf_acc", "clf_pos", "clf_fpr", "clf_tpr"], rows)
     print(f"reconstruction L1 (group 0 c_src, [-1,1]): {rec_l1:.4f}")
     return result

@@ -25,27 +25,45 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class RunningApp:
+    """`python app.py` on a free loopback port, as a subprocess."""
+
+    def __init__(self, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        full_env = {**os.environ, "GRADIO_SERVER_PORT": str(self.port), "GRADIO_ANALYTICS_ENABLED": "False", **env}
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=full_env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                if self.proc.poll() is not None:
+                    pytest.fail(self.proc.stdout.read())
+                time.sleep(0.5)
+        self.stop()
+        pytest.fail("the app did not start listening within 120 s")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
 @pytest.fixture(scope="session")
-def app_url():
-    """The app (shipped weights) running in a subprocess on a free loopback port."""
-    port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(proc.stdout.read())
-            time.sleep(0.5)
+def running_app():
+    """The app (shipped weights) with its default settings, shared by the HTTP tests."""
+    app = RunningApp()
     try:
-        yield f"http://127.0.0.1:{port}/"
+        yield app
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        app.stop()
+
+
+@pytest.fixture(scope="session")
+def app_url(running_app) -> str:
+    return running_app.url
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from PIL import Image
 
 from stargan_app.checkpoint import load_resume, resume_checkpoints
 from stargan_app.config import GROUP_A, GROUP_B, CGANTrainConfig, StarGANTrainConfig
+from stargan_app.errors import WeightsError
 from stargan_app.inference import ClassSampler, FaceEditor
 from stargan_app.training import losses
 from stargan_app.training.cgan_loop import train_cgan
@@ -83,6 +84,25 @@ def test_resume_after_ctrl_c_matches_uninterrupted_run(tmp_path, monkeypatch):
             assert torch.equal(t, b[key][name]), f"{key}.{name}"
 
 
+def test_sigterm_saves_like_ctrl_c(tmp_path, monkeypatch):
+    import signal
+
+    cfg = tiny_stargan(tmp_path, out="", save_every=100)
+    real_gp, calls = losses.gradient_penalty, []
+
+    def terminate_at_step_2(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_gp(*args)
+
+    monkeypatch.setattr(losses, "gradient_penalty", terminate_at_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_stargan(cfg)
+    assert load_resume(cfg.run_dir)["step"] == 2  # steps 0 and 1 completed; the one in flight is dropped
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed again
+
+
 def test_truncated_checkpoint_falls_back_to_previous(tmp_path):
     cfg = tiny_stargan(tmp_path, out="", num_iters=6, save_every=3)
     train_stargan(cfg)
@@ -108,6 +128,53 @@ def test_cgan_trains_and_sampler_loads(tmp_path):
     sampler = ClassSampler.from_pretrained(cfg.out)
     assert sampler.classes[0] == "T-shirt/top" and len(sampler.sample("Bag", n=3)) == 3
     assert load_resume(cfg.run_dir)["step"] == 8
+
+
+def test_cgan_ships_the_moving_average_generator(tmp_path):
+    rng = np.random.default_rng(0)
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 255, (64, 28, 28)))
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, (64,)))
+    cfg = CGANTrainConfig(data_dir=str(tmp_path), run_dir=str(tmp_path / "run"), out=str(tmp_path / "c.safetensors"),
+                          batch_size=16, epochs=3, log_every=4, save_every=100, sample_every=0, device="cpu",
+                          ema_decay=0.5)
+    train_cgan(cfg)
+    state = load_resume(cfg.run_dir)
+    shipped = ClassSampler.from_pretrained(cfg.out).G.state_dict()
+    differs_from_last = False
+    for name, ema in state["G_ema"].items():
+        assert torch.equal(shipped[name], ema), name
+        differs_from_last |= not torch.equal(ema, state["G"][name])
+    assert differs_from_last  # the average lags the last step's weights
+    assert state["model_config"]["d_projection"] is True
+
+
+def test_projection_discriminator_depends_on_the_label():
+    from stargan_app.config import CGANConfig
+    from stargan_app.models import CGANDiscriminator
+
+    torch.manual_seed(0)
+    img = torch.rand(4, 1, 28, 28) * 2 - 1
+    for projection in (False, True):
+        D = CGANDiscriminator(CGANConfig(d_hidden=(16, 16), d_projection=projection)).eval()
+        assert (D.projection is not None) == projection
+        assert D(img, torch.zeros(4, dtype=torch.long)).shape == (4,)
+        assert not torch.equal(D(img, torch.zeros(4, dtype=torch.long)), D(img, torch.ones(4, dtype=torch.long)))
+
+
+def test_stargan_init_weights_starts_from_a_weights_file(tmp_path):
+    first = tiny_stargan(tmp_path, run_dir=str(tmp_path / "first"), num_iters=2, save_every=2, sample_every=0)
+    train_stargan(first)
+    again = tiny_stargan(tmp_path, run_dir=str(tmp_path / "again"), out=str(tmp_path / "again.safetensors"),
+                         num_iters=2, save_every=2, sample_every=0, seed=1, init_weights=first.out, g_lr=0.0, d_lr=0.0)
+    train_stargan(again)  # learning rate 0: the weights must come through unchanged
+    a = FaceEditor.from_pretrained(first.out).G.state_dict()
+    b = FaceEditor.from_pretrained(again.out)
+    for name, t in b.G.state_dict().items():
+        assert torch.equal(t, a[name]), name
+    assert b.info["init_steps"] == 2 and b.info["steps"] == 2
+    wider = tiny_stargan(tmp_path, run_dir=str(tmp_path / "wider"), conv_dim=16, num_iters=2, init_weights=first.out)
+    with pytest.raises(WeightsError, match="trained with"):
+        train_stargan(wider)
 
 
 def test_torchrun_two_processes_rank0_writes(tmp_path):

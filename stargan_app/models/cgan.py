@@ -33,7 +33,7 @@ class CGANGenerator(nn.Module):
 
 
 class CGANDiscriminator(nn.Module):
-    """MLP discriminator: image concatenated with a label embedding -> real/fake logit."""
+    """MLP discriminator: image concatenated with a label embedding -> real/fake logit (+ optional projection)."""
 
     def __init__(self, cfg: CGANConfig):
         super().__init__()
@@ -50,6 +50,11 @@ class CGANDiscriminator(nn.Module):
             width = out
         layers.append(nn.Linear(width, 1))
         self.model = nn.Sequential(*layers)
+        self.projection = nn.Embedding(n, width) if cfg.d_projection else None
 
     def forward(self, img: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.model(torch.cat([img.flatten(1), self.label_emb(labels)], dim=1)).squeeze(1)
+        h = self.model[:-1](torch.cat([img.flatten(1), self.label_emb(labels)], dim=1))
+        logit = self.model[-1](h).squeeze(1)
+        if self.projection is not None:
+            logit = logit + (self.projection(labels) * h).sum(1)
+        return logit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from stargan_app.training.runs import (
     setup,
     teardown,
     training_state,
+    update_ema,
     write_run_config,
 )
 
@@ -42,7 +44,8 @@ def train_cgan(cfg: CGANTrainConfig) -> Path:
     cfg = resolved(cfg)
     d = setup(cfg.device)
     run_dir = Path(cfg.run_dir)
-    mcfg = CGANConfig(classes=CLASSES[cfg.dataset], noise_dim=cfg.noise_dim, dataset=cfg.dataset)
+    mcfg = CGANConfig(classes=CLASSES[cfg.dataset], noise_dim=cfg.noise_dim, dataset=cfg.dataset,
+                      d_projection=cfg.d_projection)
     images, labels = load_idx_dataset(cfg.dataset, cfg.data_dir)
     if d.is_main:
         write_run_config(run_dir, cfg)
@@ -52,6 +55,7 @@ def train_cgan(cfg: CGANTrainConfig) -> Path:
     labels = labels.to(dev)
     torch.manual_seed(cfg.seed + d.rank)
     G, D = CGANGenerator(mcfg).to(dev), CGANDiscriminator(mcfg).to(dev)
+    G_ema = copy.deepcopy(G).requires_grad_(False).eval() if cfg.ema_decay else None
     fused = dev.type == "cuda" or None
     opt_g = torch.optim.Adam(G.parameters(), cfg.lr, (cfg.beta1, cfg.beta2), fused=fused)
     opt_d = torch.optim.Adam(D.parameters(), cfg.lr, (cfg.beta1, cfg.beta2), fused=fused)
@@ -68,10 +72,11 @@ def train_cgan(cfg: CGANTrainConfig) -> Path:
             "hardware": hardware(d),
             "epochs": cfg.epochs,
             "batch_size": cfg.batch_size * d.world,
-        })
+            "ema_decay": cfg.ema_decay,
+        }, G_ema=G_ema)
 
     def restore(s: dict) -> None:
-        train_seconds[0] = restore_training_state(s, G, D, opt_g, opt_d)
+        train_seconds[0] = restore_training_state(s, G, D, opt_g, opt_d, G_ema)
 
     order: dict[int, torch.Tensor] = {}
 
@@ -102,6 +107,8 @@ def train_cgan(cfg: CGANTrainConfig) -> Path:
         g_loss.backward()
         opt_g.step()
         D.requires_grad_(True)
+        if G_ema is not None:
+            update_ema(G_ema, G, cfg.ema_decay, step)
         return {"D": d_loss / 2, "G": g_loss}
 
     fixed_z = torch.randn(8 * len(mcfg.classes), mcfg.noise_dim, generator=torch.Generator().manual_seed(0))
@@ -109,10 +116,11 @@ def train_cgan(cfg: CGANTrainConfig) -> Path:
     def sample(step: int) -> None:
         from stargan_app.imaging import make_grid, tensors_to_pils
 
-        G.eval()
+        shown = G_ema if G_ema is not None else G
+        shown.eval()
         with torch.no_grad():
             y = torch.arange(len(mcfg.classes)).repeat_interleave(8)
-            imgs = G(fixed_z.to(dev), y.to(dev)).cpu()
+            imgs = shown(fixed_z.to(dev), y.to(dev)).cpu()
         G.train()
         (run_dir / "samples").mkdir(parents=True, exist_ok=True)
         make_grid(tensors_to_pils(imgs), ncols=8).save(run_dir / "samples" / f"step_{step:08d}.png")

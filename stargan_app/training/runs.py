@@ -7,6 +7,8 @@ import json
 import math
 import os
 import platform
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,6 +107,16 @@ class Driver:
         return int(state["step"])
 
     def run(self, start: int, step_fn: Callable[[int], dict[str, torch.Tensor]]) -> None:
+        """Steps start..num_steps-1; Ctrl-C or SIGTERM (a scheduler stopping the job) saves, then re-raises."""
+        if threading.current_thread() is not threading.main_thread():
+            return self._run(start, step_fn)
+        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        try:
+            self._run(start, step_fn)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _run(self, start: int, step_fn: Callable[[int], dict[str, torch.Tensor]]) -> None:
         writer, bar = self._open_logs(start)
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}  # G losses arrive only every n_critic steps
@@ -174,6 +186,10 @@ class Driver:
         return writer, bar
 
 
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def rng_state() -> dict[str, torch.Tensor]:
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -187,11 +203,30 @@ def set_rng_state(state: dict[str, torch.Tensor]) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
+    """ema <- decay * ema + (1 - decay) * model, parameters and float buffers (BatchNorm statistics) alike.
+
+    The decay warms up as (1 + step) / (10 + step), so early averages are not dominated by the random init.
+    """
+    decay = min(decay, (1 + step) / (10 + step))
+    for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
+        if e.is_floating_point():
+            e.lerp_(m, 1.0 - decay)
+        else:
+            e.copy_(m)
+
+
 def training_state(kind: str, step: int, G: torch.nn.Module, D: torch.nn.Module, opt_g: torch.optim.Optimizer,
                    opt_d: torch.optim.Optimizer, model_config: Any, train_seconds: float,
-                   info: dict[str, Any]) -> dict[str, Any]:
-    """Everything a GAN run needs to resume exactly (tensors and plain types only: loads with weights_only)."""
+                   info: dict[str, Any], G_ema: torch.nn.Module | None = None) -> dict[str, Any]:
+    """Everything a GAN run needs to resume exactly (tensors and plain types only: loads with weights_only).
+
+    With G_ema, the averaged generator is saved too, and it is what export_run ships as G.
+    """
+    extra = {"G_ema": G_ema.state_dict()} if G_ema is not None else {}
     return {
+        **extra,
         "kind": kind,
         "step": step,
         "G": G.state_dict(),
@@ -206,9 +241,12 @@ def training_state(kind: str, step: int, G: torch.nn.Module, D: torch.nn.Module,
 
 
 def restore_training_state(state: dict[str, Any], G: torch.nn.Module, D: torch.nn.Module,
-                           opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer) -> float:
+                           opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+                           G_ema: torch.nn.Module | None = None) -> float:
     """Load a training_state() back; returns the training seconds already spent."""
     G.load_state_dict(state["G"])
+    if G_ema is not None:
+        G_ema.load_state_dict(state.get("G_ema", state["G"]))
     D.load_state_dict(state["D"])
     opt_g.load_state_dict(state["opt_G"])
     opt_d.load_state_dict(state["opt_D"])

@@ -58,8 +58,11 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
     images = data.images.to(dev)  # the whole uint8 set lives on the device: batches never touch the host
     labels = data.labels.to(dev)
     layout = torch.channels_last if cuda else torch.contiguous_format  # channels_last only pays off on GPU
-    G = Generator(mcfg).to(dev, memory_format=layout)
-    D = Discriminator(mcfg).to(dev, memory_format=layout)
+    G = Generator(mcfg)
+    D = Discriminator(mcfg)
+    init_info = init_from_weights(cfg.init_weights, mcfg, G, D) if cfg.init_weights else {}
+    G.to(dev, memory_format=layout)
+    D.to(dev, memory_format=layout)
     opt_g = torch.optim.Adam(G.parameters(), cfg.g_lr, (cfg.beta1, cfg.beta2), fused=cuda or None)
     opt_d = torch.optim.Adam(D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2), fused=cuda or None)
     train_seconds = [0.0]
@@ -71,6 +74,7 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
                 f"({data.skipped} skipped), last {cfg.test_size} ids held out, {cfg.image_size}x{cfg.image_size}",
             "hardware": hardware(d),
             "batch_size": cfg.batch_size * d.world,
+            **init_info,
         })
 
     def restore(s: dict) -> None:
@@ -168,6 +172,22 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
 
         print(f"wrote {export_run(run_dir, cfg.out, fp16=cfg.fp16_export)}")
     return run_dir
+
+
+def init_from_weights(path: str, mcfg: StarGANConfig, G: Generator, D: Discriminator) -> dict:
+    """Copy G and D from a stargan weights file of the same architecture; returns provenance for the run's info."""
+    from stargan_app.checkpoint import load_weights
+    from stargan_app.errors import WeightsError
+
+    loaded = load_weights(path, kind="stargan")
+    if loaded.config != mcfg:
+        raise WeightsError(f"--init-weights {path} was trained with {loaded.config}, not this run's {mcfg}.")
+    if "D" not in loaded.modules:
+        raise WeightsError(f"--init-weights {path} has no discriminator to continue training from.")
+    G.load_state_dict({k: v.float() for k, v in loaded.modules["G"].state_dict().items()})
+    D.load_state_dict({k: v.float() for k, v in loaded.modules["D"].state_dict().items()})
+    return {"init_weights": str(path), "init_steps": int(loaded.info.get("steps", 0)),
+            "init_train_seconds": float(loaded.info.get("train_seconds", 0.0))}
 
 
 @torch.no_grad()

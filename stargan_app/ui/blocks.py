@@ -13,8 +13,13 @@ from PIL import Image
 from stargan_app.checkpoint import WEIGHTS_DIR
 from stargan_app.errors import StarGANAppError
 from stargan_app.inference import ClassSampler, FaceEditor, PreparedFace
+from stargan_app.runtime import CONCURRENCY, configure_threads, queue_size
 
 KEEP = "keep"
+# Every event that runs a model belongs to one of two concurrency groups, so the whole app never runs more
+# than CONCURRENCY face jobs (and one cheap CGAN job beside them) at a time, however many events exist.
+FACE_JOBS = {"concurrency_id": "face", "concurrency_limit": CONCURRENCY}
+CGAN_JOBS = {"concurrency_id": "cgan", "concurrency_limit": 1}
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
 
@@ -52,7 +57,7 @@ def _friendly(fn):
 def _targets(ed: FaceEditor, hair: str, checked: list[str], source: dict[str, float] | None) -> dict[str, bool]:
     """Only what the user changed relative to the detected attributes becomes a target."""
     source = source or {}
-    targets: dict[str, bool] = {}
+    targets: dict[str, bool] = {name: True for name in checked or [] if name not in ed.attributes}  # edit() names them
     if hair and hair != KEEP:
         targets[hair] = True
     for name in ed.attributes:
@@ -198,15 +203,15 @@ def build() -> gr.Blocks:
                 return ed.preview_grid(prep)
 
             upload_outputs = [prepared, faces, others, status, face_index]
-            photo.change(on_upload, [photo, face_index], upload_outputs, api_name=False)
-            faces.select(on_select, [photo], upload_outputs, api_name=False)
+            photo.change(on_upload, [photo, face_index], upload_outputs, api_name=False, **FACE_JOBS)
+            faces.select(on_select, [photo], upload_outputs, api_name=False, **FACE_JOBS)
             edit_inputs = [prepared, hair, others, strength]
             edit_outputs = [result, before, after, status]
-            edit_btn.click(on_edit, edit_inputs, edit_outputs, api_name=False)
+            edit_btn.click(on_edit, edit_inputs, edit_outputs, api_name=False, **FACE_JOBS)
             for control in (hair, others, strength):
                 # .input fires on user interaction only, not when on_upload pre-fills the checkboxes
-                control.input(on_edit, edit_inputs, edit_outputs, api_name=False, show_progress="hidden")
-            grid_btn.click(on_grid, [prepared], [grid], api_name=False)
+                control.input(on_edit, edit_inputs, edit_outputs, api_name=False, show_progress="hidden", **FACE_JOBS)
+            grid_btn.click(on_grid, [prepared], [grid], api_name=False, **FACE_JOBS)
 
         with gr.Tab("Digits & clothing"):
             with gr.Row():
@@ -233,8 +238,8 @@ def build() -> gr.Blocks:
 
             dataset.change(on_dataset, [dataset], [label], api_name=False)
             dice.click(lambda: random.randint(0, 2**31 - 1), None, [seed], api_name=False)
-            sample_btn.click(sample_api, [dataset, label, n, seed], [samples], api_name=False)
-            all_btn.click(sample_grid_api, [dataset, seed], [class_grid], api_name=False)
+            sample_btn.click(sample_api, [dataset, label, n, seed], [samples], api_name=False, **CGAN_JOBS)
+            all_btn.click(sample_grid_api, [dataset, seed], [class_grid], api_name=False, **CGAN_JOBS)
 
         with gr.Tab("About"):
             gr.Markdown(_about())
@@ -249,20 +254,17 @@ def build() -> gr.Blocks:
             api_faces, api_samples = gr.JSON(), gr.Gallery()
             api_result = gr.Image(type="pil", format="png")
             hidden = gr.Button()
-        hidden.click(detect_api, [api_image], [api_faces], api_name="detect")
-        hidden.click(edit_api, [api_image, api_hair, api_attrs, api_strength, api_index], [api_result], api_name="edit")
-        hidden.click(preview_api, [api_image, api_index], [api_result], api_name="preview_grid")
-        hidden.click(sample_api, [api_dataset, api_label, api_n, api_seed], [api_samples], api_name="sample")
-        hidden.click(sample_grid_api, [api_dataset, api_seed], [api_result], api_name="sample_grid")
+        hidden.click(detect_api, [api_image], [api_faces], api_name="detect", **FACE_JOBS)
+        hidden.click(edit_api, [api_image, api_hair, api_attrs, api_strength, api_index], [api_result], api_name="edit",
+                     **FACE_JOBS)
+        hidden.click(preview_api, [api_image, api_index], [api_result], api_name="preview_grid", **FACE_JOBS)
+        hidden.click(sample_api, [api_dataset, api_label, api_n, api_seed], [api_samples], api_name="sample", **CGAN_JOBS)
+        hidden.click(sample_grid_api, [api_dataset, api_seed], [api_result], api_name="sample_grid", **CGAN_JOBS)
     return demo
 
 
 def launch() -> None:
-    torch_threads = int(os.environ.get("STARGAN_APP_THREADS", "0"))
-    if torch_threads:
-        import torch
-
-        torch.set_num_threads(torch_threads)
+    configure_threads()
     demo = build()
-    demo.queue(max_size=32, default_concurrency_limit=2)
+    demo.queue(max_size=queue_size(), default_concurrency_limit=CONCURRENCY)
     demo.launch(max_file_size="25mb", show_error=True, server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
