@@ -130,6 +130,12 @@ def test_face_editor_edit_and_grid_with_tiny_model():
     assert editor.preview_grid(img).size[0] > 9 * 32
     nothing = editor.edit(img, {})
     assert np.array_equal(np.asarray(nothing.image), np.asarray(img))
+    unchanged = editor.edit(img, {"Blond_Hair": True, "Eyeglasses": True}, strength=0.0)
+    assert np.array_equal(np.asarray(unchanged.image), np.asarray(img))  # G ran, but only its change is pasted
+    replaced = editor.edit(img, {"Blond_Hair": True}, strength=0.0, keep_detail=False)
+    assert not np.array_equal(np.asarray(replaced.image), np.asarray(img))  # the random G's own output
+    grid_raw = editor.preview_grid(img, keep_detail=False)
+    assert grid_raw.size == editor.preview_grid(img).size and grid_raw.tobytes() != editor.preview_grid(img).tobytes()
     with pytest.raises(NoFaceError):
         FaceEditor(Generator(TINY), detector=FakeDetector(0)).edit(img, {"Bangs": True})
     with pytest.raises(NoFaceError, match="1 face"):

@@ -254,6 +254,24 @@ def test_round_trip_reproduces_original(angle, scale):
     assert np.array_equal(got[far], arr[far])
 
 
+def test_paste_back_with_reference_adds_only_the_change():
+    img = smooth_image(500, 400, seed=3)
+    before = np.asarray(img).astype(int)
+    aligned = align_face(img, face_landmarks(similarity(0.2, 2.5, 250 - 160, 200 - 160)), 64)
+    blurred = aligned.crop.resize((16, 16)).resize((64, 64))  # a model that reconstructs the face badly
+    same = paste_back(img, blurred, aligned.matrix, reference_crop=blurred)
+    assert np.array_equal(np.asarray(same), before)  # no change asked for: the photo's own detail stays
+    brighter = Image.fromarray(np.clip(np.asarray(blurred, np.int16) + 40, 0, 255).astype(np.uint8))
+    out = np.asarray(paste_back(img, brighter, aligned.matrix, reference_crop=blurred)).astype(int)
+    inside = crop_footprint(aligned.matrix, img.size, 16, 48)
+    change = out - before
+    assert 30 < change[inside].mean() <= 40  # the +40 shift arrives (less where pixels clip at 255)
+    detail = np.abs(np.diff(out, axis=1))[inside[:, 1:]].mean()
+    assert detail > 0.9 * np.abs(np.diff(before, axis=1))[inside[:, 1:]].mean()  # and the texture is kept
+    far = ~crop_footprint(aligned.matrix, img.size, -8, 72)
+    assert np.array_equal(out[far], before[far])
+
+
 def test_paste_back_blends_edit_with_feathered_edge():
     img = Image.new("RGB", (400, 400), (0, 0, 0))
     aligned = align_face(img, face_landmarks(similarity(0.0, 2.0, 72, 72)), 128)

@@ -182,9 +182,18 @@ def _warp_region(
 
 
 def paste_back(
-    img: Image.Image, edited_crop: Image.Image, matrix: np.ndarray, feather: float = 0.1
+    img: Image.Image,
+    edited_crop: Image.Image,
+    matrix: np.ndarray,
+    feather: float = 0.1,
+    reference_crop: Image.Image | None = None,
 ) -> Image.Image:
-    """New copy of ``img`` with ``edited_crop`` warped back through ``matrix`` (image -> crop) and feather-blended."""
+    """New copy of ``img`` with ``edited_crop`` warped back through ``matrix`` (image -> crop) and feather-blended.
+
+    With ``reference_crop`` (what the model makes of the face without the edit), only the change
+    ``edited_crop - reference_crop`` is added to the photo's own pixels, so a low-resolution model recolours the
+    face without replacing its detail by an upscaled, blurred copy.
+    """
     m = np.asarray(matrix, dtype=np.float64).reshape(2, 3)
     if not np.isfinite(m).all():
         raise ValueError("the affine matrix is not finite")
@@ -198,13 +207,18 @@ def paste_back(
     # a coarser grid (keeping >= 2 samples per crop pixel; the smooth mask needs only 1) and upsample with the
     # much faster separable resize.
     scale = math.sqrt(abs(float(np.linalg.det(m[:, :2]))))
-    crop = (
-        edited_crop if edited_crop.mode == img.mode else edited_crop.convert(img.mode)
-    )
-    warped = _warp_region(crop, m, box, int(0.5 / scale), Image.Resampling.BICUBIC)
+
+    def warped(crop: Image.Image) -> Image.Image:
+        crop = crop if crop.mode == img.mode else crop.convert(img.mode)
+        return _warp_region(crop, m, box, int(0.5 / scale), Image.Resampling.BICUBIC)
+
+    content = warped(edited_crop)
+    if reference_crop is not None:
+        change = np.asarray(content, np.int16) - np.asarray(warped(reference_crop), np.int16)
+        content = Image.fromarray(np.clip(np.asarray(img.crop(box), np.int16) + change, 0, 255).astype(np.uint8))
     mask = _feather_mask(cw, ch, float(max(feather, 0.0)))
     mask = _warp_region(mask, m, box, int(1.0 / scale), Image.Resampling.BILINEAR)
-    out.paste(warped, box[:2], mask)
+    out.paste(content, box[:2], mask)
     return out
 
 

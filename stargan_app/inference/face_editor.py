@@ -19,7 +19,7 @@ from stargan_app.errors import NoFaceError
 from stargan_app.face.align import AlignedFace, align_face, paste_back
 from stargan_app.face.detect import DetectedFace, FaceDetector
 from stargan_app.imaging import ImageSource, load_image, make_grid, pil_to_tensor, tensor_to_pil
-from stargan_app.labels import edit_passes, single_attribute_edits
+from stargan_app.labels import edit_passes, full_label_vector, single_attribute_edits, source_vector
 from stargan_app.models import Discriminator, Generator
 
 
@@ -104,27 +104,49 @@ class FaceEditor:
         return {a: round(float(p), 4) for a, p in zip(self.attributes, torch.sigmoid(logits[0]))}
 
     def edit(self, image: ImageSource | PreparedFace, targets: Mapping[str, bool], strength: float = 1.0,
-             face_index: int = 0, source: Mapping[str, float] | None = None) -> EditResult:
-        """Edit one face: targets {attribute: on/off}; untouched attributes keep their source value."""
+             face_index: int = 0, source: Mapping[str, float] | None = None, keep_detail: bool = True) -> EditResult:
+        """Edit one face: targets {attribute: on/off}; untouched attributes keep their source value.
+
+        keep_detail (default) adds only the change the model makes, G(x, c_trg) - G(x, c_src), to the photo's
+        own pixels; False pastes the generator's output itself (blurred by upscaling from the model's size).
+        """
         prep = image if isinstance(image, PreparedFace) else self.prepare(image, face_index)
         source = source if source is not None else prep.attributes
         passes = edit_passes(self.schema, targets, source, strength)
-        x = prep.tensor
+        if not passes:
+            return EditResult(prep.image.copy(), prep.aligned.crop, prep.aligned.crop, prep.attributes, prep.face)
+        keep = edit_passes(self.schema, targets, source, 0.0) if keep_detail else []
+        x = prep.tensor.expand(2 if keep else 1, -1, -1, -1)
         with torch.inference_mode():
-            for c in passes:  # one pass per label group touched, each with its own mask
-                x = self.G(x.to(self._device), c[None].to(self._device)).cpu()
-        after = tensor_to_pil(x[0]) if passes else prep.aligned.crop
-        full = paste_back(prep.image, after, prep.aligned.matrix) if passes else prep.image.copy()
+            for i, c in enumerate(passes):  # one pass per label group touched, each with its own mask
+                cs = torch.stack([c, keep[i]]) if keep else c[None]  # the edit and the no-edit path, batched
+                x = self.G(x.to(self._device), cs.to(self._device)).cpu()
+        edited = tensor_to_pil(x[0])
+        if not keep:
+            return EditResult(paste_back(prep.image, edited, prep.aligned.matrix), prep.aligned.crop, edited,
+                              prep.attributes, prep.face)
+        reference = tensor_to_pil(x[1])
+        after = tensor_to_pil(prep.tensor[0] + x[0] - x[1])
+        full = paste_back(prep.image, edited, prep.aligned.matrix, reference_crop=reference)
         return EditResult(full, prep.aligned.crop, after, prep.attributes, prep.face)
 
-    def preview_grid(self, image: ImageSource | PreparedFace, face_index: int = 0) -> Image.Image:
+    def preview_grid(self, image: ImageSource | PreparedFace, face_index: int = 0, keep_detail: bool = True) -> Image.Image:
         """The aligned face followed by every single-attribute edit, from one batched forward."""
         prep = image if isinstance(image, PreparedFace) else self.prepare(image, face_index)
         edits = single_attribute_edits(self.schema, prep.attributes)
-        cs = torch.stack([c for _, c in edits]).to(self._device)
+        groups = [self.schema.group_of(name[1:]) for name, _ in edits]  # names are "+Attr" / "-Attr"
+        no_edit = [self.source_label_vector(g, prep.attributes) for g in range(len(self.schema.groups))]
+        cs = torch.stack([c for _, c in edits] + (no_edit if keep_detail else []))
         with torch.inference_mode():
-            out = self.G(prep.tensor.to(self._device).expand(len(cs), -1, -1, -1), cs).cpu()
-        return make_grid([prep.aligned.crop] + [tensor_to_pil(o) for o in out], ncols=len(cs) + 1)
+            out = self.G(prep.tensor.to(self._device).expand(len(cs), -1, -1, -1), cs.to(self._device)).cpu()
+        if keep_detail:
+            out = prep.tensor + out[: len(edits)] - out[len(edits) :][groups]
+        return make_grid([prep.aligned.crop] + [tensor_to_pil(o) for o in out], ncols=len(edits) + 1)
+
+    def source_label_vector(self, group: int, attributes: Mapping[str, float] | None) -> torch.Tensor:
+        """c for 'no change' in one label group: the face's own attributes there, with that group's mask."""
+        src = source_vector(self.schema, attributes)
+        return full_label_vector(self.schema, group, src[self.schema.group_slice(group)][None])[0]
 
     def preview_labels(self, attributes: Mapping[str, float] | None = None) -> list[str]:
         return ["input"] + [name for name, _ in single_attribute_edits(self.schema, attributes)]
