@@ -155,3 +155,18 @@ def test_class_sampler_seeded(tmp_path):
         sampler.sample("cat")
     with pytest.raises(WeightsError, match="cgan model is needed"):
         ClassSampler.from_pretrained(save_weights(tmp_path / "s.safetensors", "stargan", TINY, {"G": Generator(TINY)}))
+
+
+def test_re_edit_of_a_prepared_face_runs_g_once():
+    torch.manual_seed(0)
+    editor = FaceEditor(Generator(TINY), Discriminator(TINY), detector=FakeDetector())
+    img = Image.fromarray(np.random.default_rng(1).integers(0, 255, (480, 640, 3), dtype=np.uint8))
+    prep = editor.prepare(img)
+    calls = []
+    editor.G.register_forward_hook(lambda module, inputs, output: calls.append(len(output)))
+    editor.edit(prep, {"Blond_Hair": True})
+    assert calls == [1, 1]  # the edit and the no-edit path G(x, c_src)
+    editor.edit(prep, {"Black_Hair": True}, strength=0.5)
+    assert calls == [1, 1, 1]  # a re-edit in the same label group reuses the no-edit path
+    editor.edit(prep, {"Eyeglasses": True, "Gray_Hair": True})
+    assert len(calls) == 3 + 2 + 2  # both groups: two passes, and the no-edit path of that pair once

@@ -82,14 +82,17 @@ def detect_api(image: Image.Image | None) -> list[dict]:
 
 
 @_friendly
-def edit_api(image, hair: str = KEEP, attributes: list[str] | None = None, strength: float = 1.0, face_index: int = 0):
-    """Edit one face: hair colour (or 'keep'), attributes to switch on, strength; returns the full photo."""
+def edit_api(image, hair: str = KEEP, attributes: list[str] | None = None, strength: float = 1.0, face_index: int = 0,
+             keep_detail: bool = True):
+    """Edit one face: hair colour (or 'keep'), attributes to switch on, strength, whether to keep the photo's
+    detail (paste only the model's change); returns the full photo."""
     if image is None:
         raise gr.Error("Please upload an image.")
     ed = _require_editor()
     prep = ed.prepare(image, int(face_index))
     checked = attributes if attributes is not None else [a for a in _other_attributes(ed) if (prep.attributes or {}).get(a, 0) >= 0.5]
-    return ed.edit(prep, _targets(ed, hair, checked, prep.attributes), strength=float(strength)).image
+    targets = _targets(ed, hair, checked, prep.attributes)
+    return ed.edit(prep, targets, strength=float(strength), keep_detail=bool(keep_detail)).image
 
 
 @_friendly
@@ -155,6 +158,7 @@ def build() -> gr.Blocks:
                     hair = gr.Radio(hair_choices, value=KEEP, label="Hair colour")
                     others = gr.CheckboxGroup(_other_attributes(ed) if ed else [], label="Attributes")
                     strength = gr.Slider(0, 2, value=1, step=0.1, label="Intensity")
+                    keep_detail = gr.Checkbox(value=True, label="Keep photo detail (paste only the model's change)")
                     with gr.Row():
                         edit_btn = gr.Button("Edit", variant="primary")
                         grid_btn = gr.Button("All single edits")
@@ -188,30 +192,31 @@ def build() -> gr.Blocks:
             def on_select(image, evt: gr.SelectData):
                 return on_upload(image, evt.index)
 
-            def on_edit(prep: PreparedFace | None, hair_value, checked, strength_value):
+            def on_edit(prep: PreparedFace | None, hair_value, checked, strength_value, detail):
                 if prep is None or ed is None:
                     return None, None, None, "Upload a photo with a face first."
                 try:
-                    r = ed.edit(prep, _targets(ed, hair_value, checked, prep.attributes), strength=float(strength_value))
+                    r = ed.edit(prep, _targets(ed, hair_value, checked, prep.attributes), strength=float(strength_value),
+                                keep_detail=bool(detail))
                 except StarGANAppError as e:
                     return None, None, None, str(e)
                 return r.image, r.face_before, r.face_after, gr.update()
 
-            def on_grid(prep: PreparedFace | None):
+            def on_grid(prep: PreparedFace | None, detail):
                 if prep is None or ed is None:
                     return None
-                return ed.preview_grid(prep)
+                return ed.preview_grid(prep, keep_detail=bool(detail))
 
             upload_outputs = [prepared, faces, others, status, face_index]
             photo.change(on_upload, [photo, face_index], upload_outputs, api_name=False, **FACE_JOBS)
             faces.select(on_select, [photo], upload_outputs, api_name=False, **FACE_JOBS)
-            edit_inputs = [prepared, hair, others, strength]
+            edit_inputs = [prepared, hair, others, strength, keep_detail]
             edit_outputs = [result, before, after, status]
             edit_btn.click(on_edit, edit_inputs, edit_outputs, api_name=False, **FACE_JOBS)
-            for control in (hair, others, strength):
+            for control in (hair, others, strength, keep_detail):
                 # .input fires on user interaction only, not when on_upload pre-fills the checkboxes
                 control.input(on_edit, edit_inputs, edit_outputs, api_name=False, show_progress="hidden", **FACE_JOBS)
-            grid_btn.click(on_grid, [prepared], [grid], api_name=False, **FACE_JOBS)
+            grid_btn.click(on_grid, [prepared, keep_detail], [grid], api_name=False, **FACE_JOBS)
 
         with gr.Tab("Digits & clothing"):
             with gr.Row():
@@ -249,13 +254,14 @@ def build() -> gr.Blocks:
             api_image = gr.File(type="filepath")  # decoded by load_image, so bad files get a clear message
             api_hair, api_attrs = gr.Textbox(value=KEEP), gr.JSON()
             api_strength, api_index = gr.Number(value=1.0), gr.Number(value=0, precision=0)
+            api_detail = gr.Checkbox(value=True)
             api_dataset, api_label = gr.Textbox(value="mnist"), gr.Textbox(value="0")
             api_n, api_seed = gr.Number(value=16, precision=0), gr.Number(value=0, precision=0)
             api_faces, api_samples = gr.JSON(), gr.Gallery()
             api_result = gr.Image(type="pil", format="png")
             hidden = gr.Button()
         hidden.click(detect_api, [api_image], [api_faces], api_name="detect", **FACE_JOBS)
-        hidden.click(edit_api, [api_image, api_hair, api_attrs, api_strength, api_index], [api_result], api_name="edit",
+        hidden.click(edit_api, [api_image, api_hair, api_attrs, api_strength, api_index, api_detail], [api_result], api_name="edit",
                      **FACE_JOBS)
         hidden.click(preview_api, [api_image, api_index], [api_result], api_name="preview_grid", **FACE_JOBS)
         hidden.click(sample_api, [api_dataset, api_label, api_n, api_seed], [api_samples], api_name="sample", **CGAN_JOBS)
