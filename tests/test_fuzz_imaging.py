@@ -207,6 +207,9 @@ def test_paste_back_with_valid_alignments_never_raises(
     edited = Image.new("RGB", (size, size), (255, 0, 255))
     out = paste_back(img, edited, aligned.matrix, feather=feather)
     assert out.size == img.size and out.mode == img.mode
+    reference = Image.new("RGB", (size, size), (0, 40, 255))
+    out = paste_back(img, edited, aligned.matrix, feather=feather, reference_crop=reference)
+    assert out.size == img.size and out.mode == img.mode
     assert img.getpixel((0, 0)) == (
         77 if mode == "L" else (77, 88, 99, 255)[: len(mode)]
     )

@@ -184,8 +184,8 @@ def init_from_weights(path: str, mcfg: StarGANConfig, G: Generator, D: Discrimin
         raise WeightsError(f"--init-weights {path} was trained with {loaded.config}, not this run's {mcfg}.")
     if "D" not in loaded.modules:
         raise WeightsError(f"--init-weights {path} has no discriminator to continue training from.")
-    G.load_state_dict({k: v.float() for k, v in loaded.modules["G"].state_dict().items()})
-    D.load_state_dict({k: v.float() for k, v in loaded.modules["D"].state_dict().items()})
+    G.load_state_dict(loaded.modules["G"].state_dict())  # load_weights already gives fp32 modules
+    D.load_state_dict(loaded.modules["D"].state_dict())
     return {"init_weights": str(path), "init_steps": int(loaded.info.get("steps", 0)),
             "init_train_seconds": float(loaded.info.get("train_seconds", 0.0))}
 
