@@ -2,6 +2,7 @@
 
 from stargan_app.face.align import (
     AlignedFace,
+    FacePaster,
     align_face,
     celeba_reference_points,
     paste_back,
@@ -12,6 +13,7 @@ from stargan_app.face.detect import DetectedFace, FaceDetector
 __all__ = [
     "AlignedFace",
     "DetectedFace",
+    "FacePaster",
     "FaceDetector",
     "align_face",
     "celeba_reference_points",

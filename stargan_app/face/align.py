@@ -181,6 +181,68 @@ def _warp_region(
     return warped.resize((width, height), Image.Resampling.BILINEAR, box=src_box)
 
 
+class FacePaster:
+    """Pastes edited crops of one aligned face back into its photo, feather-blended.
+
+    What does not depend on the edit (the warped feather mask, the photo's pixels under it, the warped reference)
+    is computed once, so re-editing a face costs one warp of the new crop.
+    """
+
+    def __init__(self, img: Image.Image, matrix: np.ndarray, crop_size: tuple[int, int], feather: float = 0.1):
+        m = np.asarray(matrix, dtype=np.float64).reshape(2, 3)
+        if not np.isfinite(m).all():
+            raise ValueError("the affine matrix is not finite")
+        self.img, self.m, self.crop_size, self.feather = img, m, tuple(crop_size), float(max(feather, 0.0))
+        self.box = _bounds(_invert(m), *self.crop_size, 2, img.size)
+        # PIL's affine warp costs ~50 ns per output pixel, too slow for a big face at full resolution, so warp onto
+        # a coarser grid (keeping >= 2 samples per crop pixel; the smooth mask needs only 1) and upsample with the
+        # much faster separable resize.
+        self.scale = math.sqrt(abs(float(np.linalg.det(m[:, :2]))))
+        self._mask: Image.Image | None = None
+        self._photo: np.ndarray | None = None
+        self._reference: tuple[bytes, np.ndarray] | None = None
+
+    def paste(self, edited_crop: Image.Image, reference_crop: Image.Image | None = None) -> Image.Image:
+        """New copy of the photo with ``edited_crop`` pasted in.
+
+        With ``reference_crop`` (what the model makes of the face without the edit), only the change
+        ``edited_crop - reference_crop`` is added to the photo's own pixels, so a low-resolution model recolours
+        the face without replacing its detail by an upscaled, blurred copy.
+        """
+        if edited_crop.size != self.crop_size:
+            raise ValueError(f"expected a {self.crop_size} crop, got {edited_crop.size}")
+        out = self.img.copy()
+        if self.box is None:
+            return out
+        content = self._warp(edited_crop)
+        if reference_crop is not None:
+            change = np.asarray(content, np.int16) - self._warped_reference(reference_crop)
+            content = Image.fromarray(np.clip(self._photo_region() + change, 0, 255).astype(np.uint8))
+        out.paste(content, self.box[:2], self._warped_mask())
+        return out
+
+    def _warp(self, crop: Image.Image) -> Image.Image:
+        crop = crop if crop.mode == self.img.mode else crop.convert(self.img.mode)
+        return _warp_region(crop, self.m, self.box, int(0.5 / self.scale), Image.Resampling.BICUBIC)
+
+    def _warped_mask(self) -> Image.Image:
+        if self._mask is None:
+            mask = _feather_mask(*self.crop_size, self.feather)
+            self._mask = _warp_region(mask, self.m, self.box, int(1.0 / self.scale), Image.Resampling.BILINEAR)
+        return self._mask
+
+    def _photo_region(self) -> np.ndarray:
+        if self._photo is None:
+            self._photo = np.asarray(self.img.crop(self.box), np.int16)
+        return self._photo
+
+    def _warped_reference(self, reference_crop: Image.Image) -> np.ndarray:
+        key = reference_crop.tobytes()
+        if self._reference is None or self._reference[0] != key:
+            self._reference = (key, np.asarray(self._warp(reference_crop), np.int16))
+        return self._reference[1]
+
+
 def paste_back(
     img: Image.Image,
     edited_crop: Image.Image,
@@ -188,38 +250,9 @@ def paste_back(
     feather: float = 0.1,
     reference_crop: Image.Image | None = None,
 ) -> Image.Image:
-    """New copy of ``img`` with ``edited_crop`` warped back through ``matrix`` (image -> crop) and feather-blended.
-
-    With ``reference_crop`` (what the model makes of the face without the edit), only the change
-    ``edited_crop - reference_crop`` is added to the photo's own pixels, so a low-resolution model recolours the
-    face without replacing its detail by an upscaled, blurred copy.
-    """
-    m = np.asarray(matrix, dtype=np.float64).reshape(2, 3)
-    if not np.isfinite(m).all():
-        raise ValueError("the affine matrix is not finite")
-    inv = _invert(m)
-    out = img.copy()
-    cw, ch = edited_crop.size
-    box = _bounds(inv, cw, ch, 2, img.size)
-    if box is None:
-        return out
-    # PIL's affine warp costs ~50 ns per output pixel, too slow for a big face at full resolution, so warp onto
-    # a coarser grid (keeping >= 2 samples per crop pixel; the smooth mask needs only 1) and upsample with the
-    # much faster separable resize.
-    scale = math.sqrt(abs(float(np.linalg.det(m[:, :2]))))
-
-    def warped(crop: Image.Image) -> Image.Image:
-        crop = crop if crop.mode == img.mode else crop.convert(img.mode)
-        return _warp_region(crop, m, box, int(0.5 / scale), Image.Resampling.BICUBIC)
-
-    content = warped(edited_crop)
-    if reference_crop is not None:
-        change = np.asarray(content, np.int16) - np.asarray(warped(reference_crop), np.int16)
-        content = Image.fromarray(np.clip(np.asarray(img.crop(box), np.int16) + change, 0, 255).astype(np.uint8))
-    mask = _feather_mask(cw, ch, float(max(feather, 0.0)))
-    mask = _warp_region(mask, m, box, int(1.0 / scale), Image.Resampling.BILINEAR)
-    out.paste(content, box[:2], mask)
-    return out
+    """New copy of ``img`` with ``edited_crop`` warped back through ``matrix`` (image -> crop) and feather-blended
+    (see FacePaster.paste for ``reference_crop``)."""
+    return FacePaster(img, matrix, edited_crop.size, feather).paste(edited_crop, reference_crop)
 
 
 def celeba_center_crop(img: Image.Image, size: int) -> Image.Image:

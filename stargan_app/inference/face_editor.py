@@ -16,7 +16,7 @@ from PIL import Image
 from stargan_app.checkpoint import LoadedWeights, load_weights, resolve_weights
 from stargan_app.config import LabelSchema, StarGANConfig
 from stargan_app.errors import NoFaceError
-from stargan_app.face.align import AlignedFace, align_face, paste_back
+from stargan_app.face.align import AlignedFace, FacePaster, align_face
 from stargan_app.face.detect import DetectedFace, FaceDetector
 from stargan_app.imaging import ImageSource, load_image, make_grid, pil_to_tensor, tensor_to_pil
 from stargan_app.labels import edit_passes, full_label_vector, single_attribute_edits, source_vector
@@ -32,6 +32,7 @@ class PreparedFace:
     aligned: AlignedFace  # crop + transform into it
     tensor: torch.Tensor  # crop as (1, 3, S, S) in [-1, 1]
     attributes: dict[str, float] | None  # D's estimate of the current attributes, if D was shipped
+    paster: FacePaster  # pastes edited crops back into `image` (caches what does not depend on the edit)
     no_edit_outputs: dict[bytes, torch.Tensor] = field(default_factory=dict, repr=False)  # G(x, c_src) by c_src
 
 
@@ -94,7 +95,8 @@ class FaceEditor:
             raise NoFaceError(f"Face {face_index} was asked for, but the image has {len(faces)} face(s).")
         aligned = align_face(img, faces[face_index].landmarks, self.config.image_size)
         tensor = pil_to_tensor(aligned.crop)[None]
-        return PreparedFace(img, faces[face_index], aligned, tensor, self.estimate_attributes(tensor))
+        paster = FacePaster(img, aligned.matrix, aligned.crop.size)
+        return PreparedFace(img, faces[face_index], aligned, tensor, self.estimate_attributes(tensor), paster)
 
     @torch.inference_mode()
     def estimate_attributes(self, crop: torch.Tensor) -> dict[str, float] | None:
@@ -119,15 +121,14 @@ class FaceEditor:
         edited = self._generate(prep.tensor, passes)
         edited_crop = tensor_to_pil(edited[0])
         if not keep_detail:
-            return EditResult(paste_back(prep.image, edited_crop, prep.aligned.matrix), prep.aligned.crop, edited_crop,
-                              prep.attributes, prep.face)
+            return EditResult(prep.paster.paste(edited_crop), prep.aligned.crop, edited_crop, prep.attributes, prep.face)
         no_edit = edit_passes(self.schema, targets, source, 0.0)  # same label groups, source labels
         key = torch.stack(no_edit).numpy().tobytes()
         if key not in prep.no_edit_outputs:  # re-edits of this face reuse it: one G pass per label group
             prep.no_edit_outputs[key] = self._generate(prep.tensor, no_edit)
         reference = prep.no_edit_outputs[key]
         after = tensor_to_pil(prep.tensor[0] + edited[0] - reference[0])
-        full = paste_back(prep.image, edited_crop, prep.aligned.matrix, reference_crop=tensor_to_pil(reference[0]))
+        full = prep.paster.paste(edited_crop, reference_crop=tensor_to_pil(reference[0]))
         return EditResult(full, prep.aligned.crop, after, prep.attributes, prep.face)
 
     def _generate(self, x: torch.Tensor, passes: list[torch.Tensor]) -> torch.Tensor:

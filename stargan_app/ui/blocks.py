@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import random
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -69,6 +72,28 @@ def _targets(ed: FaceEditor, hair: str, checked: list[str], source: dict[str, fl
     return targets
 
 
+RESULTS_DIR = Path(tempfile.gettempdir()) / "stargan-app-results"
+PNG_MAX_PIXELS = 1_000_000  # above this the result photo is sent as JPEG: a 12 MP PNG takes 3 s to encode, JPEG 36 ms
+KEEP_RESULT_FILES = 64
+
+
+def _result_file(image: Image.Image) -> str:
+    """Encode an edited photo ourselves (Gradio would write PNG at any size) and return its path."""
+    big = image.width * image.height > PNG_MAX_PIXELS
+    buf = io.BytesIO()
+    if big:
+        image.save(buf, "JPEG", quality=95)
+    else:
+        image.save(buf, "PNG")
+    data = buf.getvalue()
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"edited-{hashlib.blake2b(data, digest_size=12).hexdigest()}.{'jpg' if big else 'png'}"
+    path.write_bytes(data)
+    for old in sorted(RESULTS_DIR.glob("edited-*"), key=lambda p: p.stat().st_mtime)[:-KEEP_RESULT_FILES]:
+        old.unlink(missing_ok=True)  # Gradio has copied it into its own cache by now
+    return str(path)
+
+
 def _other_attributes(ed: FaceEditor) -> list[str]:
     return [a for a in ed.attributes if a not in ed.schema.exclusive]
 
@@ -92,7 +117,7 @@ def edit_api(image, hair: str = KEEP, attributes: list[str] | None = None, stren
     prep = ed.prepare(image, int(face_index))
     checked = attributes if attributes is not None else [a for a in _other_attributes(ed) if (prep.attributes or {}).get(a, 0) >= 0.5]
     targets = _targets(ed, hair, checked, prep.attributes)
-    return ed.edit(prep, targets, strength=float(strength), keep_detail=bool(keep_detail)).image
+    return _result_file(ed.edit(prep, targets, strength=float(strength), keep_detail=bool(keep_detail)).image)
 
 
 @_friendly
@@ -200,7 +225,7 @@ def build() -> gr.Blocks:
                                 keep_detail=bool(detail))
                 except StarGANAppError as e:
                     return None, None, None, str(e)
-                return r.image, r.face_before, r.face_after, gr.update()
+                return _result_file(r.image), r.face_before, r.face_after, gr.update()
 
             def on_grid(prep: PreparedFace | None, detail):
                 if prep is None or ed is None:
