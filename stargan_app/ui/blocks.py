@@ -7,6 +7,7 @@ import io
 import os
 import random
 import tempfile
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -294,8 +295,16 @@ def build() -> gr.Blocks:
     return demo
 
 
+def _warm_up() -> None:
+    """Build MTCNN and run each network once, so the first visitor does not wait for it."""
+    ed, _ = _try_editor()
+    if ed is not None:
+        ed.detector.detect(Image.new("RGB", (96, 96), (128, 128, 128)))
+
+
 def launch() -> None:
     configure_threads()
     demo = build()
+    threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()  # overlaps the server's start-up
     demo.queue(max_size=queue_size(), default_concurrency_limit=CONCURRENCY)
     demo.launch(max_file_size="25mb", show_error=True, server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
