@@ -38,6 +38,12 @@ def source_vector(schema: LabelSchema, source: Mapping[str, float] | None) -> to
     return torch.tensor([1.0 if float(source.get(a, 0.0)) >= 0.5 else 0.0 for a in schema.attributes])
 
 
+def source_label_vector(schema: LabelSchema, group: int, source: Mapping[str, float] | None) -> torch.Tensor:
+    """c that asks for no change in one label group: the face's own labels there, with that group's mask."""
+    src = source_vector(schema, source)
+    return full_label_vector(schema, group, src[schema.group_slice(group)][None])[0]
+
+
 def target_vector(schema: LabelSchema, src: torch.Tensor, targets: Mapping[str, bool]) -> torch.Tensor:
     """Source labels with the user's choices applied; switching one exclusive attribute on clears the others."""
     trg = src.clone()

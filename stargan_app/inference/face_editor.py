@@ -19,7 +19,7 @@ from stargan_app.errors import NoFaceError
 from stargan_app.face.align import AlignedFace, FacePaster, align_face
 from stargan_app.face.detect import DetectedFace, FaceDetector
 from stargan_app.imaging import ImageSource, load_image, make_grid, pil_to_tensor, tensor_to_pil
-from stargan_app.labels import edit_passes, full_label_vector, single_attribute_edits, source_vector
+from stargan_app.labels import edit_passes, single_attribute_edits, source_label_vector
 from stargan_app.models import Discriminator, Generator
 
 
@@ -142,19 +142,14 @@ class FaceEditor:
         """The aligned face followed by every single-attribute edit, from one batched forward."""
         prep = image if isinstance(image, PreparedFace) else self.prepare(image, face_index)
         edits = single_attribute_edits(self.schema, prep.attributes)
-        groups = [self.schema.group_of(name[1:]) for name, _ in edits]  # names are "+Attr" / "-Attr"
-        no_edit = [self.source_label_vector(g, prep.attributes) for g in range(len(self.schema.groups))]
+        groups = [g for g, attrs in enumerate(self.schema.groups) for _ in attrs]  # the order of `edits`
+        no_edit = [source_label_vector(self.schema, g, prep.attributes) for g in range(len(self.schema.groups))]
         cs = torch.stack([c for _, c in edits] + (no_edit if keep_detail else []))
         with torch.inference_mode():
             out = self.G(prep.tensor.to(self._device).expand(len(cs), -1, -1, -1), cs.to(self._device)).cpu()
         if keep_detail:
             out = prep.tensor + out[: len(edits)] - out[len(edits) :][groups]
         return make_grid([prep.aligned.crop] + [tensor_to_pil(o) for o in out], ncols=len(edits) + 1)
-
-    def source_label_vector(self, group: int, attributes: Mapping[str, float] | None) -> torch.Tensor:
-        """c for 'no change' in one label group: the face's own attributes there, with that group's mask."""
-        src = source_vector(self.schema, attributes)
-        return full_label_vector(self.schema, group, src[self.schema.group_slice(group)][None])[0]
 
     def preview_labels(self, attributes: Mapping[str, float] | None = None) -> list[str]:
         return ["input"] + [name for name, _ in single_attribute_edits(self.schema, attributes)]
