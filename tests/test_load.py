@@ -60,9 +60,9 @@ def test_a_full_queue_answers_busy_at_once_and_recovers(astronaut):
 
     app = RunningApp(STARGAN_APP_QUEUE_SIZE="2")
     try:
-        client = Client(app.url, verbose=False, max_workers=16)
-        calls = [((handle_file(str(astronaut)), HAIR[i % 4], None, 1.0, 0), "/edit") for i in range(16)]
-        results = timed_calls(client, calls, workers=16)
+        client = Client(app.url, verbose=False, max_workers=24)
+        calls = [((handle_file(str(astronaut)), HAIR[i % 4], None, 1.0, 0), "/edit") for i in range(24)]
+        results = timed_calls(client, calls, workers=24)
         busy = [s for s, out in results if isinstance(out, Exception) and "Queue is full" in str(out)]
         other_errors = [out for _, out in results if isinstance(out, Exception) and "Queue is full" not in str(out)]
         assert busy and not other_errors, other_errors[:3]
