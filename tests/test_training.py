@@ -1,5 +1,6 @@
 """Fast training tests on synthetic CelebA-layout and idx data written to tmp (tiny configs, CPU)."""
 
+import dataclasses
 import gzip
 import os
 import struct
@@ -175,6 +176,10 @@ def test_stargan_init_weights_starts_from_a_weights_file(tmp_path):
     wider = tiny_stargan(tmp_path, run_dir=str(tmp_path / "wider"), conv_dim=16, num_iters=2, init_weights=first.out)
     with pytest.raises(WeightsError, match="trained with"):
         train_stargan(wider)
+    Path(first.out).unlink()  # a resume reads its own checkpoint, not the init file, and keeps its provenance
+    train_stargan(dataclasses.replace(again, num_iters=3))
+    resumed = FaceEditor.from_pretrained(again.out)
+    assert resumed.info["steps"] == 3 and resumed.info["init_steps"] == 2
 
 
 def test_torchrun_two_processes_rank0_writes(tmp_path):

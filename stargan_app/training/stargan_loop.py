@@ -58,11 +58,9 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
     images = data.images.to(dev)  # the whole uint8 set lives on the device: batches never touch the host
     labels = data.labels.to(dev)
     layout = torch.channels_last if cuda else torch.contiguous_format  # channels_last only pays off on GPU
-    G = Generator(mcfg)
-    D = Discriminator(mcfg)
-    init_info = init_from_weights(cfg.init_weights, mcfg, G, D) if cfg.init_weights else {}
-    G.to(dev, memory_format=layout)
-    D.to(dev, memory_format=layout)
+    G = Generator(mcfg).to(dev, memory_format=layout)
+    D = Discriminator(mcfg).to(dev, memory_format=layout)
+    init_info: dict = {}  # provenance of --init-weights, carried through resumes
     opt_g = torch.optim.Adam(G.parameters(), cfg.g_lr, (cfg.beta1, cfg.beta2), fused=cuda or None)
     opt_d = torch.optim.Adam(D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2), fused=cuda or None)
     train_seconds = [0.0]
@@ -79,6 +77,7 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
 
     def restore(s: dict) -> None:
         train_seconds[0] = restore_training_state(s, G, D, opt_g, opt_d)
+        init_info.update({k: v for k, v in s.get("info", {}).items() if k.startswith("init_")})
 
     g_train = DistributedDataParallel(G) if d.world > 1 else G
     d_train = DistributedDataParallel(D) if d.world > 1 else D
@@ -162,6 +161,8 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
         desc="stargan",
     )
     start = driver.resume(restore)
+    if start == 0 and cfg.init_weights:  # a resumed run already holds its weights: the file is not read again
+        init_info.update(init_from_weights(cfg.init_weights, mcfg, G, D))
     started = time.perf_counter()
     try:
         driver.run(start, step_fn)
