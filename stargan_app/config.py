@@ -16,6 +16,10 @@ FASHION_CLASSES = (
 )
 
 
+OUTPUT_MODES = ("image", "masked")
+UPSAMPLE_MODES = ("deconv", "deconv_blur", "resize")
+
+
 def opt(default: Any, help: str) -> Any:
     """A dataclass field whose help text becomes the CLI flag's documentation."""
     return field(default=default, metadata={"help": help})
@@ -71,10 +75,16 @@ class StarGANConfig:
     d_repeat_num: int = 5  # stride-2 convs in D (image_size must be divisible by 2**d_repeat_num)
     labels: LabelSchema = LabelSchema()  # label groups, mask vector and exclusive attributes
     track_running_stats: bool = False  # True only for imported official checkpoints (they carry the buffers)
+    output: str = "image"  # "image": official G writes every pixel; "masked": G = M*C + (1-M)*x (attention mask M)
+    upsample: str = "deconv"  # "deconv": official transposed convs; "deconv_blur": each followed by a fixed [1,2,1] blur; "resize": nearest x2 + 3x3 conv
 
     def __post_init__(self) -> None:
         if isinstance(self.labels, dict):
             object.__setattr__(self, "labels", LabelSchema(**self.labels))
+        if self.output not in OUTPUT_MODES:
+            raise ValueError(f"output must be one of {OUTPUT_MODES}, got {self.output!r}")
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
         if self.image_size % (2 ** self.d_repeat_num):
             raise ValueError(f"image_size {self.image_size} is not divisible by 2**d_repeat_num ({self.d_repeat_num})")
 
@@ -118,20 +128,30 @@ class StarGANTrainConfig:
     g_repeat_num: int = opt(6, "residual blocks in G")
     d_conv_dim: int = opt(64, "D width")
     d_repeat_num: int = opt(5, "stride-2 convs in D (6 for 128 px as in the paper)")
+    output: str = opt("masked", "G output: 'image' (official, rewrites every pixel) or 'masked' (colour + attention mask)")
+    upsample: str = opt("deconv_blur", "G upsampling: 'deconv' (official transposed convs), 'deconv_blur' (each followed by a "
+                        "fixed [1,2,1] blur: no checkerboard, same weights) or 'resize' (nearest + 3x3 conv)")
+    recipe: str = opt("v2", "'wgan-gp' (paper: WGAN-GP, n_critic 5) or 'v2' (StarGAN v2: non-saturating + lazy R1, EMA G)")
     group_a: str = opt(",".join(GROUP_A), "comma-separated attributes of label group A")
     group_b: str = opt(",".join(GROUP_B), "comma-separated attributes of label group B ('' for one group)")
     test_size: int = opt(1000, "last images held out from training (evaluation split)")
     max_images: int = opt(0, "use at most this many training images (0 = all)")
     batch_size: int = opt(16, "images per batch per process")
     num_iters: int = opt(200_000, "total training steps (each step trains D; G every n_critic steps)")
-    n_critic: int = opt(5, "D updates per G update")
+    n_critic: int = opt(0, "D updates per G update (0 = the recipe's: 5 for wgan-gp, 1 for v2)")
     g_lr: float = opt(1e-4, "G learning rate")
     d_lr: float = opt(1e-4, "D learning rate")
     beta1: float = opt(0.5, "Adam beta1")
     beta2: float = opt(0.999, "Adam beta2")
     lambda_cls: float = opt(1.0, "weight of the classification loss")
     lambda_rec: float = opt(10.0, "weight of the reconstruction loss")
-    lambda_gp: float = opt(10.0, "weight of the gradient penalty")
+    lambda_gp: float = opt(10.0, "weight of the gradient penalty (wgan-gp)")
+    lambda_r1: float = opt(1.0, "weight of the R1 penalty on real images (v2)")
+    r1_every: int = opt(4, "lazy R1: penalise every this many D steps, scaled up to match (v2)")
+    lambda_mask: float = opt(0.05, "weight of mean(M) on the translation pass (masked G keeps edits local)")
+    lambda_mask_tv: float = opt(0.05, "weight of the total variation of M (smooth masks)")
+    mask_warmup: int = opt(2000, "steps before the mask penalties start, then ramped over as many (collapse guard)")
+    ema_decay: float = opt(0.999, "the exported G is this moving average of G's weights (0 = the last step's G)")
     seed: int = opt(0, "random seed (batches are a pure function of seed, rank and step)")
     init_weights: str = opt("", "start G and D from this stargan weights file (fine-tune; '' = random init)")
     log_every: int = opt(50, "steps between logged losses (the only host syncs)")
@@ -139,7 +159,7 @@ class StarGANTrainConfig:
     save_every: int = opt(1000, "steps between resume checkpoints")
     keep_checkpoints: int = opt(2, "resume checkpoints kept on disk")
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
-    amp: bool = opt(True, "bf16 autocast on CUDA")
+    amp: bool = opt(True, "bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16 / AMX)")
     compile: bool = opt(False, "torch.compile G and D (CUDA)")
     fp16_export: bool = opt(True, "store exported weights as fp16 (half the size)")
 

@@ -10,6 +10,16 @@ from stargan_app.config import LabelSchema
 from stargan_app.errors import LabelError
 
 MAX_STRENGTH = 2.0
+DISPLAY_NAMES = {
+    "Black_Hair": "Black hair", "Blond_Hair": "Blond hair", "Brown_Hair": "Brown hair", "Gray_Hair": "Gray hair",
+    "Bangs": "Bangs", "Wearing_Earrings": "Earrings", "Wearing_Hat": "Hat", "Mustache": "Mustache",
+    "Eyeglasses": "Glasses",
+}
+
+
+def display_name(attribute: str) -> str:
+    """What a person reads for an attribute key ("Wearing_Hat" -> "Hat"); unknown keys lose their underscores."""
+    return DISPLAY_NAMES.get(attribute, attribute.replace("_", " ").capitalize())
 
 
 def full_label_vector(schema: LabelSchema, group: int, group_labels: torch.Tensor) -> torch.Tensor:

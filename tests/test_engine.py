@@ -163,10 +163,10 @@ def test_re_edit_of_a_prepared_face_runs_g_once():
     img = Image.fromarray(np.random.default_rng(1).integers(0, 255, (480, 640, 3), dtype=np.uint8))
     prep = editor.prepare(img)
     calls = []
-    editor.G.register_forward_hook(lambda module, inputs, output: calls.append(len(output)))
+    editor.G.register_forward_hook(lambda module, inputs, output: calls.append(1))
     editor.edit(prep, {"Blond_Hair": True})
-    assert calls == [1, 1]  # the edit and the no-edit path G(x, c_src)
+    assert len(calls) == 2  # the edit and the no-edit path G(x, c_src)
     editor.edit(prep, {"Black_Hair": True}, strength=0.5)
-    assert calls == [1, 1, 1]  # a re-edit in the same label group reuses the no-edit path
+    assert len(calls) == 3  # a re-edit in the same label group reuses the no-edit path
     editor.edit(prep, {"Eyeglasses": True, "Gray_Hair": True})
     assert len(calls) == 3 + 2 + 2  # both groups: two passes, and the no-edit path of that pair once

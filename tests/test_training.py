@@ -19,6 +19,7 @@ from stargan_app.errors import WeightsError
 from stargan_app.inference import ClassSampler, FaceEditor
 from stargan_app.training import losses
 from stargan_app.training.cgan_loop import train_cgan
+from stargan_app.training import stargan_loop
 from stargan_app.training.stargan_loop import train_stargan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,26 +62,27 @@ def test_stargan_trains_exports_and_skips_corrupt(tmp_path, capsys):
     assert editor.config.image_size == 32 and editor.D is not None
 
 
-def test_resume_after_ctrl_c_matches_uninterrupted_run(tmp_path, monkeypatch):
-    full = tiny_stargan(tmp_path, run_dir=str(tmp_path / "full"), out="", save_every=100)
+@pytest.mark.parametrize("recipe", ["wgan-gp", "v2"])
+def test_resume_after_ctrl_c_matches_uninterrupted_run(tmp_path, monkeypatch, recipe):
+    full = tiny_stargan(tmp_path, run_dir=str(tmp_path / "full"), out="", save_every=100, recipe=recipe)
     train_stargan(full)
-    part = tiny_stargan(tmp_path, run_dir=str(tmp_path / "part"), out="", save_every=100)
-    real_gp, calls = losses.gradient_penalty, []
+    part = tiny_stargan(tmp_path, run_dir=str(tmp_path / "part"), out="", save_every=100, recipe=recipe)
+    real_d_loss, calls = stargan_loop.compute_d_loss, []
 
     def interrupt_at_step_3(*args):
         calls.append(1)
         if len(calls) == 4:
             raise KeyboardInterrupt
-        return real_gp(*args)
+        return real_d_loss(*args)
 
-    monkeypatch.setattr(losses, "gradient_penalty", interrupt_at_step_3)
+    monkeypatch.setattr(stargan_loop, "compute_d_loss", interrupt_at_step_3)
     with pytest.raises(KeyboardInterrupt):
         train_stargan(part)
     assert load_resume(part.run_dir)["step"] == 3  # saved on Ctrl-C
-    monkeypatch.setattr(losses, "gradient_penalty", real_gp)
+    monkeypatch.setattr(stargan_loop, "compute_d_loss", real_d_loss)
     train_stargan(part)
     a, b = load_resume(full.run_dir), load_resume(part.run_dir)
-    for key in ("G", "D"):
+    for key in ("G", "D", "G_ema"):
         for name, t in a[key].items():
             assert torch.equal(t, b[key][name]), f"{key}.{name}"
 
@@ -89,15 +91,15 @@ def test_sigterm_saves_like_ctrl_c(tmp_path, monkeypatch):
     import signal
 
     cfg = tiny_stargan(tmp_path, out="", save_every=100)
-    real_gp, calls = losses.gradient_penalty, []
+    real_d_loss, calls = stargan_loop.compute_d_loss, []
 
     def terminate_at_step_2(*args):
         calls.append(1)
         if len(calls) == 3:
             os.kill(os.getpid(), signal.SIGTERM)
-        return real_gp(*args)
+        return real_d_loss(*args)
 
-    monkeypatch.setattr(losses, "gradient_penalty", terminate_at_step_2)
+    monkeypatch.setattr(stargan_loop, "compute_d_loss", terminate_at_step_2)
     with pytest.raises(KeyboardInterrupt):
         train_stargan(cfg)
     assert load_resume(cfg.run_dir)["step"] == 2  # steps 0 and 1 completed; the one in flight is dropped

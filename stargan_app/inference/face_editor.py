@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -18,8 +19,8 @@ from stargan_app.config import LabelSchema, StarGANConfig
 from stargan_app.errors import NoFaceError
 from stargan_app.face.align import AlignedFace, FacePaster, align_face
 from stargan_app.face.detect import DetectedFace, FaceDetector
-from stargan_app.imaging import ImageSource, load_image, make_grid, pil_to_tensor, tensor_to_pil
-from stargan_app.labels import edit_passes, single_attribute_edits, source_label_vector
+from stargan_app.imaging import ImageSource, load_image, make_grid, mask_to_pil, pil_to_tensor, tensor_to_pil
+from stargan_app.labels import display_name, edit_passes, single_attribute_edits, source_label_vector
 from stargan_app.models import Discriminator, Generator
 
 
@@ -37,12 +38,38 @@ class PreparedFace:
 
 
 @dataclass
+class EditPreview:
+    """One tile of the edit gallery: a single-attribute edit of one face."""
+
+    attribute: str  # attribute key, e.g. "Blond_Hair"
+    caption: str  # what a person reads, e.g. "Blond hair" or "No glasses"
+    targets: dict[str, bool]  # what to pass to FaceEditor.edit to apply this edit
+    image: Image.Image  # padded square around the face, cut from the edited photo
+
+
+@dataclass
 class EditResult:
     image: Image.Image  # the full photo with the edited face pasted back (same size as the input)
     face_before: Image.Image  # aligned crop before the edit
     face_after: Image.Image  # aligned crop after the edit
     attributes_before: dict[str, float] | None  # {attribute: probability} or None without D
     face: DetectedFace  # which face was edited
+
+
+NO_FACE_MESSAGE = ("No face was found in this image. Try a photo where the face is clearly visible "
+                   "and at least about 40 pixels wide.")
+FACE_PADDING = 0.5  # face squares (thumbnails, previews) extend this fraction of the face box on every side
+
+
+def face_square(box: tuple[float, float, float, float], photo_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A square around a face box, padded by FACE_PADDING and shifted (then shrunk) to lie inside the photo."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0) * (1 + 2 * FACE_PADDING)
+    side = int(round(min(side, *photo_size)))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    left = int(round(min(max(cx - side / 2, 0), photo_size[0] - side)))
+    top = int(round(min(max(cy - side / 2, 0), photo_size[1] - side)))
+    return left, top, left + side, top + side
 
 
 class FaceEditor:
@@ -89,14 +116,16 @@ class FaceEditor:
         img = load_image(image)
         faces = self.detect(img)
         if not faces:
-            raise NoFaceError("No face was found in this image. Try a photo where the face is clearly visible "
-                              "and at least about 40 pixels wide.")
+            raise NoFaceError(NO_FACE_MESSAGE)
         if not 0 <= face_index < len(faces):
             raise NoFaceError(f"Face {face_index} was asked for, but the image has {len(faces)} face(s).")
-        aligned = align_face(img, faces[face_index].landmarks, self.config.image_size)
+        return self._prepare_face(img, faces[face_index])
+
+    def _prepare_face(self, img: Image.Image, face: DetectedFace) -> PreparedFace:
+        aligned = align_face(img, face.landmarks, self.config.image_size)
         tensor = pil_to_tensor(aligned.crop)[None]
         paster = FacePaster(img, aligned.matrix, aligned.crop.size)
-        return PreparedFace(img, faces[face_index], aligned, tensor, self.estimate_attributes(tensor), paster)
+        return PreparedFace(img, face, aligned, tensor, self.estimate_attributes(tensor), paster)
 
     @torch.inference_mode()
     def estimate_attributes(self, crop: torch.Tensor) -> dict[str, float] | None:
@@ -110,33 +139,58 @@ class FaceEditor:
              face_index: int = 0, source: Mapping[str, float] | None = None, keep_detail: bool = True) -> EditResult:
         """Edit one face: targets {attribute: on/off}; untouched attributes keep their source value.
 
-        keep_detail (default) adds only the change the model makes, G(x, c_trg) - G(x, c_src), to the photo's
-        own pixels; False pastes the generator's output itself (blurred by upscaling from the model's size).
+        A masked generator's edit is always local: only the upsampled change M * (C - x) is added to the photo, so
+        pixels outside the mask stay bit-exact and the photo keeps its own texture (keep_detail is ignored).
+        For an image generator, keep_detail (default) adds only the change G(x, c_trg) - G(x, c_src) to the
+        photo's own pixels; False pastes the generator's output itself (blurred by upscaling from the model's size).
         """
         prep = image if isinstance(image, PreparedFace) else self.prepare(image, face_index)
         source = source if source is not None else prep.attributes
         passes = edit_passes(self.schema, targets, source, strength)
         if not passes:
             return EditResult(prep.image.copy(), prep.aligned.crop, prep.aligned.crop, prep.attributes, prep.face)
-        edited = self._generate(prep.tensor, passes)
+        full, after = self._edit_photo(prep, prep.paster, passes, targets, source, keep_detail)
+        return EditResult(full, prep.aligned.crop, after, prep.attributes, prep.face)
+
+    def _edit_photo(self, prep: PreparedFace, paster: FacePaster, passes: list[torch.Tensor],
+                    targets: Mapping[str, bool], source: Mapping[str, float] | None,
+                    keep_detail: bool) -> tuple[Image.Image, Image.Image]:
+        """(photo with the edit pasted back through `paster`, edited crop) for one face and its label passes."""
+        layers = self._generate(prep.tensor, passes)
+        edited = layers[-1][0]
+        if self.masked:
+            return paster.paste_masked([
+                (tensor_to_pil(x[0]), tensor_to_pil(colour[0]), mask_to_pil(mask[0]))
+                for (_, colour, mask), x in zip(layers, [prep.tensor] + [out for out, _, _ in layers[:-1]])
+            ]), tensor_to_pil(edited[0])
         edited_crop = tensor_to_pil(edited[0])
         if not keep_detail:
-            return EditResult(prep.paster.paste(edited_crop), prep.aligned.crop, edited_crop, prep.attributes, prep.face)
+            return paster.paste(edited_crop), edited_crop
         no_edit = edit_passes(self.schema, targets, source, 0.0)  # same label groups, source labels
         key = torch.stack(no_edit).numpy().tobytes()
         if key not in prep.no_edit_outputs:  # re-edits of this face reuse it: one G pass per label group
-            prep.no_edit_outputs[key] = self._generate(prep.tensor, no_edit)
+            prep.no_edit_outputs[key] = self._generate(prep.tensor, no_edit)[-1][0]
         reference = prep.no_edit_outputs[key]
         after = tensor_to_pil(prep.tensor[0] + edited[0] - reference[0])
-        full = prep.paster.paste(edited_crop, reference_crop=tensor_to_pil(reference[0]))
-        return EditResult(full, prep.aligned.crop, after, prep.attributes, prep.face)
+        return paster.paste(edited_crop, reference_crop=tensor_to_pil(reference[0])), after
 
-    def _generate(self, x: torch.Tensor, passes: list[torch.Tensor]) -> torch.Tensor:
-        """G applied once per label-group pass, each pass with its own c (and so its own mask)."""
+    def _generate(self, x: torch.Tensor, passes: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """G applied once per label-group pass, each on the previous output with its own c (and so its own mask).
+
+        Returns (output, colour, mask) per pass; mask is None for an image generator.
+        """
+        layers = []
         with torch.inference_mode():
             for c in passes:
-                x = self.G(x.to(self._device), c[None].to(self._device)).cpu()
-        return x
+                out, colour, mask = self.G.forward_parts(x.to(self._device), c[None].to(self._device))
+                layers.append((out.cpu(), colour.cpu(), None if mask is None else mask.cpu()))
+                x = layers[-1][0]
+        return layers
+
+    @property
+    def masked(self) -> bool:
+        """True when G outputs colour + attention mask (edits are local); False for the official image output."""
+        return self.config.output == "masked"
 
     def preview_grid(self, image: ImageSource | PreparedFace, face_index: int = 0, keep_detail: bool = True) -> Image.Image:
         """The aligned face followed by every single-attribute edit, from one batched forward."""
@@ -144,12 +198,52 @@ class FaceEditor:
         edits = single_attribute_edits(self.schema, prep.attributes)
         groups = [g for g, attrs in enumerate(self.schema.groups) for _ in attrs]  # the order of `edits`
         no_edit = [source_label_vector(self.schema, g, prep.attributes) for g in range(len(self.schema.groups))]
-        cs = torch.stack([c for _, c in edits] + (no_edit if keep_detail else []))
+        with_reference = keep_detail and not self.masked
+        cs = torch.stack([c for _, c in edits] + (no_edit if with_reference else []))
         with torch.inference_mode():
             out = self.G(prep.tensor.to(self._device).expand(len(cs), -1, -1, -1), cs.to(self._device)).cpu()
-        if keep_detail:
+        if with_reference:
             out = prep.tensor + out[: len(edits)] - out[len(edits) :][groups]
         return make_grid([prep.aligned.crop] + [tensor_to_pil(o) for o in out], ncols=len(edits) + 1)
+
+    def edit_previews(self, image: ImageSource | PreparedFace, face_index: int = 0, size: int = 256) -> list[EditPreview]:
+        """Every single-attribute edit of one face, pasted back like `edit` does and shown as a padded square
+        around the face, `size` px wide (the photo is cut and downscaled first, so a 12 MP photo costs no more)."""
+        prep = image if isinstance(image, PreparedFace) else self.prepare(image, face_index)
+        square = face_square(prep.face.box, prep.image.size)
+        view = prep.image.resize((size, size), Image.Resampling.LANCZOS, box=square, reducing_gap=3.0)
+        scale = size / (square[2] - square[0])
+        a, t = prep.aligned.matrix[:, :2], prep.aligned.matrix[:, 2]
+        matrix = np.column_stack([a / scale, a @ np.array(square[:2], dtype=np.float64) + t])  # view px -> crop px
+        paster = FacePaster(view, matrix, prep.aligned.crop.size)
+        previews = []
+        for label, _ in single_attribute_edits(self.schema, prep.attributes):
+            attribute, on = label[1:], label[0] == "+"
+            targets = {attribute: on}
+            passes = edit_passes(self.schema, targets, prep.attributes)
+            photo, _ = self._edit_photo(prep, paster, passes, targets, prep.attributes, keep_detail=True)
+            caption = display_name(attribute) if on else f"No {display_name(attribute).lower()}"
+            previews.append(EditPreview(attribute, caption, targets, photo))
+        return previews
+
+    def face_thumbnails(self, image: ImageSource, size: int = 128) -> list[Image.Image]:
+        """A padded square around each detected face, largest first (the order of `detect`)."""
+        img = load_image(image)
+        return [img.resize((size, size), Image.Resampling.LANCZOS, box=face_square(f.box, img.size), reducing_gap=3.0)
+                for f in self.detect(img)]
+
+    def edit_all_faces(self, image: ImageSource, targets: Mapping[str, bool], strength: float = 1.0) -> EditResult:
+        """Every detected face edited with the same changes, one after another into one photo."""
+        img = load_image(image)
+        faces = self.detect(img)
+        if not faces:
+            raise NoFaceError(NO_FACE_MESSAGE)
+        first = None
+        for face in faces:
+            result = self.edit(self._prepare_face(img, face), targets, strength)
+            first = first or result
+            img = result.image
+        return EditResult(img, first.face_before, first.face_after, first.attributes_before, first.face)
 
     def preview_labels(self, attributes: Mapping[str, float] | None = None) -> list[str]:
         return ["input"] + [name for name, _ in single_attribute_edits(self.schema, attributes)]

@@ -18,6 +18,24 @@ class InstanceNorm2d(nn.InstanceNorm2d):
         return F.instance_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
 
 
+class BlurredConvTranspose2d(nn.ConvTranspose2d):
+    """Transposed conv followed by a fixed separable [1, 2, 1] / 4 low-pass filter; same parameters and state-dict
+    keys as nn.ConvTranspose2d, so official-layout weights load into it.
+
+    The filter's zero at the Nyquist frequency removes the period-2 checkerboard that a stride-2 transposed conv's
+    uneven kernel overlap leaves (Odena et al. 2016; StyleGAN blurs after upsampling for the same reason).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        k = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("blur_kernel", (k[:, None] * k[None, :] / 16.0)[None, None], persistent=False)
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        y = F.pad(super().forward(x, output_size), (1, 1, 1, 1), mode="replicate")
+        return F.conv2d(y, self.blur_kernel.to(y.dtype).expand(y.size(1), 1, 3, 3), groups=y.size(1))
+
+
 class ResidualBlock(nn.Module):
     """Residual block with instance normalisation."""
 
@@ -36,7 +54,11 @@ class ResidualBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    """Image-to-image generator conditioned on a label vector c."""
+    """Image-to-image generator conditioned on a label vector c.
+
+    output="image" is the official layout. output="masked" ends in 3 colour channels C (tanh) and 1 attention mask M
+    (sigmoid) and returns M*C + (1-M)*x, so pixels the edit does not need keep the input (GANimation, SaGAN).
+    """
 
     def __init__(self, cfg: StarGANConfig):
         super().__init__()
@@ -57,18 +79,40 @@ class Generator(nn.Module):
             dim *= 2
         layers += [ResidualBlock(dim, trs) for _ in range(cfg.g_repeat_num)]
         for _ in range(2):
-            layers += [
-                nn.ConvTranspose2d(dim, dim // 2, 4, 2, 1, bias=False),
-                InstanceNorm2d(dim // 2, affine=True, track_running_stats=trs),
-                nn.ReLU(inplace=True),
-            ]
+            if cfg.upsample == "resize":  # Odena et al. 2016: resize then conv has no checkerboard
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(dim, dim // 2, 3, 1, 1, bias=False)]
+            else:
+                deconv = BlurredConvTranspose2d if cfg.upsample == "deconv_blur" else nn.ConvTranspose2d
+                layers += [deconv(dim, dim // 2, 4, 2, 1, bias=False)]
+            layers += [InstanceNorm2d(dim // 2, affine=True, track_running_stats=trs), nn.ReLU(inplace=True)]
             dim //= 2
-        layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
+        if cfg.output == "masked":
+            layers += [nn.Conv2d(dim, 4, 7, 1, 3, bias=True)]  # the bias sets the mask's starting opening
+        else:
+            layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        c = c.to(x.dtype).view(c.size(0), c.size(1), 1, 1).expand(-1, -1, x.size(2), x.size(3))
-        return self.main(torch.cat([x, c], dim=1))
+    def forward(self, x: torch.Tensor, c: torch.Tensor, return_parts: bool = False):
+        """The edited image; with return_parts, (output, colour C, mask M), where an "image" G gives C = output, M = None."""
+        parts = self._parts(x, c)
+        return parts if return_parts else parts[0]
+
+    def forward_parts(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(output, colour C, mask M): forward(x, c, return_parts=True)."""
+        return self(x, c, return_parts=True)
+
+    def _parts(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        cmap = c.to(x.dtype).view(c.size(0), c.size(1), 1, 1).expand(-1, -1, x.size(2), x.size(3))
+        h = self.main(torch.cat([x, cmap], dim=1))
+        if self.cfg.output != "masked":
+            return h, h, None
+        colour, mask = torch.tanh(h[:, :3]), torch.sigmoid(h[:, 3:])
+        return compose_masked(x, colour, mask), colour, mask
+
+
+def compose_masked(x: torch.Tensor, colour: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """M*C + (1-M)*x, written as x + M*(C-x) so that M = 0 returns x exactly."""
+    return x + mask * (colour - x.to(colour.dtype))
 
 
 class Discriminator(nn.Module):

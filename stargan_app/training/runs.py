@@ -55,6 +55,34 @@ def setup(device: str = "auto") -> Dist:
     return Dist(rank=dist.get_rank() if world > 1 else 0, world=world, device=dev)
 
 
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs whose oneDNN kernels run bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class Autocast:
+    """A reusable bf16 autocast context for one device; `enabled` says whether it does anything."""
+
+    def __init__(self, device: torch.device, enabled: bool):
+        self.device_type, self.enabled = device.type, enabled
+
+    def __enter__(self) -> None:
+        self._ctx = torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.enabled)
+        self._ctx.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._ctx.__exit__(*exc)
+
+
+def autocast_for(device: torch.device, amp: bool) -> Autocast:
+    """bf16 autocast on CUDA and on CPUs with native bf16 when amp is on; a no-op context otherwise."""
+    native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+    return Autocast(device, amp and native)
+
+
 def teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

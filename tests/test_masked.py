@@ -1,0 +1,180 @@
+"""Masked generator, its training losses and its local paste-back (tiny random models, synthetic data, CPU)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stargan_app.checkpoint import load_weights, save_weights
+from stargan_app.config import StarGANConfig, StarGANTrainConfig
+from stargan_app.face.align import FacePaster, align_face, celeba_reference_points
+from stargan_app.imaging import mask_to_pil
+from stargan_app.labels import full_label_vector
+from stargan_app.models import Discriminator, Generator
+from stargan_app.models.stargan import compose_masked
+from stargan_app.training import losses
+from stargan_app.training.runs import Autocast
+from stargan_app.training.stargan_loop import Batch, compute_d_loss, compute_g_loss, init_from_weights
+
+TINY = StarGANConfig(image_size=32, conv_dim=8, g_repeat_num=1, d_conv_dim=8, d_repeat_num=4)
+MASKED = dataclasses.replace(TINY, output="masked", upsample="deconv_blur")
+
+
+def set_mask_logit(G: Generator, logit: float) -> None:
+    """Make M constant: zero mask weights, bias = logit."""
+    last = G.main[-1]
+    with torch.no_grad():
+        last.weight[3].zero_()
+        last.bias[3] = logit
+
+
+def test_masked_g_with_closed_mask_returns_the_input_exactly():
+    torch.manual_seed(0)
+    G = Generator(MASKED)
+    set_mask_logit(G, -1e4)
+    x, c = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 11)
+    out, colour, mask = G(x, c, return_parts=True)
+    assert torch.equal(mask, torch.zeros_like(mask)) and torch.equal(out, x)
+
+
+def test_masked_g_with_open_mask_returns_the_colour():
+    torch.manual_seed(0)
+    G = Generator(MASKED)
+    set_mask_logit(G, 1e4)
+    x, c = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 11)
+    out, colour, _ = G(x, c, return_parts=True)
+    torch.testing.assert_close(out, colour, atol=1e-6, rtol=0)
+    assert not torch.allclose(out, x)
+
+
+def test_compose_masked_is_a_per_pixel_blend():
+    x, colour = torch.full((1, 3, 2, 2), -0.5), torch.full((1, 3, 2, 2), 0.5)
+    mask = torch.tensor([[[[0.0, 0.25], [0.5, 1.0]]]])
+    assert compose_masked(x, colour, mask)[0, 0].tolist() == [[-0.5, -0.25], [0.0, 0.5]]
+
+
+def test_image_generator_has_no_mask():
+    out, colour, mask = Generator(TINY)(torch.zeros(1, 3, 32, 32), torch.zeros(1, 11), return_parts=True)
+    assert mask is None and out is colour
+
+
+@pytest.mark.parametrize("cfg", [TINY, MASKED, dataclasses.replace(MASKED, upsample="resize")], ids=["image", "masked", "resize"])
+def test_each_output_mode_is_rebuilt_from_metadata(tmp_path, cfg):
+    torch.manual_seed(0)
+    G = Generator(cfg)
+    path = save_weights(tmp_path / "w.safetensors", "stargan", cfg, {"G": G, "D": Discriminator(cfg)})
+    loaded = load_weights(path, kind="stargan")
+    assert loaded.config == cfg
+    x, c = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 11)
+    with torch.no_grad():
+        assert torch.equal(loaded.modules["G"](x, c), G.eval()(x, c))
+
+
+def test_blurred_upsampling_removes_the_checkerboard():
+    from stargan_app.models.stargan import BlurredConvTranspose2d
+
+    plain, blurred = torch.nn.ConvTranspose2d(1, 1, 4, 2, 1, bias=False), BlurredConvTranspose2d(1, 1, 4, 2, 1, bias=False)
+    with torch.no_grad():
+        plain.weight.copy_(torch.rand(1, 1, 4, 4))
+        blurred.weight.copy_(plain.weight)
+    x = torch.ones(1, 1, 8, 8)
+
+    def nyquist(y):  # energy of the period-2 pattern away from the borders
+        y = y[0, 0, 2:-2, 2:-2]
+        signs = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(y.size(0) // 2, y.size(1) // 2)
+        return float((y * signs).mean().abs().detach())
+
+    assert nyquist(plain(x)) > 0.01 and nyquist(blurred(x)) < 1e-6
+    assert set(blurred.state_dict()) == set(plain.state_dict())
+
+
+def test_image_weights_seed_a_masked_generator(tmp_path):
+    torch.manual_seed(0)
+    G_img, D = Generator(TINY), Discriminator(TINY)
+    path = save_weights(tmp_path / "img.safetensors", "stargan", TINY, {"G": G_img, "D": D})
+    masked = dataclasses.replace(TINY, output="masked")
+    G = Generator(masked)
+    info = init_from_weights(str(path), masked, G, Discriminator(masked))
+    assert info["init_output"] == "image"
+    set_mask_logit(G, 1e4)  # a fully open mask shows the colour branch: the image G's own output
+    x, c = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 11)
+    with torch.no_grad():
+        torch.testing.assert_close(G(x, c), G_img.eval()(x, c), atol=1e-5, rtol=0)
+
+
+def tiny_batch(cfg: StarGANConfig, n: int = 4) -> Batch:
+    torch.manual_seed(1)
+    schema = cfg.labels
+    org = (torch.rand(n, 5) > 0.5).float()
+    trg = org.flip(0)
+    return Batch(torch.rand(n, 3, 32, 32) * 2 - 1, org, trg, full_label_vector(schema, 0, org),
+                 full_label_vector(schema, 0, trg), schema.group_slice(0), torch.rand(n, 1, 1, 1))
+
+
+def mask_bias_grad(step: int, lambda_mask: float) -> float:
+    """d G-loss / d (mask bias) of a tiny masked G at `step`, with a 100-step mask warm-up."""
+    torch.manual_seed(0)
+    G, D = Generator(MASKED), Discriminator(MASKED)
+    cfg = StarGANTrainConfig(mask_warmup=100, lambda_mask=lambda_mask, lambda_mask_tv=lambda_mask)
+    loss, _ = compute_g_loss(G, D, tiny_batch(MASKED), cfg, step, Autocast(torch.device("cpu"), False))
+    loss.backward()
+    return float(G.main[-1].bias.grad[3])
+
+
+def test_mask_penalty_scale_waits_then_ramps():
+    assert losses.mask_penalty_scale(0, 100) == 0.0 and losses.mask_penalty_scale(100, 100) == 0.0
+    assert losses.mask_penalty_scale(150, 100) == 0.5 and losses.mask_penalty_scale(10_000, 100) == 1.0
+    assert losses.mask_penalty_scale(0, 0) == 1.0
+
+
+def test_collapse_guard_keeps_the_mask_penalty_off_during_warm_up():
+    # during warm-up the mask's gradient is exactly what it is with no mask penalty at all ...
+    assert mask_bias_grad(50, lambda_mask=1.0) == mask_bias_grad(50, lambda_mask=0.0)
+    # ... and after it the penalty pushes the mask closed (a larger positive gradient on its bias)
+    assert mask_bias_grad(1000, lambda_mask=1.0) > mask_bias_grad(1000, lambda_mask=0.0) + 0.1
+
+
+@pytest.mark.parametrize("recipe", ["wgan-gp", "v2"])
+def test_bf16_cpu_training_losses_are_finite(recipe):
+    torch.manual_seed(0)
+    G, D = Generator(MASKED), Discriminator(MASKED)
+    cfg = StarGANTrainConfig(recipe=recipe, r1_every=1)
+    bf16 = Autocast(torch.device("cpu"), True)
+    batch = tiny_batch(MASKED)
+    d_loss, d_logs = compute_d_loss(D, G, batch, cfg, 0, bf16)
+    d_loss.backward()
+    g_loss, g_logs = compute_g_loss(G, D, batch, cfg, 10_000, bf16)
+    g_loss.backward()
+    for name, value in {**d_logs, **g_logs, "D": d_loss, "G": g_loss}.items():
+        assert torch.isfinite(value).all(), name
+    assert ("D/gp" in d_logs) == (recipe == "wgan-gp") and ("D/r1" in d_logs) == (recipe == "v2")
+    assert all(torch.isfinite(p.grad).all() for p in G.parameters() if p.grad is not None)
+
+
+def test_masked_paste_back_changes_only_where_the_mask_is_open():
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8))  # large and full of texture
+    p = celeba_reference_points(64)
+    landmarks = np.array([p[0], p[1], (p[0] + p[1]) / 2, p[2] - [5, 0], p[2] + [5, 0]]) * 12 + [1500, 900]
+    aligned = align_face(photo, landmarks, 64)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[10:20, 20:40] = 255  # a "hair" patch at the top of the crop
+    colour = Image.new("RGB", (64, 64), (250, 220, 120))
+    out = FacePaster(photo, aligned.matrix, (64, 64)).paste_masked([(aligned.crop, colour, Image.fromarray(mask, "L"))])
+    before, after = np.asarray(photo), np.asarray(out)
+    changed = np.abs(after.astype(int) - before).sum(2) > 0
+    assert out.size == photo.size and changed.any()
+    ys, xs = np.nonzero(changed)
+    # the patch's footprint in the photo: crop (20..40, 10..20) scaled by ~12 around the face; nothing else moves
+    inv = np.linalg.inv(np.vstack([aligned.matrix, [0, 0, 1]]))
+    corners = np.array([[19, 9, 1], [41, 9, 1], [19, 21, 1], [41, 21, 1]]) @ inv.T
+    assert xs.min() >= corners[:, 0].min() - 2 and xs.max() <= corners[:, 0].max() + 2
+    assert ys.min() >= corners[:, 1].min() - 2 and ys.max() <= corners[:, 1].max() + 2
+    assert changed.mean() < 0.01  # a small patch of a 12 MP photo
+
+
+def test_mask_below_one_step_is_exactly_closed():
+    m = torch.tensor([[[0.0, 0.5 / 255, 0.999 / 255, 1 / 255, 1.0]]])
+    assert np.asarray(mask_to_pil(m)).tolist() == [[0, 0, 0, 1, 255]]
