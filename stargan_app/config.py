@@ -76,7 +76,9 @@ class StarGANConfig:
     labels: LabelSchema = LabelSchema()  # label groups, mask vector and exclusive attributes
     track_running_stats: bool = False  # True only for imported official checkpoints (they carry the buffers)
     output: str = "image"  # "image": official G writes every pixel; "masked": G = M*C + (1-M)*x (attention mask M)
-    upsample: str = "deconv"  # "deconv": official transposed convs; "deconv_blur": each followed by a fixed [1,2,1] blur; "resize": nearest x2 + 3x3 conv
+    # "deconv": official transposed convs; "deconv_blur": each followed by a fixed [1,2,1] blur (same weights);
+    # "resize": nearest x2 + 3x3 conv
+    upsample: str = "deconv"
 
     def __post_init__(self) -> None:
         if isinstance(self.labels, dict):
