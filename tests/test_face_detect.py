@@ -164,3 +164,86 @@ def test_shared_grace_hopper(detector):
     faces = detector.detect(img)
     assert len(faces) == 1
     assert_plausible(faces[0], img.size)
+
+
+# ---------------------------------------------------------------- tight crops, group photos
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+def portrait(name: str) -> Image.Image:
+    return load_image(ASSETS / name)
+
+
+@pytest.mark.parametrize("name", ["astronaut.png", "grace_hopper.png"])
+@pytest.mark.parametrize("side", [90, 115])
+def test_tight_crop_is_found_with_the_same_landmarks(detector, name, side):
+    photo = portrait(name)
+    (full,) = detector.detect(photo)
+    x0, y0, x1, y1 = full.box
+    square = max(x1 - x0, y1 - y0)
+    left, top = (x0 + x1 - square) / 2, (y0 + y1 - square) / 2
+    crop = photo.resize((side, side), Image.Resampling.LANCZOS, box=(left, top, left + square, top + square))
+    faces = detector.detect(crop)
+    assert len(faces) == 1
+    expected = (full.landmarks - [left, top]) * side / square  # the full-photo landmarks mapped through the crop
+    assert np.abs(faces[0].landmarks - expected).max() < 3.0
+
+
+def textured_background(width: int, height: int) -> Image.Image:
+    """Foliage-like texture: blurred noise at several scales, the kind of background MTCNN hallucinates faces on."""
+    rng = np.random.default_rng(3)
+    layers = [np.asarray(Image.fromarray(rng.integers(0, 256, (height // k, width // k, 3), dtype=np.uint8))
+                         .resize((width, height), Image.Resampling.BICUBIC), np.float32) for k in (4, 16, 64)]
+    return Image.fromarray(np.clip(sum(layers) / 3, 0, 255).astype(np.uint8))
+
+
+def test_group_photo_returns_every_face_largest_first_and_no_phantom(detector):
+    canvas = textured_background(1400, 700)
+    placed = [("astronaut.png", 420, (40, 140)), ("grace_hopper.png", 300, (560, 60)), ("astronaut.png", 280, (1000, 250))]
+    for name, side, at in placed:
+        img = portrait(name)
+        canvas.paste(img.resize((side, round(side * img.height / img.width)), Image.Resampling.LANCZOS), at)
+    faces = detector.detect(canvas)
+    assert len(faces) == len(placed)
+    areas = [f.width * (f.box[3] - f.box[1]) for f in faces]
+    assert areas == sorted(areas, reverse=True)
+    lefts = sorted(at[0] for _, _, at in placed)
+    assert sorted(min(lefts, key=lambda x: abs(x - f.box[0])) for f in faces) == lefts  # one face per portrait
+
+
+def test_textured_background_alone_has_no_face(detector):
+    assert detector.detect(textured_background(1200, 800)) == []
+
+
+def test_crop_reaching_outside_the_photo_is_filled_from_its_edge_and_pasted_inside(detector):
+    from stargan_app.face.align import FacePaster, align_face
+
+    photo = portrait("astronaut.png")
+    (face,) = detector.detect(photo)
+    x0, y0, x1, y1 = (round(v) for v in face.box)
+    tight = photo.crop((x0 - 5, y0 + 10, x1 + 5, y1 + 5))  # the crop cuts through the hair: the aligned crop needs more
+    landmarks = face.landmarks - [x0 - 5, y0 + 10]
+    aligned = align_face(tight, landmarks, 64)
+    arr = np.asarray(aligned.crop)
+    assert arr[:4].mean() > 40  # the part above the photo repeats its edge (hair, skin), not black
+    edited = Image.new("RGB", (64, 64), (255, 0, 255))
+    out = FacePaster(tight, aligned.matrix, (64, 64)).paste(edited)
+    assert out.size == tight.size
+    changed = np.abs(np.asarray(out, int) - np.asarray(tight, int)).sum(2) > 0
+    assert changed.any() and changed.mean() < 0.999
+
+
+@pytest.mark.shared_data
+def test_shared_celeba_held_out_faces_are_found(detector):
+    folder = SHARED_FACES.parent / "celeba-10k" / "img_align_celeba"
+    if not folder.is_dir():
+        pytest.skip("../shared/data/celeba-10k is not present")
+    found = sum(bool(detector.detect(load_image(folder / f"{i:06d}.jpg"))) for i in range(9001, 10001))
+    assert found >= 995  # measured: 999 of 1000
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("name", ["astronaut.png", "bryan.png", "chris.jpg", "grace_hopper.jpg", "luciano.png"])
+def test_shared_single_portraits_have_exactly_one_face(detector, name):
+    assert len(detector.detect(shared_photo(name))) == 1

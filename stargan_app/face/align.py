@@ -86,9 +86,9 @@ def _invert(matrix: np.ndarray) -> np.ndarray:
 
 
 def _bounds(
-    inv: np.ndarray, width: float, height: float, margin: int, limit: tuple[int, int]
+    inv: np.ndarray, width: float, height: float, margin: int, limit: tuple[int, int] | None
 ) -> tuple[int, int, int, int] | None:
-    """Integer bounding box, clipped to ``limit``, of the image-space footprint of a width x height crop."""
+    """Integer bounding box, clipped to ``limit`` (None: not clipped), of the image-space footprint of a crop."""
     corners = np.array(
         [[0.0, 0.0, 1.0], [width, 0.0, 1.0], [0.0, height, 1.0], [width, height, 1.0]]
     )
@@ -96,8 +96,9 @@ def _bounds(
         pts = corners @ inv.T
     if not np.isfinite(pts).all():
         return None
-    lo = np.clip(np.floor(pts.min(axis=0)) - margin, 0, limit)
-    hi = np.clip(np.ceil(pts.max(axis=0)) + margin, 0, limit)
+    lo, hi = np.floor(pts.min(axis=0)) - margin, np.ceil(pts.max(axis=0)) + margin
+    if limit is not None:
+        lo, hi = np.clip(lo, 0, limit), np.clip(hi, 0, limit)
     x0, y0, x1, y1 = int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])
     if x1 <= x0 or y1 <= y0:
         return None
@@ -122,15 +123,25 @@ def align_face(img: Image.Image, landmarks: np.ndarray, size: int) -> AlignedFac
 
     # Downscaling a big face in one bicubic step aliases; box-reduce its region first so the warp scale is > 0.5.
     factor = max(1, int(1.0 / scale)) if scale < 0.5 else 1
-    box = _bounds(inv, size, size, 2 * factor + 2, img.size)
+    margin = 2 * factor + 2
+    box = _bounds(inv, size, size, margin, img.size)
     if box is None:
         raise NoFaceError("The face lies outside the image.")
-    factor = min(factor, box[2] - box[0], box[3] - box[1])
-    if img.mode == "RGB":
-        region = img.reduce(factor, box=box) if factor > 1 else img.crop(box)
-    else:
+    wanted = _bounds(inv, size, size, margin, None)  # the crop's footprint, unclipped
+    if wanted != box:  # the crop reaches past the photo: fill the rest with the photo's edge, never black
         region = img.crop(box).convert("RGB")
+        pad = ((box[1] - wanted[1], wanted[3] - box[3]), (box[0] - wanted[0], wanted[2] - box[2]), (0, 0))
+        region = Image.fromarray(np.pad(np.asarray(region), pad, mode="edge"))
+        box = wanted
+        factor = min(factor, box[2] - box[0], box[3] - box[1])
         region = region.reduce(factor) if factor > 1 else region
+    else:
+        factor = min(factor, box[2] - box[0], box[3] - box[1])
+        if img.mode == "RGB":
+            region = img.reduce(factor, box=box) if factor > 1 else img.crop(box)
+        else:
+            region = img.crop(box).convert("RGB")
+            region = region.reduce(factor) if factor > 1 else region
     crop_to_region = inv.copy()
     crop_to_region[:, 2] -= box[:2]
     crop_to_region /= factor
