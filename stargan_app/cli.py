@@ -79,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--weights", default=None, help="weights file (default: the shipped one)")
     e.add_argument("--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
     e.add_argument("--test-size", type=int, default=1000, help="held-out last ids")
+    e.add_argument("--limit", type=int, default=0, help="judge only the first N held-out faces (0 = all)")
     e.add_argument("--cache-dir", default="runs/eval_cache", help="where the reference classifier is cached")
+    e.add_argument("--sheet", default=None, help="also write a labelled PNG of edited portraits here")
+    e.add_argument("--faces-dir", default="../shared/data/faces", help="portraits for the sheet (plus assets/)")
     e.add_argument("--json", default=None, help="also write the results here")
     e = esub.add_parser("cgan", help="class accuracy and diversity of samples per a reference classifier")
     e.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
@@ -130,9 +133,15 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(import_official(args.g_ckpt, args.d_ckpt, args.attrs, args.image_size, args.out))
     elif args.command == "eval":
-        from stargan_app import evaluation
+        if args.model == "stargan":
+            from stargan_app.evaluation_stargan import eval_stargan
 
-        result = evaluation.eval_stargan(args) if args.model == "stargan" else evaluation.eval_cgan(args)
+            result = eval_stargan(args.weights, args.data_dir, args.test_size, args.limit, args.cache_dir, args.sheet,
+                                  args.faces_dir)
+        else:
+            from stargan_app import evaluation
+
+            result = evaluation.eval_cgan(args)
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=2))
     return 0

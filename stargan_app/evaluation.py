@@ -2,14 +2,12 @@
 
 CGAN: a small CNN trained on the real training split judges class accuracy of samples, and its penultimate
 features give a diversity ratio (within-class spread of samples / that of real test images).
-StarGAN: a small multi-label CNN trained on the training ids judges attribute transfer on held-out faces;
-reconstruction is the L1 distance of G(x, c_src) to x.
+The StarGAN evaluation lives in evaluation_stargan.py and reuses the classifier helpers here.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -21,8 +19,6 @@ from torch import nn
 
 # Tunables (tests lower them).
 CGAN_CLASSIFIER_EPOCHS = 2
-STARGAN_CLASSIFIER_EPOCHS = 3
-STARGAN_CLASSIFIER_MAX_TRAIN = 30000  # training ids used for the attribute classifier (0 = all before the held-out ids)
 BATCH_SIZE = 128
 GEN_BATCH = 100
 DIVERSITY_MAX_PER_CLASS = 500  # pairwise distances on at most this many images per class
@@ -211,130 +207,4 @@ def eval_cgan(args: argparse.Namespace) -> dict[str, Any]:
     rows.append(["MEAN", result["mean_class_accuracy"], mean_ratio])
     print(f"reference classifier test accuracy: {real_acc:.4f} ({'cached' if cached else 'trained'}: {cache})")
     _print_table(f"CGAN {dataset}: {args.per_class} samples per class", ["class", "accuracy", "diversity"], rows)
-    return result
-
-
-# ---------------------------------------------------------------- StarGAN
-
-
-def _run_generator(G: nn.Module, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    dev = next(G.parameters()).device
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(x), GEN_BATCH):
-            out.append(G(x[i : i + GEN_BATCH].to(dev), c[i : i + GEN_BATCH].to(dev)).float().cpu())
-    return torch.cat(out)
-
-
-def edit_targets(schema, src: torch.Tensor, attribute: str) -> torch.Tensor:
-    """Per face: hair colours are set (clearing the other colours), other attributes flipped."""
-    from stargan_app.labels import target_vector
-
-    i = schema.attributes.index(attribute)
-    return torch.stack([
-        target_vector(schema, row, {attribute: bool(attribute in schema.exclusive or row[i] < 0.5)}) for row in src
-    ])
-
-
-def attribute_classifier_cache(args: argparse.Namespace, schema, image_size: int, n_train: int) -> Path:
-    key = (f"{Path(args.data_dir).resolve()}|{','.join(schema.attributes)}|{image_size}|{n_train}"
-           f"|{STARGAN_CLASSIFIER_EPOCHS}|v{CLASSIFIER_VERSION}")
-    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-    return Path(args.cache_dir) / f"stargan_attr_classifier_{image_size}px_{digest}.pt"
-
-
-def eval_stargan(args: argparse.Namespace) -> dict[str, Any]:
-    from stargan_app.inference import FaceEditor
-    from stargan_app.labels import full_label_vector
-    from stargan_app.training.data import decode_images, read_celeba_attributes
-
-    editor = FaceEditor.from_pretrained(args.weights)
-    schema, size = editor.schema, editor.config.image_size
-    G = editor.G.eval()
-    files, names, values = read_celeba_attributes(args.data_dir)
-    missing = [a for a in schema.attributes if a not in names]
-    if missing:
-        raise ValueError(f"attributes not in list_attr_celeba.txt: {missing}")
-    labels = torch.from_numpy(values[:, [names.index(a) for a in schema.attributes]])
-    test_size = int(args.test_size)
-    if not 0 < test_size < len(files):
-        raise ValueError(f"test_size must be between 1 and {len(files) - 1}, got {test_size}")
-    split = len(files) - test_size
-    train_ids = list(range(split))
-    if STARGAN_CLASSIFIER_MAX_TRAIN and len(train_ids) > STARGAN_CLASSIFIER_MAX_TRAIN:
-        train_ids = train_ids[split - STARGAN_CLASSIFIER_MAX_TRAIN :]
-    folder = Path(args.data_dir) / "img_align_celeba"
-
-    cache = attribute_classifier_cache(args, schema, size, len(train_ids))
-
-    def build() -> SmallCNN:
-        imgs, keep = decode_images(folder, [files[i] for i in train_ids], size)
-        return train_classifier(imgs, labels[train_ids][torch.from_numpy(keep)], multilabel=True,
-                                epochs=STARGAN_CLASSIFIER_EPOCHS)
-
-    t0 = time.time()
-    clf, cached = _cached(cache, build, lambda: SmallCNN(3, len(schema.attributes)))
-    train_s = time.time() - t0
-
-    test_u8, keep = decode_images(folder, files[split:], size)
-    x = test_u8.float() / 127.5 - 1.0
-    src = labels[split:][torch.from_numpy(keep)]
-    n = len(x)
-    if n == 0:
-        raise ValueError("no readable held-out images")
-
-    # (c) the classifier on real, unedited test faces
-    pred_real = predict_logits(clf, x) > 0
-    truth = src > 0.5
-    cls_acc, pos_rate, fpr, tpr = {}, {}, {}, {}
-    for j, a in enumerate(schema.attributes):
-        cls_acc[a] = float((pred_real[:, j] == truth[:, j]).float().mean())
-        pos_rate[a] = float(pred_real[:, j].float().mean())
-        neg = ~truth[:, j]
-        fpr[a] = float(pred_real[neg, j].float().mean()) if neg.any() else float("nan")
-        pos = truth[:, j]
-        tpr[a] = float(pred_real[pos, j].float().mean()) if pos.any() else float("nan")  # ceiling of switching on
-
-    # (a) attribute transfer
-    transfer, changed = {}, {}
-    for g, attrs in enumerate(schema.groups):
-        sl = schema.group_slice(g)
-        for a in attrs:
-            j = schema.attributes.index(a)
-            trg = edit_targets(schema, src, a)
-            fake = _run_generator(G, x, full_label_vector(schema, g, trg[:, sl]))
-            pred = predict_logits(clf, fake)[:, j] > 0
-            transfer[a] = float((pred == (trg[:, j] > 0.5)).float().mean())
-            changed[a] = int((trg[:, j] != src[:, j]).sum())
-
-    # (b) reconstruction with group 0's c
-    rec = _run_generator(G, x, full_label_vector(schema, 0, src[:, schema.group_slice(0)]))
-    rec_l1 = float((rec - x).abs().mean())
-
-    result = {
-        "model": "stargan",
-        "weights": editor.info.get("path"),
-        "image_size": size,
-        "test_faces": n,
-        "transfer": transfer,
-        "mean_transfer": float(np.mean(list(transfer.values()))),
-        "faces_changed": changed,
-        "reconstruction_l1": rec_l1,
-        "classifier": {
-            "accuracy": cls_acc,
-            "mean_accuracy": float(np.mean(list(cls_acc.values()))),
-            "positive_rate_unedited": pos_rate,
-            "false_positive_rate_unedited": fpr,
-            "true_positive_rate_unedited": tpr,
-            "train_images": len(train_ids),
-            "cached": cached,
-            "cache": str(cache),
-            "train_seconds": train_s,
-        },
-    }
-    rows = [[a, transfer[a], changed[a], cls_acc[a], pos_rate[a], fpr[a], tpr[a]] for a in schema.attributes]
-    rows.append(["MEAN", result["mean_transfer"], "", result["classifier"]["mean_accuracy"], "", "", ""])
-    _print_table(f"StarGAN on {n} held-out faces at {size}px (classifier {'cached' if cached else 'trained'}: {cache})",
-                 ["attribute", "transfer", "changed", "clf_acc", "clf_pos", "clf_fpr", "clf_tpr"], rows)
-    print(f"reconstruction L1 (group 0 c_src, [-1,1]): {rec_l1:.4f}")
     return result

@@ -84,27 +84,63 @@ def tiny_stargan_weights(path: Path) -> Path:
 
 
 def test_eval_stargan_synthetic(tmp_path, monkeypatch, capsys):
+    from stargan_app import evaluation_stargan as ev
+    from stargan_app.face.detect import DetectedFace, FaceDetector
+
     torch.set_num_threads(1)
-    monkeypatch.setattr(evaluation, "STARGAN_CLASSIFIER_EPOCHS", 1)
-    monkeypatch.setattr(evaluation, "GEN_BATCH", 4)  # exercise batching
-    args = argparse.Namespace(weights=str(tiny_stargan_weights(tmp_path / "w.safetensors")),
-                              data_dir=str(make_celeba(tmp_path / "celeba")), test_size=10,
-                              cache_dir=str(tmp_path / "cache"), json=None)
-    result = evaluation.eval_stargan(args)
+    monkeypatch.setattr(ev, "CLASSIFIER_EPOCHS", 1)
+    monkeypatch.setattr(ev, "CLASSIFIER_VALIDATION", 8)
+
+    def centre_face(self, img):  # synthetic noise has no face: put one where CelebA geometry has it
+        return [DetectedFace((20, 30, 70, 90), [[35, 50], [55, 50], [45, 62], [37, 75], [53, 75]], 0.99)]
+
+    monkeypatch.setattr(FaceDetector, "detect", centre_face)
+    kwargs = dict(weights=str(tiny_stargan_weights(tmp_path / "w.safetensors")), data_dir=str(make_celeba(tmp_path / "celeba")),
+                  test_size=10, cache_dir=str(tmp_path / "cache"))
+    result = ev.eval_stargan(**kwargs, sheet=str(tmp_path / "sheet.png"), faces_dir=None)
     json.dumps(result)
     attrs = ATTRS[:-1]
-    assert set(result["transfer"]) == set(attrs)
-    assert all(0.0 <= v <= 1.0 for v in result["transfer"].values())
-    assert result["reconstruction_l1"] >= 0.0
-    assert set(result["classifier"]["accuracy"]) == set(attrs)
-    assert all(0.0 <= v <= 1.0 for v in result["classifier"]["accuracy"].values())
-    assert result["test_faces"] == 10 and result["classifier"]["train_images"] == 20
-    assert not result["classifier"]["cached"]
+    assert set(result["transfer_raw"]) == set(attrs) == set(result["transfer_pipeline"])
+    assert all(0.0 <= v <= 1.0 for v in result["transfer_pipeline"].values() if v == v)
+    assert result["test_faces"] == 10 and result["pipeline_no_face"] == 0
+    assert result["summary"]["reconstruction_l1"] > 0.0 and result["summary"]["fd_pipeline"] >= 0.0
+    assert not result["judge"]["cached"]
     out = capsys.readouterr().out
-    assert "Eyeglasses" in out and "reconstruction" in out
-    again = evaluation.eval_stargan(args)
-    assert again["classifier"]["cached"]
-    assert again["transfer"] == result["transfer"]
+    assert "Eyeglasses" in out and "summary:" in out
+    from PIL import Image as PILImage
+
+    sheet = PILImage.open(tmp_path / "sheet.png")
+    assert sheet.size == (256 * 7, 24 + 280 * 2)  # input + 6 edits; the two example portraits in assets/
+    again = ev.eval_stargan(**kwargs)
+    assert again["judge"]["cached"] and again["transfer_raw"] == result["transfer_raw"]
+
+
+def test_thresholds_meet_recall_and_specificity_on_separable_scores():
+    from stargan_app.evaluation_stargan import recall_specificity, tune_thresholds
+
+    gen = torch.Generator().manual_seed(0)
+    truth = (torch.rand(400, 3, generator=gen) < torch.tensor([0.5, 0.1, 0.03])).float()
+    logits = truth * 2.0 + torch.randn(400, 3, generator=gen) * 0.6 - 5.0  # rare positives, shifted scores
+    recall, spec = recall_specificity(logits > tune_thresholds(logits, truth), truth)
+    assert min(recall) >= 0.85 and min(spec) >= 0.85
+    naive_recall, _ = recall_specificity(logits > 0, truth)
+    assert max(naive_recall) < 0.1  # the default threshold would find none of them
+
+
+def test_frechet_distance_is_zero_for_the_same_features_and_grows_with_a_shift():
+    from stargan_app.evaluation_stargan import frechet_distance
+
+    feats = torch.randn(500, 8, generator=torch.Generator().manual_seed(0))
+    assert abs(frechet_distance(feats, feats)) < 1e-6
+    assert frechet_distance(feats + 1.0, feats) == pytest.approx(8.0, rel=0.05)
+    assert frechet_distance(feats * 3, feats) > frechet_distance(feats * 1.5, feats) > 0.1
+
+
+def test_switch_on_faces_skips_faces_that_already_have_it():
+    from stargan_app.evaluation_stargan import switch_on_faces
+
+    truth = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])
+    assert switch_on_faces("Blond_Hair", truth, ("Blond_Hair", "Eyeglasses")).tolist() == [False, True, True]
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -1,0 +1,276 @@
+"""`app.py eval stargan`: judge face edits the way a user sees them.
+
+A reference attribute classifier (trained on training ids only, class-balanced, flips, per-attribute thresholds
+tuned on a validation slice of the training ids) reads:
+- transfer on raw crops: G applied to the training-geometry crop of each held-out face;
+- transfer through the pipeline: FaceEditor.edit on the whole held-out photo (detect, align, edit, paste back),
+  then the same crop cut from the edited photo;
+- reconstruction L1 of the raw G at the source labels;
+- realism: the Fréchet distance, in the classifier's feature space, between edited and unedited crops.
+Its own recall and specificity on the real held-out faces stand beside every figure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from stargan_app.evaluation import SmallCNN, _cached, _print_table, penultimate_features, predict_logits, to_float_images
+
+CLASSIFIER_EPOCHS = 10
+CLASSIFIER_VALIDATION = 1000  # the last training ids tune the thresholds; they are never held-out ids
+CLASSIFIER_RECIPE = "balanced-bce+flip+thresholds/v1"  # part of the cache key: change it when the recipe changes
+BATCH_SIZE = 128
+SEED = 0
+SHEET_EDITS = ("Blond_Hair", "Black_Hair", "Gray_Hair", "Eyeglasses", "Wearing_Hat", "Mustache")
+HAIR = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
+
+
+def train_attribute_classifier(images: torch.Tensor, targets: torch.Tensor, epochs: int = CLASSIFIER_EPOCHS,
+                               seed: int = SEED) -> SmallCNN:
+    """Multi-label SmallCNN with BCE weighted by each attribute's negative/positive ratio, and random flips."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = SmallCNN(3, targets.size(1))
+    pos = targets.float().mean(0).clamp(1e-3, 1 - 1e-3)
+    pos_weight = (1 - pos) / pos
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    for _ in range(max(1, epochs)):
+        order = torch.randperm(len(images), generator=gen)
+        for start in range(0, len(images), BATCH_SIZE):
+            idx = order[start : start + BATCH_SIZE]
+            x = to_float_images(images[idx])
+            flip = torch.rand(len(idx), 1, 1, 1, generator=gen) < 0.5
+            x = torch.where(flip, x.flip(3), x)
+            loss = F.binary_cross_entropy_with_logits(model(x), targets[idx].float(), pos_weight=pos_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+def tune_thresholds(logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Per attribute, the logit threshold that maximises min(recall, specificity) on a validation set."""
+    thresholds = []
+    for j in range(logits.size(1)):
+        scores, pos = logits[:, j], truth[:, j] > 0.5
+        best, best_t = -1.0, 0.0
+        for t in torch.quantile(scores, torch.linspace(0.01, 0.99, 197)).tolist():
+            pred = scores > t
+            recall = float(pred[pos].float().mean()) if pos.any() else 1.0
+            specificity = float((~pred[~pos]).float().mean()) if (~pos).any() else 1.0
+            if min(recall, specificity) > best:
+                best, best_t = min(recall, specificity), t
+        thresholds.append(best_t)
+    return torch.tensor(thresholds)
+
+
+def recall_specificity(pred: torch.Tensor, truth: torch.Tensor) -> tuple[list[float], list[float]]:
+    pos = truth > 0.5
+    recall = [float(pred[pos[:, j], j].float().mean()) if pos[:, j].any() else float("nan") for j in range(pred.size(1))]
+    spec = [float((~pred[~pos[:, j], j]).float().mean()) if (~pos[:, j]).any() else float("nan") for j in range(pred.size(1))]
+    return recall, spec
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (rows are samples)."""
+    a, b = a.double(), b.double()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
+    vals, vecs = torch.linalg.eigh(cov_a)
+    root_a = vecs @ torch.diag(vals.clamp(min=0).sqrt()) @ vecs.T
+    cross = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp(min=0).sqrt().sum()
+    return float((mu_a - mu_b).pow(2).sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * cross)
+
+
+def switch_on_faces(attribute: str, truth: torch.Tensor, attributes: tuple[str, ...]) -> torch.Tensor:
+    """Faces where switching the attribute on is a change (hair colours: faces without that colour)."""
+    return truth[:, attributes.index(attribute)] < 0.5
+
+
+def eval_stargan(weights: str | None = None, data_dir: str = "../shared/data/celeba-10k", test_size: int = 1000,
+                 limit: int = 0, cache_dir: str = "runs/eval_cache", sheet: str | None = None,
+                 faces_dir: str | None = None) -> dict[str, Any]:
+    """All figures for one weights file; prints the tables and returns them as a dict (see the module doc)."""
+    from stargan_app.face.align import celeba_center_crop
+    from stargan_app.inference import FaceEditor
+    from stargan_app.labels import full_label_vector, target_vector
+    from stargan_app.training.data import decode_images, read_celeba_attributes
+
+    editor = FaceEditor.from_pretrained(weights)
+    schema, size = editor.schema, editor.config.image_size
+    attributes = schema.attributes
+    files, names, values = read_celeba_attributes(data_dir)
+    missing = [a for a in attributes if a not in names]
+    if missing:
+        raise ValueError(f"attributes not in list_attr_celeba.txt: {missing}")
+    labels = torch.from_numpy(values[:, [names.index(a) for a in attributes]])
+    if not 0 < test_size < len(files) - CLASSIFIER_VALIDATION:
+        raise ValueError(f"test_size must leave training ids for the classifier, got {test_size} of {len(files)}")
+    split = len(files) - test_size
+    folder = Path(data_dir) / "img_align_celeba"
+
+    # ---- the judge
+    key = f"{Path(data_dir).resolve()}|{','.join(attributes)}|{size}|{split}|{CLASSIFIER_EPOCHS}|{CLASSIFIER_RECIPE}"
+    cache = Path(cache_dir) / f"stargan_judge_{size}px_{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
+    fit_ids, val_ids = list(range(split - CLASSIFIER_VALIDATION)), list(range(split - CLASSIFIER_VALIDATION, split))
+
+    def build() -> SmallCNN:
+        imgs, keep = decode_images(folder, [files[i] for i in fit_ids], size)
+        return train_attribute_classifier(imgs, labels[fit_ids][torch.from_numpy(keep)])
+
+    t0 = time.time()
+    clf, cached = _cached(cache, build, lambda: SmallCNN(3, len(attributes)))
+    val_u8, val_keep = decode_images(folder, [files[i] for i in val_ids], size)
+    thresholds = tune_thresholds(predict_logits(clf, val_u8), labels[val_ids][torch.from_numpy(val_keep)])
+    judge_seconds = time.time() - t0
+
+    def judge(crops: torch.Tensor) -> torch.Tensor:
+        return predict_logits(clf, crops) > thresholds
+
+    test_files = files[split:][: limit or None]
+    test_u8, keep = decode_images(folder, test_files, size)
+    test_files = [f for f, k in zip(test_files, keep) if k]
+    truth = labels[split:][: len(keep)][torch.from_numpy(keep)]
+    x = test_u8.float() / 127.5 - 1.0
+    recall, specificity = recall_specificity(judge(test_u8), truth)
+
+    # ---- raw crops: G on the training-geometry crop, true source labels
+    G, dev = editor.G, next(editor.G.parameters()).device
+    raw, raw_crops = {}, []
+    with torch.inference_mode():
+        for a in attributes:
+            group, j = schema.group_of(a), attributes.index(a)
+            sel = switch_on_faces(a, truth, attributes)
+            trg = torch.stack([target_vector(schema, row, {a: True}) for row in truth[sel]])
+            c = full_label_vector(schema, group, trg[:, schema.group_slice(group)])
+            out = torch.cat([G(x[sel][i : i + 100].to(dev), c[i : i + 100].to(dev)).float().cpu()
+                             for i in range(0, int(sel.sum()), 100)]) if sel.any() else x[:0]
+            raw[a] = float(judge(out)[:, j].float().mean()) if len(out) else float("nan")
+            raw_crops.append(out)
+        c_src = full_label_vector(schema, 0, truth[:, schema.group_slice(0)])
+        rec = torch.cat([G(x[i : i + 100].to(dev), c_src[i : i + 100].to(dev)).float().cpu() for i in range(0, len(x), 100)])
+    rec_l1 = float((rec - x).abs().mean())
+
+    # ---- the pipeline: detect, align, edit, paste back; judge the same crop cut from the edited photo
+    pipeline_hits = {a: [] for a in attributes}
+    pipeline_crops, missed = [], 0
+    t0 = time.time()
+    for i, name in enumerate(test_files):
+        with Image.open(folder / name) as im:
+            photo = im.convert("RGB")
+        try:
+            prep = editor.prepare(photo)
+        except Exception:  # a face the detector misses counts against the pipeline
+            missed += 1
+            for a in attributes:
+                if switch_on_faces(a, truth[i : i + 1], attributes)[0]:
+                    pipeline_hits[a].append(False)
+            continue
+        todo = [a for a in attributes if switch_on_faces(a, truth[i : i + 1], attributes)[0]]
+        crops = torch.stack([to_float_images(torch.from_numpy(np.array(
+            celeba_center_crop(editor.edit(prep, {a: True}).image, size))).permute(2, 0, 1)[None])[0] for a in todo]) \
+            if todo else x[:0]
+        if len(crops):
+            verdict = judge(crops)
+            for k, a in enumerate(todo):
+                pipeline_hits[a].append(bool(verdict[k, attributes.index(a)]))
+            pipeline_crops.append(crops)
+    pipeline_seconds = time.time() - t0
+    pipeline = {a: float(np.mean(v)) if v else float("nan") for a, v in pipeline_hits.items()}
+
+    real_features = penultimate_features(clf, x)
+    fd_pipeline = frechet_distance(penultimate_features(clf, torch.cat(pipeline_crops)), real_features)
+    fd_raw = frechet_distance(penultimate_features(clf, torch.cat(raw_crops)), real_features)
+
+    others = [a for a in attributes if a not in HAIR]
+    hair = [a for a in attributes if a in HAIR]
+    summary = {
+        "hair_pipeline": float(np.mean([pipeline[a] for a in hair])),
+        "hair_raw": float(np.mean([raw[a] for a in hair])),
+        "others_pipeline": float(np.mean([pipeline[a] for a in others])),
+        "others_raw": float(np.mean([raw[a] for a in others])),
+        "reconstruction_l1": rec_l1,
+        "fd_pipeline": fd_pipeline,
+        "fd_raw": fd_raw,
+    }
+    summary["hair_gap_raw_minus_pipeline"] = summary["hair_raw"] - summary["hair_pipeline"]
+    result = {
+        "weights": editor.info.get("path"),
+        "test_faces": len(test_files),
+        "pipeline_no_face": missed,
+        "transfer_raw": raw,
+        "transfer_pipeline": pipeline,
+        "faces_switched_on": {a: int(switch_on_faces(a, truth, attributes).sum()) for a in attributes},
+        "judge": {"recall": dict(zip(attributes, recall)), "specificity": dict(zip(attributes, specificity)),
+                  "thresholds": dict(zip(attributes, thresholds.tolist())), "cache": str(cache), "cached": cached,
+                  "seconds": round(judge_seconds, 1)},
+        "summary": summary,
+        "pipeline_seconds": round(pipeline_seconds, 1),
+    }
+    rows = [[a, raw[a], pipeline[a], result["faces_switched_on"][a], recall[k], specificity[k]]
+            for k, a in enumerate(attributes)]
+    _print_table(f"StarGAN on {len(test_files)} held-out faces ({missed} without a detected face); judge "
+                 f"{'cached' if cached else 'trained'}: {cache}",
+                 ["attribute", "raw", "pipeline", "faces", "judge_recall", "judge_spec"], rows)
+    print("summary: " + ", ".join(f"{k} {v:.4f}" for k, v in summary.items()))
+    if sheet:
+        print(f"wrote {write_sheet(editor, sheet, faces_dir)}")
+    return result
+
+
+def sheet_portraits(faces_dir: str | None) -> list[Path]:
+    """The licensed single-face portraits in faces_dir (if present) and the example portraits in assets/."""
+    assets = Path(__file__).resolve().parent.parent / "assets"
+    found = sorted(p for p in Path(faces_dir).glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg")) if faces_dir and \
+        Path(faces_dir).is_dir() else []
+    return found + sorted(assets.glob("*.png"))
+
+
+def write_sheet(editor, out: str | Path, faces_dir: str | None = None, tile: int = 256) -> Path:
+    """A labelled PNG: each portrait as input plus SHEET_EDITS, cut around the face from the full edited photo."""
+    from PIL import ImageDraw
+
+    from stargan_app.errors import StarGANAppError
+    from stargan_app.imaging import load_image
+    from stargan_app.inference.face_editor import face_square
+    from stargan_app.labels import display_name
+
+    edits = [a for a in SHEET_EDITS if a in editor.attributes]
+    rows = []
+    for path in sheet_portraits(faces_dir):
+        try:
+            photo = load_image(path)
+            faces = editor.detect(photo)
+            if len(faces) != 1:
+                print(f"sheet: skipped {path.name} ({len(faces)} faces)")
+                continue
+            prep = editor.prepare(photo)
+        except StarGANAppError as e:
+            print(f"sheet: skipped {path.name}: {e}")
+            continue
+        square = face_square(prep.face.box, photo.size)
+        images = [photo] + [editor.edit(prep, {a: True}).image for a in edits]
+        rows.append((path.name, [im.resize((tile, tile), Image.Resampling.LANCZOS, box=square) for im in images]))
+    head, left = 24, 0
+    sheet = Image.new("RGB", (left + tile * (len(edits) + 1), head + (tile + head) * len(rows)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, title in enumerate(["input"] + [display_name(a) for a in edits]):
+        draw.text((left + k * tile + 6, 6), title, fill="black")
+    for r, (name, tiles) in enumerate(rows):
+        y = head + r * (tile + head)
+        draw.text((6, y + tile + 6), name, fill="black")
+        for k, t in enumerate(tiles):
+            sheet.paste(t, (left + k * tile, y))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    return out
