@@ -89,16 +89,18 @@ def main() -> None:
     print(f"device {device}, {torch.get_num_threads()} threads, bf16 autocast available: "
           f"{autocast_for(device, True).enabled}")
     rows = []
-    for recipe, output, upsample in (("wgan-gp", "image", "deconv"), ("v2", "masked", "deconv"), ("v2", "masked", "resize")):
+    variants = (("wgan-gp", "image", "deconv"), ("wgan-gp", "masked", "deconv_blur"), ("v2", "masked", "deconv"),
+                ("v2", "masked", "deconv_blur"), ("v2", "masked", "resize"))
+    for recipe, output, upsample in variants:
         speeds = {}
         for amp in (False, True):
             cfg = dataclasses.replace(base, recipe=recipe, output=output, upsample=upsample, amp=amp)
             speeds[amp] = measure(cfg, device, args.steps)
         g_per_step = 1 / n_critic(dataclasses.replace(base, recipe=recipe))
-        rows.append((f"{recipe:8s} {output:6s} {upsample:6s}", speeds[False], speeds[True], g_per_step))
-    print(f"{'recipe   G      upsample':24s} {'fp32 it/s':>10s} {'bf16 it/s':>10s} {'bf16/fp32':>10s} {'G upd/s bf16':>13s}")
+        rows.append((f"{recipe:8s} {output:6s} {upsample:11s}", speeds[False], speeds[True], g_per_step))
+    print(f"{'recipe   G      upsample':29s} {'fp32 it/s':>10s} {'bf16 it/s':>10s} {'bf16/fp32':>10s} {'G upd/s bf16':>13s}")
     for name, fp32, bf16, g_per_step in rows:
-        print(f"{name:24s} {fp32:10.2f} {bf16:10.2f} {bf16 / fp32:10.2f}x {bf16 * g_per_step:13.2f}")
+        print(f"{name:29s} {fp32:10.2f} {bf16:10.2f} {bf16 / fp32:10.2f}x {bf16 * g_per_step:13.2f}")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ DEFAULT_FILES = {
     "fashion": "cgan_fashion.safetensors",
 }
 HUB_REPO_ENV = "STARGAN_APP_HUB_REPO"  # optional: fetch missing weights from this Hugging Face repo id
+HUB_REPO_FILE = "HUB_REPO"  # the same, written into weights/ of a published Space
 
 # kind -> (config class, {module name: class})
 KINDS: dict[str, tuple[type, dict[str, type[nn.Module]]]] = {
@@ -125,9 +126,17 @@ def resolve_weights(name_or_path: str | Path | None, default: str) -> Path:
         return Path(name_or_path)
     filename = DEFAULT_FILES[str(name_or_path or default)]
     local = WEIGHTS_DIR / filename
-    if local.exists() or not os.environ.get(HUB_REPO_ENV):
+    repo = hub_repo()
+    if local.exists() or not repo:
         return local
-    return _hub_download(os.environ[HUB_REPO_ENV], filename)
+    return _hub_download(repo, filename)
+
+
+def hub_repo() -> str:
+    """The Hugging Face model repo to fetch missing weights from: $STARGAN_APP_HUB_REPO, else the one named in
+    weights/HUB_REPO (written by `app.py publish` into a Space whose weights live in a model repo), else ''."""
+    marker = WEIGHTS_DIR / HUB_REPO_FILE
+    return os.environ.get(HUB_REPO_ENV) or (marker.read_text().strip() if marker.is_file() else "")
 
 
 def _hub_download(repo_id: str, filename: str) -> Path:

@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .safetensors path")
     p.add_argument("--fp16", action="store_true", help="store floating-point tensors as fp16")
 
+    p = sub.add_parser("publish", help="upload the app as a Hugging Face Space (and the weights as a model repo)")
+    p.add_argument("--space", required=True, help="USER/NAME of the Space")
+    p.add_argument("--model-repo", default=None, help="USER/NAME of a model repo for the weights and their card")
+    p.add_argument("--dry-run", metavar="DIR", default=None, help="only write what would be uploaded into DIR")
+
     p = sub.add_parser("import-official", help="convert official yunjey/stargan G/D .ckpt files")
     p.add_argument("g_ckpt", help="official *-G.ckpt")
     p.add_argument("d_ckpt", nargs="?", help="official *-D.ckpt (optional: enables attribute estimates)")
@@ -128,6 +133,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from stargan_app.training.export import export_run
 
         print(export_run(args.run_dir, args.out, fp16=args.fp16))
+    elif args.command == "publish":
+        from stargan_app.publish import publish
+
+        print(publish(args.space, args.model_repo, args.dry_run))
     elif args.command == "import-official":
         from stargan_app.checkpoint import import_official
 

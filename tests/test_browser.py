@@ -26,13 +26,23 @@ def test_upload_edit_and_digits_grid(app_url, astronaut):
         page.goto(app_url)
         page.locator("input[type=file]").first.set_input_files(str(astronaut))
         page.get_by_text("1 face(s) found").wait_for(timeout=60_000)
-        page.get_by_label("Blond_Hair").check()
+        text = page.inner_text("body")
+        assert "Blond hair" in text and "Glasses" in text and "Wearing_Hat" not in text  # human labels
+        assert "Faces found" not in text  # the picker hides itself for a single face
+        page.get_by_label("Blond hair").check()
         page.get_by_role("button", name="Edit", exact=True).click()
-        # input photo, face thumbnail, edited photo, face before, face after
-        page.wait_for_function("document.querySelectorAll('img').length >= 5", timeout=60_000)
+        # input photo, edited photo, face before, face after
+        page.wait_for_function("document.querySelectorAll('img').length >= 4", timeout=60_000)
         page.wait_for_timeout(500)
         page.wait_for_function("!document.body.innerText.includes('queue:')", timeout=60_000)
         page.screenshot(path=str(shots / "face_editor_1280.png"), full_page=True)
+        page.get_by_role("button", name="Show every single edit").click()
+        page.get_by_text("No bangs").or_(page.get_by_text("Bangs", exact=True)).first.wait_for(timeout=60_000)
+        page.wait_for_function("!document.body.innerText.includes('queue:')", timeout=60_000)
+        captions = page.inner_text("body")
+        for caption in ("Black hair", "Gray hair", "Hat", "Mustache"):
+            assert caption in captions
+        page.screenshot(path=str(shots / "edit_gallery_1280.png"), full_page=True)
         page.set_viewport_size({"width": 400, "height": 800})
         page.screenshot(path=str(shots / "face_editor_400.png"), full_page=True)
         page.set_viewport_size({"width": 1280, "height": 800})

@@ -178,3 +178,50 @@ def test_masked_paste_back_changes_only_where_the_mask_is_open():
 def test_mask_below_one_step_is_exactly_closed():
     m = torch.tensor([[[0.0, 0.5 / 255, 0.999 / 255, 1 / 255, 1.0]]])
     assert np.asarray(mask_to_pil(m)).tolist() == [[0, 0, 0, 1, 255]]
+
+
+class CentreFace:
+    """A detector that reports one face per 200 px tile of the photo, in CelebA geometry, largest first."""
+
+    def __init__(self, count: int = 1):
+        self.count = count
+
+    def detect(self, img):
+        from stargan_app.face.detect import DetectedFace
+
+        p = celeba_reference_points(128) + 36
+        lm = np.array([p[0], p[1], (p[0] + p[1]) / 2 + [0, 8], p[2] - [8, 0], p[2] + [8, 0]])
+        return [DetectedFace((36.0 + 200 * k, 36.0, 164.0 + 200 * k, 164.0), lm + [200 * k, 0], 0.99)
+                for k in range(self.count)]
+
+
+def masked_editor(count: int = 1):
+    from stargan_app.inference import FaceEditor
+
+    torch.manual_seed(0)
+    return FaceEditor(Generator(MASKED), Discriminator(MASKED), detector=CentreFace(count))
+
+
+def test_edit_previews_are_captioned_face_squares_that_apply_their_edit():
+    editor = masked_editor()
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8))
+    previews = editor.edit_previews(photo, size=96)
+    assert len(previews) == 9 and all(p.image.size == (96, 96) for p in previews)
+    captions = {p.caption for p in previews}
+    assert {"Blond hair", "Black hair"} <= captions and ({"Glasses", "No glasses"} & captions)
+    assert not any("_" in c for c in captions)
+    blond = next(p for p in previews if p.attribute == "Blond_Hair")
+    assert blond.targets == {"Blond_Hair": True}
+    assert not np.array_equal(np.asarray(blond.image), np.asarray(previews[0].image))  # each tile is its own edit
+
+
+def test_face_thumbnails_and_edit_all_faces_cover_every_face():
+    editor = masked_editor(count=2)
+    photo = Image.fromarray(np.random.default_rng(1).integers(0, 255, (220, 420, 3), dtype=np.uint8))
+    thumbs = editor.face_thumbnails(photo, size=64)
+    assert [t.size for t in thumbs] == [(64, 64), (64, 64)]
+    both = np.asarray(editor.edit_all_faces(photo, {"Blond_Hair": True}).image, int)
+    one = np.asarray(editor.edit(photo, {"Blond_Hair": True}).image, int)
+    changed_both = np.abs(both - np.asarray(photo, int)).sum(2) > 0
+    changed_one = np.abs(one - np.asarray(photo, int)).sum(2) > 0
+    assert changed_both[:, 200:].any() and not changed_one[:, 210:].any()  # the second face only with edit_all_faces

@@ -17,6 +17,9 @@ from PIL import Image
 from stargan_app.checkpoint import WEIGHTS_DIR
 from stargan_app.errors import StarGANAppError
 from stargan_app.inference import ClassSampler, FaceEditor, PreparedFace
+from stargan_app.inference.face_editor import NO_FACE_MESSAGE
+from stargan_app.labels import display_name
+from stargan_app.publish import strip_front_matter
 from stargan_app.runtime import CONCURRENCY, configure_threads, queue_size
 
 KEEP = "keep"
@@ -162,7 +165,7 @@ def _about() -> str:
             parts.append(f"- **{name}**: not available ({e})")
     card = WEIGHTS_DIR / "README.md"
     if card.exists():
-        parts.append("\n" + card.read_text())
+        parts.append("\n" + strip_front_matter(card.read_text()))
     return "\n".join(parts)
 
 
@@ -177,43 +180,52 @@ def build() -> gr.Blocks:
             with gr.Row():
                 with gr.Column():
                     photo = gr.Image(type="pil", label="Photo", sources=["upload", "webcam", "clipboard"])
-                    faces = gr.Gallery(label="Faces found (click to choose)", columns=6, height=140, object_fit="contain",
-                                       allow_preview=False)
+                    # fit_columns=False: one face must stay a thumbnail, not one zoomed full-width square
+                    faces = gr.Gallery(label="Faces found (click one to edit it)", columns=6, height=150,
+                                       object_fit="contain", allow_preview=False, fit_columns=False, visible=False)
                     face_index = gr.Number(value=0, precision=0, visible=False)
-                    hair_choices = [KEEP] + list(ed.schema.exclusive) if ed else [KEEP]
+                    hair_choices = [("Keep", KEEP)] + [(display_name(a), a) for a in ed.schema.exclusive] if ed else [KEEP]
                     hair = gr.Radio(hair_choices, value=KEEP, label="Hair colour")
-                    others = gr.CheckboxGroup(_other_attributes(ed) if ed else [], label="Attributes")
+                    others = gr.CheckboxGroup([(display_name(a), a) for a in _other_attributes(ed)] if ed else [],
+                                              label="Attributes")
                     strength = gr.Slider(0, 2, value=1, step=0.1, label="Intensity")
-                    keep_detail = gr.Checkbox(value=True, label="Keep photo detail (paste only the model's change)")
+                    # a masked model's edit is always local and keeps the photo's own texture: no choice to offer
+                    keep_detail = gr.Checkbox(value=True, label="Blend the change into the photo's own detail (sharper)",
+                                              visible=bool(ed) and not ed.masked)
                     with gr.Row():
                         edit_btn = gr.Button("Edit", variant="primary")
-                        grid_btn = gr.Button("All single edits")
+                        grid_btn = gr.Button("Show every single edit")
+                        reset_btn = gr.Button("Reset")
                     status = gr.Markdown()
                 with gr.Column():
                     result = gr.Image(type="pil", label="Edited photo", format="png")
                     with gr.Row():
                         before = gr.Image(type="pil", label="Face before", height=160)
                         after = gr.Image(type="pil", label="Face after", height=160)
-                    grid = gr.Image(type="pil", label="Every single-attribute edit")
+                    grid = gr.Gallery(label="Every single edit (click one to apply it)", columns=3, height="auto",
+                                      object_fit="contain", allow_preview=False, fit_columns=False)
             examples = [str(p) for p in sorted(ASSETS.glob("*.png"))]
             if examples:
                 gr.Examples(examples, inputs=photo)
 
             def on_upload(image, index):
                 if image is None or ed is None:
-                    return None, [], gr.update(), "" if ed else missing, 0
+                    return None, gr.update(value=[], visible=False), gr.update(), "" if ed else missing, 0
                 try:
                     found = ed.detect(image)
                     if not found:
-                        return None, [], gr.update(value=[]), "No face was found in this image.", 0
+                        gr.Warning(NO_FACE_MESSAGE)
+                        return None, gr.update(value=[], visible=False), gr.update(value=[]), NO_FACE_MESSAGE, 0
                     index = int(index) if 0 <= int(index or 0) < len(found) else 0
                     prep = ed.prepare(image, index)
                 except StarGANAppError as e:
-                    return None, [], gr.update(value=[]), str(e), 0
-                thumbs = [image.crop(tuple(int(v) for v in f.box)) for f in found[:12]]
+                    gr.Warning(str(e))
+                    return None, gr.update(value=[], visible=False), gr.update(value=[]), str(e), 0
+                thumbs = [(t, f"Face {k + 1}") for k, t in enumerate(ed.face_thumbnails(image)[:12])]
                 present = [a for a in _other_attributes(ed) if (prep.attributes or {}).get(a, 0) >= 0.5]
                 note = f"{len(found)} face(s) found; editing face {index + 1}."
-                return prep, thumbs, gr.update(value=present), note, index
+                picker = gr.update(value=thumbs, selected_index=index, visible=len(found) > 1)
+                return prep, picker, gr.update(value=present), note, index
 
             def on_select(image, evt: gr.SelectData):
                 return on_upload(image, evt.index)
@@ -228,10 +240,27 @@ def build() -> gr.Blocks:
                     return None, None, None, str(e)
                 return _result_file(r.image), r.face_before, r.face_after, gr.update()
 
-            def on_grid(prep: PreparedFace | None, detail):
+            def on_grid(prep: PreparedFace | None):
                 if prep is None or ed is None:
-                    return None
-                return ed.preview_grid(prep, keep_detail=bool(detail))
+                    return None, []
+                previews = ed.edit_previews(prep)
+                return [(p.image, p.caption) for p in previews], [p.targets for p in previews]
+
+            def on_preview_select(prep: PreparedFace | None, targets_per_tile, strength_value, evt: gr.SelectData):
+                """Clicking a tile sets the controls to that edit (from the face's own attributes) and applies it."""
+                if prep is None or ed is None or not targets_per_tile:
+                    return gr.update(), gr.update(), None, None, None, gr.update()
+                targets = targets_per_tile[evt.index]
+                source = prep.attributes or {}
+                hair_value = next((a for a, on in targets.items() if on and a in ed.schema.exclusive), KEEP)
+                checked = [a for a in _other_attributes(ed) if targets.get(a, source.get(a, 0.0) >= 0.5)]
+                r = ed.edit(prep, targets, strength=float(strength_value))
+                return hair_value, checked, _result_file(r.image), r.face_before, r.face_after, gr.update()
+
+            def on_reset(prep: PreparedFace | None):
+                source = (prep.attributes if prep else None) or {}
+                present = [a for a in _other_attributes(ed) if source.get(a, 0) >= 0.5] if ed else []
+                return KEEP, present, 1.0, None, None, None
 
             upload_outputs = [prepared, faces, others, status, face_index]
             photo.change(on_upload, [photo, face_index], upload_outputs, api_name=False, **FACE_JOBS)
@@ -239,10 +268,15 @@ def build() -> gr.Blocks:
             edit_inputs = [prepared, hair, others, strength, keep_detail]
             edit_outputs = [result, before, after, status]
             edit_btn.click(on_edit, edit_inputs, edit_outputs, api_name=False, **FACE_JOBS)
-            for control in (hair, others, strength, keep_detail):
-                # .input fires on user interaction only, not when on_upload pre-fills the checkboxes
-                control.input(on_edit, edit_inputs, edit_outputs, api_name=False, show_progress="hidden", **FACE_JOBS)
-            grid_btn.click(on_grid, [prepared, keep_detail], [grid], api_name=False, **FACE_JOBS)
+            # .input fires on user interaction only, not when on_upload pre-fills the checkboxes; always_last keeps
+            # the newest value of a drag instead of dropping input while an edit is running
+            gr.on([hair.input, others.input, strength.input, keep_detail.input], on_edit, edit_inputs, edit_outputs,
+                  api_name=False, show_progress="hidden", trigger_mode="always_last", **FACE_JOBS)
+            tile_targets = gr.State([])
+            grid_btn.click(on_grid, [prepared], [grid, tile_targets], api_name=False, **FACE_JOBS)
+            grid.select(on_preview_select, [prepared, tile_targets, strength], [hair, others, result, before, after, status],
+                        api_name=False, **FACE_JOBS)
+            reset_btn.click(on_reset, [prepared], [hair, others, strength, result, before, after], api_name=False)
 
         with gr.Tab("Digits & clothing"):
             with gr.Row():
@@ -253,7 +287,7 @@ def build() -> gr.Blocks:
                     n = gr.Slider(1, 64, value=16, step=1, label="Samples")
                     with gr.Row():
                         seed = gr.Number(value=0, precision=0, label="Seed")
-                        dice = gr.Button("🎲 random")
+                        dice = gr.Button("Random seed")
                     sample_btn = gr.Button("Sample", variant="primary")
                     all_btn = gr.Button("All classes")
                 with gr.Column(scale=2):
