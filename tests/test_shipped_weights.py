@@ -21,7 +21,7 @@ class CentredFace:
 
 
 @pytest.mark.skipif(not (WEIGHTS / "stargan_celeba.safetensors").exists(), reason="no shipped StarGAN weights")
-def test_shipped_stargan_edits_and_strength_zero_keeps_face():
+def test_shipped_stargan_edits_and_strength_zero_keeps_the_photo():
     skimage_data = pytest.importorskip("skimage.data")
     from PIL import Image
 
@@ -31,14 +31,16 @@ def test_shipped_stargan_edits_and_strength_zero_keeps_face():
     before = np.asarray(prep.aligned.crop, np.float32)
     flipped = np.asarray(editor.edit(prep, {"Black_Hair": True}, keep_detail=False).face_after, np.float32)
     kept = np.asarray(editor.edit(prep, {"Black_Hair": True}, strength=0.0, keep_detail=False).face_after, np.float32)
-    edit_effect, recon = np.abs(flipped - kept).mean(), np.abs(kept - before).mean()
-    assert edit_effect > 8, edit_effect  # flipping hair colour visibly changes the face
+    change = np.abs(flipped - kept).mean(2)
+    assert np.percentile(change, 95) > 25, np.percentile(change, 95)  # black hair visibly changes part of the face
     # Strength 0 is the model's own reconstruction G(x, c_src): `eval stargan` measures it on held-out faces;
     # this guards against a regression on one out-of-distribution photo.
-    assert recon < 0.25 * 127.5, recon
-    detail = editor.edit(prep, {"Black_Hair": True})  # the default: only the model's change reaches the photo
-    assert np.abs(np.asarray(detail.face_after, np.float32) - before).mean() > 0.5 * edit_effect
+    assert np.abs(kept - before).mean() < 0.25 * 127.5
     assert np.array_equal(np.asarray(editor.edit(prep, {"Black_Hair": True}, strength=0.0).image), np.asarray(img))
+    if editor.masked:  # the edit stays local: most of the photo is bit-exact, and the face region is what moves
+        photo = np.abs(np.asarray(editor.edit(prep, {"Eyeglasses": True}).image, np.int16) - np.asarray(img, np.int16))
+        moved = photo.sum(2) > 0
+        assert moved.any() and moved.mean() < 0.2, moved.mean()
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion"])

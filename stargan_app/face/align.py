@@ -105,6 +105,13 @@ def _bounds(
     return x0, y0, x1, y1
 
 
+MIN_CROP_INSIDE = 16  # a crop whose footprint is more than this many times its part inside the photo is refused
+
+
+def _area(box: tuple[int, int, int, int]) -> int:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
 def align_face(img: Image.Image, landmarks: np.ndarray, size: int) -> AlignedFace:
     """Warp the face with these 5 MTCNN landmarks onto the CelebA reference layout in a size x size crop."""
     lm = np.asarray(landmarks, dtype=np.float64)
@@ -128,6 +135,8 @@ def align_face(img: Image.Image, landmarks: np.ndarray, size: int) -> AlignedFac
     if box is None:
         raise NoFaceError("The face lies outside the image.")
     wanted = _bounds(inv, size, size, margin, None)  # the crop's footprint, unclipped
+    if _area(box) * MIN_CROP_INSIDE < _area(wanted):  # not a face in this photo; the edge fill would be huge
+        raise NoFaceError("The face lies mostly outside the image.")
     if wanted != box:  # the crop reaches past the photo: fill the rest with the photo's edge, never black
         region = img.crop(box).convert("RGB")
         pad = ((box[1] - wanted[1], wanted[3] - box[3]), (box[0] - wanted[0], wanted[2] - box[2]), (0, 0))
