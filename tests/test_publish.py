@@ -29,6 +29,7 @@ def test_dry_run_with_a_model_repo_keeps_weights_out_of_the_space(tmp_path):
     meta, _ = split_front_matter((space / "README.md").read_text())
     assert meta["sdk"] == "gradio" and meta["app_file"] == "app.py" and meta["suggested_hardware"] == "cpu-basic"
     assert meta["models"] == ["me/weights"]
+    assert meta["license"] == "other" and meta["license_name"]  # code MIT, face weights research-only (CelebA)
     present = [name for name in DEFAULT_FILES.values() if (WEIGHTS_DIR / name).is_file()]
     repo, files = meta["preload_from_hub"][0].split(" ")
     assert repo == "me/weights" and sorted(files.split(",")) == sorted(present)
