@@ -240,7 +240,8 @@ class FaceEditor:
         return [img.resize((size, size), Image.Resampling.LANCZOS, box=face_square(f.box, img.size), reducing_gap=3.0)
                 for f in self.detect(img)]
 
-    def edit_all_faces(self, image: ImageSource, targets: Mapping[str, bool], strength: float = 1.0) -> EditResult:
+    def edit_all_faces(self, image: ImageSource, targets: Mapping[str, bool], strength: float = 1.0,
+                       keep_detail: bool = True) -> EditResult:
         """Every detected face edited with the same changes, one after another into one photo."""
         img = load_image(image)
         faces = self.detect(img)
@@ -248,7 +249,7 @@ class FaceEditor:
             raise NoFaceError(NO_FACE_MESSAGE)
         first = None
         for face in faces:
-            result = self.edit(self._prepare_face(img, face), targets, strength)
+            result = self.edit(self._prepare_face(img, face), targets, strength, keep_detail=keep_detail)
             first = first or result
             img = result.image
         return EditResult(img, first.face_before, first.face_after, first.attributes_before, first.face)

@@ -1,0 +1,84 @@
+"""Layout of the face editor tab: the components, in the order a person uses them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from stargan_app.inference import FaceEditor
+from stargan_app.labels import display_name
+from stargan_app.ui.shared import ASSETS, KEEP, other_attributes
+
+# On a narrow screen the two columns stack. Before an edit the photo and the controls come first; once the
+# before/after slider holds an image, the result column moves to the top (the Edit button and a gallery tile
+# also scroll to it), with the intensity slider right under the result, so dragging it shows the change.
+CSS = """
+@media (max-width: 720px) {
+  #result-col:has(#before-after img) { order: -1; }
+}
+"""
+
+
+@dataclass
+class FaceTab:
+    photo: gr.Image
+    faces: gr.Gallery
+    every_face: gr.Checkbox
+    hair: gr.Radio
+    others: gr.CheckboxGroup
+    keep_detail: gr.Checkbox
+    edit_btn: gr.Button
+    grid_btn: gr.Button
+    reset_btn: gr.Button
+    before_after: gr.ImageSlider
+    strength: gr.Slider
+    download: gr.DownloadButton
+    grid: gr.Gallery
+    prepared: gr.State  # PreparedFace of the chosen face, or None
+    original: gr.State  # path of the upright photo as encoded for the slider's "before" side
+    tile_targets: gr.State  # targets of each edit-gallery tile
+
+    @property
+    def controls(self) -> list[gr.components.Component]:
+        """What only makes sense once a face is prepared: disabled until then."""
+        return [self.every_face, self.hair, self.others, self.keep_detail, self.edit_btn, self.grid_btn, self.reset_btn,
+                self.strength]
+
+
+def build_face_tab(ed: FaceEditor | None, missing: str) -> FaceTab:
+    if ed is None:
+        gr.Markdown(f"**{missing}**")
+    off = {"interactive": False}
+    with gr.Row(elem_id="editor-row"):
+        with gr.Column(elem_id="controls-col"):
+            photo = gr.Image(type="pil", label="Photo", sources=["upload", "webcam", "clipboard"])
+            # fit_columns=False: thumbnails stay thumbnails, not zoomed full-width squares
+            faces = gr.Gallery(label="Faces found: click one to edit it", columns=6, height=150, object_fit="contain",
+                               allow_preview=False, fit_columns=False, visible=False, elem_id="faces")
+            every_face = gr.Checkbox(False, label="Edit every face", info="Apply the same changes to every face in the photo",
+                                     visible=False, **off)
+            hair_choices = [("Keep", KEEP)] + [(display_name(a), a) for a in ed.schema.exclusive] if ed else [KEEP]
+            hair = gr.Radio(hair_choices, value=KEEP, label="Hair colour", **off)
+            others = gr.CheckboxGroup([(display_name(a), a) for a in other_attributes(ed)] if ed else [], label="Attributes",
+                                      **off)
+            # a masked model's edit is always local and keeps the photo's own texture: no choice to offer
+            keep_detail = gr.Checkbox(value=True, label="Blend the change into the photo's own detail (sharper)",
+                                      visible=bool(ed) and not ed.masked, **off)
+            with gr.Row():
+                edit_btn = gr.Button("Edit", variant="primary", **off)
+                grid_btn = gr.Button("Show every single edit", **off)
+                reset_btn = gr.Button("Reset", **off)
+        with gr.Column(elem_id="result-col"):
+            before_after = gr.ImageSlider(label="Before / after (drag the handle)", type="filepath", interactive=False,
+                                          buttons=["fullscreen"], elem_id="before-after")
+            strength = gr.Slider(0, 2, value=1, step=0.1, label="Intensity", elem_id="intensity", **off)
+            download = gr.DownloadButton("Download edited photo", elem_id="download", **off)
+            grid = gr.Gallery(label="Every single edit: click one to apply it", columns=3, height="auto",
+                              object_fit="contain", allow_preview=False, fit_columns=False, elem_id="edit-gallery")
+    examples = sorted(ASSETS.glob("*.png"))
+    if examples:
+        gr.Examples([str(p) for p in examples], inputs=photo, label="Or try an example",
+                    example_labels=[p.stem.replace("_", " ").title() for p in examples], cache_examples=False)
+    return FaceTab(photo, faces, every_face, hair, others, keep_detail, edit_btn, grid_btn, reset_btn, before_after, strength,
+                   download, grid, gr.State(None), gr.State(None), gr.State([]))
