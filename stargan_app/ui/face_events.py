@@ -17,6 +17,13 @@ from stargan_app.ui.shared import FACE_JOBS, KEEP, edit_targets, other_attribute
 
 MAX_THUMBNAILS = 12
 PRIVATE = {"api_visibility": "private"}  # UI plumbing: not an endpoint for clients, the API page or MCP
+# Gradio's scroll_to_output also scrolls when the event starts (to where the result was before it moved) and did not
+# bring a phone's result into view in the browser test; this runs in the page after the edit, and only when needed.
+SCROLL_TO_RESULT = """() => {
+  const el = document.getElementById("before-after");
+  const top = el ? el.getBoundingClientRect().top : 0;
+  if (el && (top < 0 || top > window.innerHeight / 2)) el.scrollIntoView({behavior: "smooth", block: "start"});
+}"""
 
 
 def wire_face_tab(tab: FaceTab, ed: FaceEditor | None, missing: str) -> None:
@@ -31,7 +38,8 @@ def wire_face_tab(tab: FaceTab, ed: FaceEditor | None, missing: str) -> None:
                 **{c: gr.update(interactive=False) for c in t.controls if c is not t.every_face}}
 
     def cleared_result() -> dict:
-        return {t.before_after: None, t.download: gr.update(value=None, interactive=False), t.grid: [], t.tile_targets: []}
+        return {t.before_after: None, t.download: gr.update(value=None, interactive=False),
+                t.grid: gr.update(value=[], visible=False), t.tile_targets: []}
 
     def on_upload(image):
         if image is None:
@@ -94,7 +102,8 @@ def wire_face_tab(tab: FaceTab, ed: FaceEditor | None, missing: str) -> None:
             gr.Warning("Upload a photo with a face first.")
             return {}
         previews = ed.edit_previews(prep)
-        return {t.grid: [(p.image, p.caption) for p in previews], t.tile_targets: [p.targets for p in previews]}
+        return {t.grid: gr.update(value=[(p.image, p.caption) for p in previews], visible=True),
+                t.tile_targets: [p.targets for p in previews]}
 
     def on_tile(prep: PreparedFace | None, original, targets_per_tile, strength, detail, every, evt: gr.SelectData):
         """A gallery tile was clicked: set the controls to that edit (from the face's own attributes) and apply it."""
@@ -119,10 +128,10 @@ def wire_face_tab(tab: FaceTab, ed: FaceEditor | None, missing: str) -> None:
 
     edit_inputs = [t.prepared, t.original, t.hair, t.others, t.strength, t.keep_detail, t.every_face]
     result = {t.before_after, t.download}
-    # the button's edit (often the first, the slowest) shows progress and scrolls to the result (on a phone it sits
-    # above the controls once it holds an image)
-    t.edit_btn.click(on_edit, edit_inputs, result, scroll_to_output=True, show_progress_on=[t.before_after], **PRIVATE,
-                     **FACE_JOBS)
+    # the button's edit (often the first, the slowest) shows progress, then the page scrolls to the result if its top
+    # is out of view (on a phone it sits above the controls once it holds an image)
+    t.edit_btn.click(on_edit, edit_inputs, result, show_progress_on=[t.before_after], **PRIVATE, **FACE_JOBS).then(
+        None, js=SCROLL_TO_RESULT, **PRIVATE)
     # .input fires on the user's own changes only, not when on_upload pre-fills the checkboxes; always_last runs the
     # newest value once the running edit is done instead of dropping it
     gr.on([t.hair.input, t.others.input, t.keep_detail.input, t.every_face.input], on_edit, edit_inputs, result,
@@ -132,5 +141,6 @@ def wire_face_tab(tab: FaceTab, ed: FaceEditor | None, missing: str) -> None:
     t.strength.input(on_edit, edit_inputs, result, show_progress="hidden", trigger_mode="always_last", **PRIVATE, **FACE_JOBS)
     t.grid_btn.click(on_grid, [t.prepared], {t.grid, t.tile_targets}, **PRIVATE, **FACE_JOBS)
     t.grid.select(on_tile, [t.prepared, t.original, t.tile_targets, t.strength, t.keep_detail, t.every_face],
-                  {t.hair, t.others, *result}, scroll_to_output=True, show_progress_on=[t.before_after], **PRIVATE, **FACE_JOBS)
+                  {t.hair, t.others, *result}, show_progress_on=[t.before_after], **PRIVATE, **FACE_JOBS).then(
+        None, js=SCROLL_TO_RESULT, **PRIVATE)
     t.reset_btn.click(on_reset, [t.prepared], {t.hair, t.others, t.strength, *result}, **PRIVATE)

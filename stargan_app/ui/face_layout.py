@@ -55,7 +55,7 @@ def build_face_tab(ed: FaceEditor | None, missing: str) -> FaceTab:
             photo = gr.Image(type="pil", label="Photo", sources=["upload", "webcam", "clipboard"])
             # fit_columns=False: thumbnails stay thumbnails, not zoomed full-width squares
             faces = gr.Gallery(label="Faces found: click one to edit it", columns=6, height=150, object_fit="contain",
-                               allow_preview=False, fit_columns=False, visible=False, elem_id="faces")
+                               allow_preview=False, fit_columns=False, visible=False, buttons=[], elem_id="faces")
             every_face = gr.Checkbox(False, label="Edit every face", info="Apply the same changes to every face in the photo",
                                      visible=False, **off)
             hair_choices = [("Keep", KEEP)] + [(display_name(a), a) for a in ed.schema.exclusive] if ed else [KEEP]
@@ -74,8 +74,9 @@ def build_face_tab(ed: FaceEditor | None, missing: str) -> FaceTab:
                                           buttons=["fullscreen"], elem_id="before-after")
             strength = gr.Slider(0, 2, value=1, step=0.1, label="Intensity", elem_id="intensity", **off)
             download = gr.DownloadButton("Download edited photo", elem_id="download", **off)
-            grid = gr.Gallery(label="Every single edit: click one to apply it", columns=3, height="auto",
-                              object_fit="contain", allow_preview=False, fit_columns=False, elem_id="edit-gallery")
+            # shown by "Show every single edit": an empty gallery would only push the photo down on a phone
+            grid = gr.Gallery(label="Every single edit: click one to apply it", columns=3, height="auto", object_fit="contain",
+                              allow_preview=False, fit_columns=False, buttons=[], visible=False, elem_id="edit-gallery")
     examples = sorted(ASSETS.glob("*.png"))
     if examples:
         gr.Examples([str(p) for p in examples], inputs=photo, label="Or try an example",
