@@ -35,3 +35,38 @@ def test_sample_count(app_url):
 
     client = Client(app_url, verbose=False)
     assert len(client.predict("mnist", "3", 5, 0, api_name="/sample")) == 5
+
+
+def test_named_endpoints_are_described_and_ui_events_private(app_url):
+    from gradio_client import Client
+
+    api = Client(app_url, verbose=False).view_api(return_format="dict", print_info=False)
+    named = api["named_endpoints"]
+    assert set(named) == {"/detect", "/edit", "/preview_grid", "/sample", "/sample_grid"}, set(named)
+    assert not api["unnamed_endpoints"]  # the UI's own events are api_visibility="private"
+    for name, info in named.items():
+        assert len(info["description"]) > 20 and "Args:" not in info["description"], name  # the summary line(s) only
+    assert [p["parameter_name"] for p in named["/sample"]["parameters"]] == ["dataset", "label", "n", "seed"]
+    assert [p["parameter_default"] for p in named["/sample"]["parameters"]] == ["mnist", "0", 16, 0]
+
+
+@pytest.mark.skipif(not (ROOT / "weights" / "cgan_mnist.safetensors").exists(), reason="no shipped MNIST weights")
+def test_sample_grid_is_a_file(app_url):
+    from gradio_client import Client
+    from PIL import Image
+
+    client = Client(app_url, verbose=False)
+    with Image.open(client.predict("mnist", 0, api_name="/sample_grid")) as grid:
+        assert grid.width > 0 and grid.height > 0
+    first = client.predict("mnist", "3", 2, 0, api_name="/sample")[0]
+    assert set(first) == {"image", "caption"} and Path(first["image"]).exists()  # the Gallery's shape, as before
+
+
+def test_mcp_tools_when_the_extra_is_installed(running_app):
+    pytest.importorskip("mcp", reason="the optional gradio[mcp] extra is not installed")
+    import httpx
+
+    schema = httpx.get(running_app.url + "gradio_api/mcp/schema", timeout=30).json()
+    tools = {tool["name"]: tool for tool in schema}
+    assert set(tools) == {"detect", "edit", "preview_grid", "sample", "sample_grid"}, set(tools)
+    assert "hair colour" in tools["edit"]["inputSchema"]["properties"]["hair"]["description"]  # from Args:

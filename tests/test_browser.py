@@ -60,6 +60,8 @@ def edit_session(page, url: str, photo: Path, width: int, tmp_path: Path) -> Non
     assert page.locator("#intensity input[type=range]").is_disabled()
     assert page.get_by_label("Blond hair", exact=True).is_disabled()
     page.screenshot(path=str(SHOTS / f"start_{width}.png"), full_page=True)
+    if width < 640:  # stacked, nothing to show yet: no empty result box between the controls and the examples
+        assert not page.locator("#before-after").is_visible()
 
     page.locator("input[type=file]").first.set_input_files(str(photo))
     page.get_by_text("2 faces found").wait_for(timeout=60_000)
@@ -125,6 +127,11 @@ def edit_session(page, url: str, photo: Path, width: int, tmp_path: Path) -> Non
     with Image.open(saved) as im:
         assert im.size == GROUP_SIZE and im.format == "PNG"  # under 1 MP: lossless
     page.screenshot(path=str(SHOTS / f"tile_applied_{width}.png"), full_page=True)
+
+    if width >= 640:  # the same change on every face: the astronaut (Face 1) turns gray too, another photo
+        page.get_by_label("Edit every face").check()
+        wait_for_result(page, other_than=edited)
+        page.screenshot(path=str(SHOTS / f"every_face_{width}.png"), full_page=True)
 
 
 @pytest.mark.parametrize("width", [1280, 400])

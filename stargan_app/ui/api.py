@@ -1,8 +1,9 @@
 """Named HTTP/MCP endpoints (gradio_client, "Use via API", MCP tools): stateless versions of the UI actions.
 
 Gradio shows each function's docstring as the endpoint's description and reads its `Args:` for the MCP tool
-schema. No `from __future__ import annotations` here: gr.api reads the return annotation with inspect.signature,
-which would see a string.
+schema; each function is named like its endpoint, since the MCP tool takes the function's name. No
+`from __future__ import annotations` here: gr.api reads the return annotation with inspect.signature, which would
+see a string.
 """
 
 import gradio as gr
@@ -25,7 +26,7 @@ SAMPLE_FILES = 256  # newest sample tiles kept on disk: several calls' worth, so
 
 
 @friendly
-def detect_api(image: str | None) -> list[dict]:
+def detect(image: str | None) -> list[dict]:
     """Find the faces in a photo, largest first.
 
     Args:
@@ -40,7 +41,7 @@ def detect_api(image: str | None) -> list[dict]:
 
 
 @friendly
-def edit_api(image: str | None, hair: str = KEEP, attributes: list[str] | None = None, strength: float = 1.0,
+def edit(image: str | None, hair: str = KEEP, attributes: list[str] | None = None, strength: float = 1.0,
              face_index: int = 0, keep_detail: bool = True) -> str:
     """Edit one face of a photo and return the whole photo at its own resolution (PNG up to 1 MP, else JPEG).
 
@@ -63,7 +64,7 @@ def edit_api(image: str | None, hair: str = KEEP, attributes: list[str] | None =
 
 
 @friendly
-def preview_api(image: str | None, face_index: int = 0) -> Image.Image:
+def preview_grid(image: str | None, face_index: int = 0) -> Image.Image:
     """One image: the aligned face followed by every single-attribute edit of it, in a row.
 
     Args:
@@ -126,10 +127,10 @@ def register() -> None:
         api_faces = gr.JSON(label="faces")
         api_result = gr.Image(type="pil", format="png", label="image")
         hidden = gr.Button()
-    hidden.click(detect_api, [api_image], [api_faces], api_name="detect", **FACE_JOBS)
-    hidden.click(edit_api, [api_image, api_hair, api_attrs, api_strength, api_index, api_detail], [api_result],
+    hidden.click(detect, [api_image], [api_faces], api_name="detect", **FACE_JOBS)
+    hidden.click(edit, [api_image, api_hair, api_attrs, api_strength, api_index, api_detail], [api_result],
                  api_name="edit", **FACE_JOBS)
-    hidden.click(preview_api, [api_image, api_index], [api_result], api_name="preview_grid", **FACE_JOBS)
+    hidden.click(preview_grid, [api_image, api_index], [api_result], api_name="preview_grid", **FACE_JOBS)
     # no files in, so no components needed: gr.api types the endpoint from the signature
     gr.api(sample, api_name="sample", **CGAN_JOBS)
     gr.api(sample_grid, api_name="sample_grid", **CGAN_JOBS)

@@ -10,11 +10,13 @@ from stargan_app.inference import FaceEditor
 from stargan_app.labels import display_name
 from stargan_app.ui.shared import ASSETS, KEEP, other_attributes
 
-# On a narrow screen the two columns stack. Before an edit the photo and the controls come first; once the
-# before/after slider holds an image, the result column moves to the top (the Edit button and a gallery tile
-# also scroll to it), with the intensity slider right under the result, so dragging it shows the change.
+# On a narrow screen the two columns stack. Until there is a result the result column is hidden there (an empty
+# slider would push the examples off screen), so the photo and the controls come first; once the before/after
+# slider holds an image, the result column moves to the top (the Edit button and a gallery tile also scroll to
+# it), with the intensity slider right under the result, so dragging it shows the change.
 CSS = """
 @media (max-width: 720px) {
+  #result-col:not(:has(#before-after img)) { display: none; }
   #result-col:has(#before-after img) { order: -1; }
 }
 """
