@@ -53,6 +53,8 @@ def wait_for_result(page, other_than: str | None = None) -> str:
 
 
 def edit_session(page, url: str, photo: Path, width: int, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
     page.goto(url)
     page.locator("input[type=file]").first.wait_for(state="attached")
     # no face yet: the edit controls are disabled
@@ -77,8 +79,7 @@ def edit_session(page, url: str, photo: Path, width: int, tmp_path: Path) -> Non
     thumbs.nth(1).click()  # the second face: re-prepared alone, marked as selected
     page.wait_for_function("document.querySelectorAll('#faces button.thumbnail-item')[1].classList.contains('selected')",
                            timeout=60_000)
-    page.wait_for_function("!document.body.innerText.includes('processing')", timeout=60_000)
-    assert page.get_by_label("Hat", exact=True).is_checked()  # Hopper's cap, read from the face now chosen
+    expect(page.get_by_label("Hat", exact=True)).to_be_checked(timeout=60_000)  # Hopper's cap, read from the face now chosen
 
     page.get_by_label("Blond hair", exact=True).check()  # a live edit already; the button gives the same one
     page.get_by_role("button", name="Edit", exact=True).click()
@@ -117,7 +118,7 @@ def edit_session(page, url: str, photo: Path, width: int, tmp_path: Path) -> Non
     page.screenshot(path=str(SHOTS / f"edit_gallery_{width}.png"), full_page=True)
     tiles.nth(captions.index("Gray hair")).click()  # applies that edit and sets the controls to it
     edited = wait_for_result(page, other_than=edited)
-    assert page.get_by_label("Gray hair", exact=True).is_checked()
+    expect(page.get_by_label("Gray hair", exact=True)).to_be_checked()
     assert [im[:2] for im in slider_images(page)] == [list(GROUP_SIZE)] * 2
 
     with page.expect_download(timeout=60_000) as info:
