@@ -280,6 +280,20 @@ def tensor_to_pil(t: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr.permute(1, 2, 0).contiguous().numpy(), "RGB")
 
 
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of a (B, C, H, W) tensor with edge replication; sigma <= 0 returns x unchanged."""
+    if sigma <= 0:
+        return x
+    radius = max(1, int(math.ceil(2.5 * sigma)))
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
+    kernel = (kernel / kernel.sum()).to(x.dtype)
+    channels = x.size(1)
+    y = torch.nn.functional.pad(x, (radius,) * 4, mode="replicate")
+    y = torch.nn.functional.conv2d(y, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return torch.nn.functional.conv2d(y, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+
+
 def mask_to_pil(mask: torch.Tensor) -> Image.Image:
     """Mask (1, H, W) in [0, 1] -> "L" image, floored so that anything below 1/255 is exactly 0."""
     arr = (mask.detach().to("cpu", torch.float32).clamp(0.0, 1.0)[0] * 255.0).floor().to(torch.uint8)

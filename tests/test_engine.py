@@ -13,6 +13,7 @@ from stargan_app.config import CGANConfig, LabelSchema, StarGANConfig
 from stargan_app.errors import LabelError, NoFaceError, WeightsError
 from stargan_app.face.align import celeba_reference_points
 from stargan_app.face.detect import DetectedFace
+from stargan_app.imaging import gaussian_blur
 from stargan_app.inference import ClassSampler, FaceEditor
 from stargan_app.labels import edit_passes, single_attribute_edits
 from stargan_app.models import CGANGenerator, Discriminator, Generator
@@ -170,3 +171,33 @@ def test_re_edit_of_a_prepared_face_runs_g_once():
     assert len(calls) == 3  # a re-edit in the same label group reuses the no-edit path
     editor.edit(prep, {"Eyeglasses": True, "Gray_Hair": True})
     assert len(calls) == 3 + 2 + 2  # both groups: two passes, and the no-edit path of that pair once
+
+
+def test_gaussian_blur_keeps_flat_colour_and_removes_the_checkerboard():
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    assert torch.allclose(gaussian_blur(flat, 1.0), flat, atol=1e-6)
+    checker = ((torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2).float().expand(1, 3, 16, 16) * 2 - 1
+    assert gaussian_blur(checker, 1.0)[..., 3:-3, 3:-3].abs().max() < 0.02  # period-2 speckle is all but gone
+    assert gaussian_blur(checker, 0.0) is checker
+
+
+class CheckerboardChangeG(Generator):
+    """An image G whose edit adds a +-0.5 checkerboard to its input (the speckle of transposed convolutions)."""
+
+    def _parts(self, x, c):
+        edit = c[:, :1].view(-1, 1, 1, 1)  # Bangs on or off
+        checker = ((torch.arange(x.size(2))[:, None] + torch.arange(x.size(3))[None, :]) % 2).to(x) - 0.5
+        out = (x + edit * checker).clamp(-1, 1)
+        return out, out, None
+
+
+def test_the_pasted_change_of_an_image_generator_is_smoothed():
+    img = Image.new("RGB", (480, 640), (128, 128, 128))
+    changes = {}
+    for sigma in (0.0, 1.0):
+        editor = FaceEditor(CheckerboardChangeG(TINY), detector=FakeDetector(), change_smoothing=sigma)
+        prep = editor.prepare(img)
+        prep.attributes = {a: 0.0 for a in TINY.labels.attributes}
+        after = np.asarray(editor.edit(prep, {"Bangs": True}).face_after, np.float32)
+        changes[sigma] = np.abs(after - 128)[4:-4, 4:-4].mean()
+    assert changes[0.0] > 40 and changes[1.0] < 0.1 * changes[0.0], changes

@@ -19,7 +19,7 @@ from stargan_app.config import LabelSchema, StarGANConfig
 from stargan_app.errors import NoFaceError
 from stargan_app.face.align import AlignedFace, FacePaster, align_face
 from stargan_app.face.detect import DetectedFace, FaceDetector
-from stargan_app.imaging import ImageSource, load_image, make_grid, mask_to_pil, pil_to_tensor, tensor_to_pil
+from stargan_app.imaging import ImageSource, gaussian_blur, load_image, make_grid, mask_to_pil, pil_to_tensor, tensor_to_pil
 from stargan_app.labels import display_name, edit_passes, single_attribute_edits, source_label_vector
 from stargan_app.models import Discriminator, Generator
 
@@ -58,6 +58,9 @@ class EditResult:
 
 NO_FACE_MESSAGE = ("No face was found in this image. Try a photo where the face is clearly visible "
                    "and at least about 40 pixels wide.")
+# Blur (sigma in model pixels) of an image generator's change G(x, c_trg) - G(x, c_src) before it reaches the photo:
+# it removes the transposed convolutions' checkerboard speckle and keeps the colour change (measured in weights/README.md).
+CHANGE_SMOOTHING = 1.0
 FACE_PADDING = 0.5  # face squares (thumbnails, previews) extend this fraction of the face box on every side
 
 
@@ -82,8 +85,10 @@ def image_key(img: Image.Image) -> str:
 
 class FaceEditor:
     def __init__(self, generator: Generator, discriminator: Discriminator | None = None,
-                 detector: FaceDetector | None = None, info: dict[str, Any] | None = None):
+                 detector: FaceDetector | None = None, info: dict[str, Any] | None = None,
+                 change_smoothing: float = CHANGE_SMOOTHING):
         self.G = generator.eval()
+        self.change_smoothing = change_smoothing  # see CHANGE_SMOOTHING; 0 pastes the change as G made it
         self.D = discriminator.eval() if discriminator is not None else None
         self.config: StarGANConfig = generator.cfg
         self.detector = detector or FaceDetector()
@@ -92,10 +97,12 @@ class FaceEditor:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, device: str = "cpu") -> FaceEditor:
+    def from_pretrained(cls, path: str | Path | None = None, device: str = "cpu",
+                        change_smoothing: float = CHANGE_SMOOTHING) -> FaceEditor:
         """Load a weights file (None: the shipped weights/stargan_celeba.safetensors)."""
         loaded: LoadedWeights = load_weights(resolve_weights(path, "stargan"), kind="stargan", device=device)
-        return cls(loaded.modules["G"], loaded.modules.get("D"), info={**loaded.info, "path": str(loaded.path)})
+        return cls(loaded.modules["G"], loaded.modules.get("D"), info={**loaded.info, "path": str(loaded.path)},
+                   change_smoothing=change_smoothing)
 
     @property
     def schema(self) -> LabelSchema:
@@ -171,16 +178,20 @@ class FaceEditor:
                 (tensor_to_pil(x[0]), tensor_to_pil(colour[0]), mask_to_pil(mask[0]))
                 for (_, colour, mask), x in zip(layers, [prep.tensor] + [out for out, _, _ in layers[:-1]])
             ]), tensor_to_pil(edited[0])
-        edited_crop = tensor_to_pil(edited[0])
         if not keep_detail:
+            edited_crop = tensor_to_pil(edited[0])
             return paster.paste(edited_crop), edited_crop
         no_edit = edit_passes(self.schema, targets, source, 0.0)  # same label groups, source labels
         key = torch.stack(no_edit).numpy().tobytes()
         if key not in prep.no_edit_outputs:  # re-edits of this face reuse it: one G pass per label group
             prep.no_edit_outputs[key] = self._generate(prep.tensor, no_edit)[-1][0]
-        reference = prep.no_edit_outputs[key]
+        edited, reference = self._smooth_change(edited, prep.no_edit_outputs[key])
         after = tensor_to_pil(prep.tensor[0] + edited[0] - reference[0])
-        return paster.paste(edited_crop, reference_crop=tensor_to_pil(reference[0])), after
+        return paster.paste(tensor_to_pil(edited[0]), reference_crop=tensor_to_pil(reference[0])), after
+
+    def _smooth_change(self, edited: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(edited, reference) blurred alike, so that their difference, the change that reaches the photo, is blurred."""
+        return gaussian_blur(edited, self.change_smoothing), gaussian_blur(reference, self.change_smoothing)
 
     def _generate(self, x: torch.Tensor, passes: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         """G applied once per label-group pass, each on the previous output with its own c (and so its own mask).
@@ -211,7 +222,8 @@ class FaceEditor:
         with torch.inference_mode():
             out = self.G(prep.tensor.to(self._device).expand(len(cs), -1, -1, -1), cs.to(self._device)).cpu()
         if with_reference:
-            out = prep.tensor + out[: len(edits)] - out[len(edits) :][groups]
+            edited, reference = self._smooth_change(out[: len(edits)], out[len(edits) :][groups])
+            out = prep.tensor + edited - reference
         return make_grid([prep.aligned.crop] + [tensor_to_pil(o) for o in out], ncols=len(edits) + 1)
 
     def edit_previews(self, image: ImageSource | PreparedFace, face_index: int = 0, size: int = 256) -> list[EditPreview]:
