@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--faces-dir", default="../shared/data/faces", help="portraits for the sheet (plus assets/)")
     e.add_argument("--change-smoothing", type=float, default=None,
                    help="blur (model px) of an image generator's pasted change (default: the app's)")
+    e.add_argument("--change-window", type=float, default=None,
+                   help="fade an image generator's change from this fraction of the crop's half-width (default: the app's)")
     e.add_argument("--json", default=None, help="also write the results here")
     e = esub.add_parser("cgan", help="class accuracy and diversity of samples per a reference classifier")
     e.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
@@ -148,7 +150,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             from stargan_app.evaluation_stargan import eval_stargan
 
             result = eval_stargan(args.weights, args.data_dir, args.test_size, args.limit, args.cache_dir, args.sheet,
-                                  args.faces_dir, args.change_smoothing)
+                                  args.faces_dir, args.change_smoothing, args.change_window)
         else:
             from stargan_app import evaluation
 

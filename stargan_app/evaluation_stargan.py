@@ -98,19 +98,22 @@ def switch_on_faces(attribute: str, truth: torch.Tensor, attributes: tuple[str, 
 
 def eval_stargan(weights: str | None = None, data_dir: str = "../shared/data/celeba-10k", test_size: int = 1000,
                  limit: int = 0, cache_dir: str = "runs/eval_cache", sheet: str | None = None,
-                 faces_dir: str | None = None, change_smoothing: float | None = None) -> dict[str, Any]:
+                 faces_dir: str | None = None, change_smoothing: float | None = None,
+                 change_window: float | None = None) -> dict[str, Any]:
     """All figures for one weights file; prints the tables and returns them as a dict (see the module doc).
 
-    change_smoothing: the editor's blur of an image generator's change (None: the app's default).
+    change_smoothing, change_window: how the editor blurs and windows an image generator's change (None: the app's
+    defaults).
     """
     from stargan_app.face.align import celeba_center_crop
     from stargan_app.inference import FaceEditor
-    from stargan_app.inference.face_editor import CHANGE_SMOOTHING
+    from stargan_app.inference.face_editor import CHANGE_SMOOTHING, CHANGE_WINDOW
     from stargan_app.labels import full_label_vector, target_vector
     from stargan_app.training.data import decode_images, read_celeba_attributes
 
     smoothing = CHANGE_SMOOTHING if change_smoothing is None else change_smoothing
-    editor = FaceEditor.from_pretrained(weights, change_smoothing=smoothing)
+    window = CHANGE_WINDOW if change_window is None else change_window
+    editor = FaceEditor.from_pretrained(weights, change_smoothing=smoothing, change_window=window)
     schema, size = editor.schema, editor.config.image_size
     attributes = schema.attributes
     files, names, values = read_celeba_attributes(data_dir)
@@ -211,6 +214,7 @@ def eval_stargan(weights: str | None = None, data_dir: str = "../shared/data/cel
     result = {
         "weights": editor.info.get("path"),
         "change_smoothing": smoothing,
+        "change_window": window,
         "test_faces": len(test_files),
         "pipeline_no_face": missed,
         "transfer_raw": raw,

@@ -294,6 +294,14 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return torch.nn.functional.conv2d(y, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
+def elliptical_window(size: int, inner: float) -> torch.Tensor:
+    """(size, size) weights: 1 inside the inscribed circle's `inner` fraction, a smoothstep down to 0 on the circle."""
+    centres = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
+    radius = torch.sqrt(centres[:, None] ** 2 + centres[None, :] ** 2)
+    t = ((1 - radius) / max(1e-6, 1 - inner)).clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
 def mask_to_pil(mask: torch.Tensor) -> Image.Image:
     """Mask (1, H, W) in [0, 1] -> "L" image, floored so that anything below 1/255 is exactly 0."""
     arr = (mask.detach().to("cpu", torch.float32).clamp(0.0, 1.0)[0] * 255.0).floor().to(torch.uint8)

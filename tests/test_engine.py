@@ -13,7 +13,7 @@ from stargan_app.config import CGANConfig, LabelSchema, StarGANConfig
 from stargan_app.errors import LabelError, NoFaceError, WeightsError
 from stargan_app.face.align import celeba_reference_points
 from stargan_app.face.detect import DetectedFace
-from stargan_app.imaging import gaussian_blur
+from stargan_app.imaging import elliptical_window, gaussian_blur
 from stargan_app.inference import ClassSampler, FaceEditor
 from stargan_app.labels import edit_passes, single_attribute_edits
 from stargan_app.models import CGANGenerator, Discriminator, Generator
@@ -191,13 +191,28 @@ class CheckerboardChangeG(Generator):
         return out, out, None
 
 
-def test_the_pasted_change_of_an_image_generator_is_smoothed():
+def checkerboard_change(sigma: float, window: float) -> np.ndarray:
+    """|face_after - face_before| of a Bangs edit by CheckerboardChangeG on a grey photo, (H, W)."""
     img = Image.new("RGB", (480, 640), (128, 128, 128))
-    changes = {}
-    for sigma in (0.0, 1.0):
-        editor = FaceEditor(CheckerboardChangeG(TINY), detector=FakeDetector(), change_smoothing=sigma)
-        prep = editor.prepare(img)
-        prep.attributes = {a: 0.0 for a in TINY.labels.attributes}
-        after = np.asarray(editor.edit(prep, {"Bangs": True}).face_after, np.float32)
-        changes[sigma] = np.abs(after - 128)[4:-4, 4:-4].mean()
-    assert changes[0.0] > 40 and changes[1.0] < 0.1 * changes[0.0], changes
+    editor = FaceEditor(CheckerboardChangeG(TINY), detector=FakeDetector(), change_smoothing=sigma, change_window=window)
+    prep = editor.prepare(img)
+    prep.attributes = {a: 0.0 for a in TINY.labels.attributes}
+    after = np.asarray(editor.edit(prep, {"Bangs": True}).face_after, np.float32)
+    return np.abs(after - np.asarray(prep.aligned.crop, np.float32)).mean(2)
+
+
+def test_the_pasted_change_of_an_image_generator_is_smoothed():
+    raw, smoothed = checkerboard_change(0.0, 0.0)[4:-4, 4:-4].mean(), checkerboard_change(1.0, 0.0)[4:-4, 4:-4].mean()
+    assert raw > 40 and smoothed < 0.1 * raw, (raw, smoothed)
+
+
+def test_elliptical_window_is_one_inside_and_zero_in_the_corners():
+    w = elliptical_window(32, 0.6)
+    assert w[14:18, 14:18].min() == 1 and w[0, 0] == w[0, -1] == w[-1, 0] == w[-1, -1] == 0
+    assert torch.equal(w, w.flip(0)) and torch.equal(w, w.T)
+
+
+def test_the_change_of_an_image_generator_fades_out_in_the_crop_corners():
+    full, windowed = checkerboard_change(0.0, 0.0), checkerboard_change(0.0, 0.6)
+    assert full[:4, :4].mean() > 40 and windowed[:4, :4].max() == 0  # no square edge in the photo
+    assert np.allclose(windowed[14:18, 14:18], full[14:18, 14:18], atol=1)  # the centre keeps its full change

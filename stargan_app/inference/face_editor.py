@@ -19,7 +19,16 @@ from stargan_app.config import LabelSchema, StarGANConfig
 from stargan_app.errors import NoFaceError
 from stargan_app.face.align import AlignedFace, FacePaster, align_face
 from stargan_app.face.detect import DetectedFace, FaceDetector
-from stargan_app.imaging import ImageSource, gaussian_blur, load_image, make_grid, mask_to_pil, pil_to_tensor, tensor_to_pil
+from stargan_app.imaging import (
+    ImageSource,
+    elliptical_window,
+    gaussian_blur,
+    load_image,
+    make_grid,
+    mask_to_pil,
+    pil_to_tensor,
+    tensor_to_pil,
+)
 from stargan_app.labels import display_name, edit_passes, single_attribute_edits, source_label_vector
 from stargan_app.models import Discriminator, Generator
 
@@ -58,9 +67,12 @@ class EditResult:
 
 NO_FACE_MESSAGE = ("No face was found in this image. Try a photo where the face is clearly visible "
                    "and at least about 40 pixels wide.")
-# Blur (sigma in model pixels) of an image generator's change G(x, c_trg) - G(x, c_src) before it reaches the photo:
-# it removes the transposed convolutions' checkerboard speckle and keeps the colour change (measured in weights/README.md).
-CHANGE_SMOOTHING = 1.0
+# An image generator's change G(x, c_trg) - G(x, c_src) is blurred (sigma in model pixels) before it reaches the photo:
+# that removes the transposed convolutions' checkerboard speckle, which is most of what looks wrong in an edit.
+# It also tints the background in the crop's corners, which shows as a square: the change is faded from this fraction
+# of the crop's half-width to zero on the inscribed circle. 0 turns either off. Chosen by `eval stargan` (weights/README.md).
+CHANGE_SMOOTHING = 0.6
+CHANGE_WINDOW = 0.8
 FACE_PADDING = 0.5  # face squares (thumbnails, previews) extend this fraction of the face box on every side
 
 
@@ -86,9 +98,10 @@ def image_key(img: Image.Image) -> str:
 class FaceEditor:
     def __init__(self, generator: Generator, discriminator: Discriminator | None = None,
                  detector: FaceDetector | None = None, info: dict[str, Any] | None = None,
-                 change_smoothing: float = CHANGE_SMOOTHING):
+                 change_smoothing: float = CHANGE_SMOOTHING, change_window: float = CHANGE_WINDOW):
         self.G = generator.eval()
         self.change_smoothing = change_smoothing  # see CHANGE_SMOOTHING; 0 pastes the change as G made it
+        self.change_window = change_window  # see CHANGE_WINDOW; 0 keeps the change up to the crop's edge
         self.D = discriminator.eval() if discriminator is not None else None
         self.config: StarGANConfig = generator.cfg
         self.detector = detector or FaceDetector()
@@ -98,11 +111,11 @@ class FaceEditor:
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str = "cpu",
-                        change_smoothing: float = CHANGE_SMOOTHING) -> FaceEditor:
+                        change_smoothing: float = CHANGE_SMOOTHING, change_window: float = CHANGE_WINDOW) -> FaceEditor:
         """Load a weights file (None: the shipped weights/stargan_celeba.safetensors)."""
         loaded: LoadedWeights = load_weights(resolve_weights(path, "stargan"), kind="stargan", device=device)
         return cls(loaded.modules["G"], loaded.modules.get("D"), info={**loaded.info, "path": str(loaded.path)},
-                   change_smoothing=change_smoothing)
+                   change_smoothing=change_smoothing, change_window=change_window)
 
     @property
     def schema(self) -> LabelSchema:
@@ -190,8 +203,12 @@ class FaceEditor:
         return paster.paste(tensor_to_pil(edited[0]), reference_crop=tensor_to_pil(reference[0])), after
 
     def _smooth_change(self, edited: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(edited, reference) blurred alike, so that their difference, the change that reaches the photo, is blurred."""
-        return gaussian_blur(edited, self.change_smoothing), gaussian_blur(reference, self.change_smoothing)
+        """(edited', reference) where edited' - reference is the change that reaches the photo: blurred by
+        change_smoothing and faded out towards the crop's corners by change_window (no visible square)."""
+        change = gaussian_blur(edited - reference, self.change_smoothing)
+        if self.change_window:
+            change = change * elliptical_window(change.size(-1), self.change_window).to(change)
+        return reference + change, reference
 
     def _generate(self, x: torch.Tensor, passes: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         """G applied once per label-group pass, each on the previous output with its own c (and so its own mask).
