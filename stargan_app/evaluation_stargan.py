@@ -107,13 +107,11 @@ def eval_stargan(weights: str | None = None, data_dir: str = "../shared/data/cel
     """
     from stargan_app.face.align import celeba_center_crop
     from stargan_app.inference import FaceEditor
-    from stargan_app.inference.face_editor import CHANGE_SMOOTHING, CHANGE_WINDOW
     from stargan_app.labels import full_label_vector, target_vector
     from stargan_app.training.data import decode_images, read_celeba_attributes
 
-    smoothing = CHANGE_SMOOTHING if change_smoothing is None else change_smoothing
-    window = CHANGE_WINDOW if change_window is None else change_window
-    editor = FaceEditor.from_pretrained(weights, change_smoothing=smoothing, change_window=window)
+    options = {k: v for k, v in (("change_smoothing", change_smoothing), ("change_window", change_window)) if v is not None}
+    editor = FaceEditor.from_pretrained(weights, **options)
     schema, size = editor.schema, editor.config.image_size
     attributes = schema.attributes
     files, names, values = read_celeba_attributes(data_dir)
@@ -213,8 +211,8 @@ def eval_stargan(weights: str | None = None, data_dir: str = "../shared/data/cel
     summary["hair_gap_raw_minus_pipeline"] = summary["hair_raw"] - summary["hair_pipeline"]
     result = {
         "weights": editor.info.get("path"),
-        "change_smoothing": smoothing,
-        "change_window": window,
+        "change_smoothing": editor.change_smoothing,
+        "change_window": editor.change_window,
         "test_faces": len(test_files),
         "pipeline_no_face": missed,
         "transfer_raw": raw,

@@ -42,10 +42,17 @@ def validate_targets(schema: LabelSchema, targets: Mapping[str, bool], strength:
         raise LabelError(f"Strength must be a number between 0 and {MAX_STRENGTH:g}, got {strength!r}.")
 
 
+PRESENT_THRESHOLD = 0.5  # an attribute whose estimated probability reaches this counts as present
+
+
+def is_present(source: Mapping[str, float] | None, attribute: str) -> bool:
+    """Whether D's estimate `source` says the face has `attribute` (a missing estimate counts as absent)."""
+    return float((source or {}).get(attribute, 0.0)) >= PRESENT_THRESHOLD
+
+
 def source_vector(schema: LabelSchema, source: Mapping[str, float] | None) -> torch.Tensor:
-    """Binary source labels over all attributes (probabilities >= 0.5 count as present; missing = absent)."""
-    source = source or {}
-    return torch.tensor([1.0 if float(source.get(a, 0.0)) >= 0.5 else 0.0 for a in schema.attributes])
+    """Binary source labels over all attributes (see is_present)."""
+    return torch.tensor([1.0 if is_present(source, a) else 0.0 for a in schema.attributes])
 
 
 def source_label_vector(schema: LabelSchema, group: int, source: Mapping[str, float] | None) -> torch.Tensor:

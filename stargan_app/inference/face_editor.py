@@ -198,17 +198,18 @@ class FaceEditor:
         key = torch.stack(no_edit).numpy().tobytes()
         if key not in prep.no_edit_outputs:  # re-edits of this face reuse it: one G pass per label group
             prep.no_edit_outputs[key] = self._generate(prep.tensor, no_edit)[-1][0]
-        edited, reference = self._smooth_change(edited, prep.no_edit_outputs[key])
-        after = tensor_to_pil(prep.tensor[0] + edited[0] - reference[0])
-        return paster.paste(tensor_to_pil(edited[0]), reference_crop=tensor_to_pil(reference[0])), after
+        reference = prep.no_edit_outputs[key]
+        change = self._pasted_change(edited, reference)
+        after = tensor_to_pil(prep.tensor[0] + change[0])
+        return paster.paste(tensor_to_pil(reference[0] + change[0]), reference_crop=tensor_to_pil(reference[0])), after
 
-    def _smooth_change(self, edited: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(edited', reference) where edited' - reference is the change that reaches the photo: blurred by
-        change_smoothing and faded out towards the crop's corners by change_window (no visible square)."""
+    def _pasted_change(self, edited: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """The change edited - reference as it reaches the photo: blurred by change_smoothing and faded out towards
+        the crop's corners by change_window (no visible square)."""
         change = gaussian_blur(edited - reference, self.change_smoothing)
         if self.change_window:
             change = change * elliptical_window(change.size(-1), self.change_window).to(change)
-        return reference + change, reference
+        return change
 
     def _generate(self, x: torch.Tensor, passes: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         """G applied once per label-group pass, each on the previous output with its own c (and so its own mask).
@@ -239,8 +240,7 @@ class FaceEditor:
         with torch.inference_mode():
             out = self.G(prep.tensor.to(self._device).expand(len(cs), -1, -1, -1), cs.to(self._device)).cpu()
         if with_reference:
-            edited, reference = self._smooth_change(out[: len(edits)], out[len(edits) :][groups])
-            out = prep.tensor + edited - reference
+            out = prep.tensor + self._pasted_change(out[: len(edits)], out[len(edits) :][groups])
         return make_grid([prep.aligned.crop] + [tensor_to_pil(o) for o in out], ncols=len(edits) + 1)
 
     def edit_previews(self, image: ImageSource | PreparedFace, face_index: int = 0, size: int = 256) -> list[EditPreview]:

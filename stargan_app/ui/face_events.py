@@ -12,6 +12,7 @@ import gradio as gr
 from stargan_app.errors import StarGANAppError
 from stargan_app.inference import EditResult, FaceEditor, PreparedFace
 from stargan_app.inference.face_editor import NO_FACE_MESSAGE
+from stargan_app.labels import is_present
 from stargan_app.ui.face_layout import FaceTab
 from stargan_app.ui.shared import FACE_JOBS, KEEP, edit_targets, other_attributes, present_attributes, result_file
 
@@ -110,9 +111,8 @@ def wire_face_tab(tab: FaceTab, ed: FaceEditor | None, missing: str) -> None:
         if prep is None or ed is None or not targets_per_tile:
             return {}
         targets = targets_per_tile[evt.index]
-        source = prep.attributes or {}
         hair = next((a for a, on in targets.items() if on and a in ed.schema.exclusive), KEEP)
-        checked = [a for a in other_attributes(ed) if targets.get(a, source.get(a, 0.0) >= 0.5)]
+        checked = [a for a in other_attributes(ed) if targets.get(a, is_present(prep.attributes, a))]
         return {t.hair: hair, t.others: checked, **apply(prep, original, targets, strength, detail, every)}
 
     def on_reset(prep: PreparedFace | None):

@@ -14,6 +14,7 @@ from PIL import Image
 
 from stargan_app.errors import StarGANAppError
 from stargan_app.inference import ClassSampler, FaceEditor
+from stargan_app.labels import is_present
 from stargan_app.runtime import CONCURRENCY
 
 KEEP = "keep"
@@ -69,7 +70,7 @@ def other_attributes(ed: FaceEditor) -> list[str]:
 
 def present_attributes(ed: FaceEditor, source: dict[str, float] | None) -> list[str]:
     """The on/off attributes the face already shows, by D's estimate."""
-    return [a for a in other_attributes(ed) if (source or {}).get(a, 0) >= 0.5]
+    return [a for a in other_attributes(ed) if is_present(source, a)]
 
 
 def edit_targets(ed: FaceEditor, hair: str, checked: list[str] | None, source: dict[str, float] | None) -> dict[str, bool]:
@@ -80,7 +81,7 @@ def edit_targets(ed: FaceEditor, hair: str, checked: list[str] | None, source: d
         targets[hair] = True
     for name in other_attributes(ed):
         on = name in (checked or [])
-        if on != (source.get(name, 0.0) >= 0.5):
+        if on != is_present(source, name):
             targets[name] = on
     return targets
 
