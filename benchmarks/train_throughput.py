@@ -19,10 +19,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-from stargan_app.config import StarGANTrainConfig
 from stargan_app.labels import full_label_vector
 from stargan_app.models import Discriminator, Generator
-from stargan_app.training.runs import autocast_for, setup
+from stargan_app.training.config import StarGANTrainConfig
+from stargan_app.training.devices import autocast_for, setup
 from stargan_app.training.stargan_loop import Batch, compute_d_loss, compute_g_loss, model_config, n_critic
 
 

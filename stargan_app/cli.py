@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stargan_app.config import CGANTrainConfig, StarGANTrainConfig
+from stargan_app.training.config import CGANTrainConfig, StarGANTrainConfig
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
@@ -142,19 +142,19 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(publish(args.space, args.model_repo, args.dry_run))
     elif args.command == "import-official":
-        from stargan_app.checkpoint import import_official
+        from stargan_app.training.official import import_official
 
         print(import_official(args.g_ckpt, args.d_ckpt, args.attrs, args.image_size, args.out))
     elif args.command == "eval":
         if args.model == "stargan":
-            from stargan_app.evaluation_stargan import eval_stargan
+            from stargan_app.evaluation.stargan import eval_stargan
 
             result = eval_stargan(args.weights, args.data_dir, args.test_size, args.limit, args.cache_dir, args.sheet,
                                   args.faces_dir, args.change_smoothing, args.change_window)
         else:
-            from stargan_app import evaluation
+            from stargan_app.evaluation.cgan import eval_cgan
 
-            result = evaluation.eval_cgan(args)
+            result = eval_cgan(args.dataset, args.weights, args.data_dir, args.per_class, args.cache_dir)
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=2))
     return 0

@@ -261,10 +261,20 @@ def _to_uint8(arr: np.ndarray, wide_mode: str | None) -> np.ndarray:
     )
 
 
+def to_model_range(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels in [0, 255] -> float32 in [-1, 1], the range every model here reads and writes."""
+    return pixels.float() / 127.5 - 1.0
+
+
+def to_pixels(values: torch.Tensor) -> torch.Tensor:
+    """Model-range values in [-1, 1] (clamped) -> uint8 pixels in [0, 255]."""
+    return ((values.clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
+
+
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """RGB PIL image -> float32 tensor (3, H, W) in [-1, 1]."""
     arr = np.asarray(img.convert("RGB") if img.mode != "RGB" else img, dtype=np.uint8)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    return to_model_range(torch.from_numpy(arr.copy()).permute(2, 0, 1))
 
 
 def tensor_to_pil(t: torch.Tensor) -> Image.Image:
@@ -273,8 +283,7 @@ def tensor_to_pil(t: torch.Tensor) -> Image.Image:
         raise ValueError(
             f"expected a (3, H, W) or (1, H, W) tensor, got shape {tuple(t.shape)}"
         )
-    t = t.detach().to("cpu", torch.float32).clamp(-1.0, 1.0)
-    arr = ((t + 1.0) * 127.5).round().to(torch.uint8)
+    arr = to_pixels(t.detach().to("cpu", torch.float32))
     if arr.shape[0] == 1:
         arr = arr.expand(3, -1, -1)
     return Image.fromarray(arr.permute(1, 2, 0).contiguous().numpy(), "RGB")

@@ -50,6 +50,11 @@ def is_present(source: Mapping[str, float] | None, attribute: str) -> bool:
     return float((source or {}).get(attribute, 0.0)) >= PRESENT_THRESHOLD
 
 
+def present(values: torch.Tensor) -> torch.Tensor:
+    """is_present for a whole tensor of probabilities or {0, 1} labels: a bool tensor of the same shape."""
+    return values >= PRESENT_THRESHOLD
+
+
 def source_vector(schema: LabelSchema, source: Mapping[str, float] | None) -> torch.Tensor:
     """Binary source labels over all attributes (see is_present)."""
     return torch.tensor([1.0 if is_present(source, a) else 0.0 for a in schema.attributes])
@@ -98,8 +103,7 @@ def single_attribute_edits(schema: LabelSchema, source: Mapping[str, float] | No
     edits = []
     for g, attrs in enumerate(schema.groups):
         for name in attrs:
-            i = schema.attributes.index(name)
-            on = name in schema.exclusive or src[i] < 0.5
+            on = name in schema.exclusive or not is_present(source, name)
             trg = target_vector(schema, src, {name: bool(on)})
             edits.append((f"{'+' if on else '-'}{name}", full_label_vector(schema, g, trg[schema.group_slice(g)][None])[0]))
     return edits

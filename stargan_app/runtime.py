@@ -1,8 +1,12 @@
-"""Process-wide serving settings: CPU threads, how many face jobs run at once, how many may wait."""
+"""Process-wide runtime settings: which device, CPU threads, how many face jobs run at once, how many may wait."""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 THREADS_ENV = "STARGAN_APP_THREADS"
 QUEUE_ENV = "STARGAN_APP_QUEUE_SIZE"
@@ -25,3 +29,17 @@ def configure_threads(threads: int | None = None) -> int:
 
 def queue_size() -> int:
     return int(os.environ.get(QUEUE_ENV, "0") or 0) or QUEUE_SIZE
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """"auto" -> the GPU when there is one, else the CPU; any other name ("cpu", "cuda:1") as given."""
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def module_device(module: torch.nn.Module) -> torch.device:
+    """The device a model's parameters live on (models here keep all of theirs on one)."""
+    return next(module.parameters()).device

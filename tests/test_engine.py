@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from stargan_app.checkpoint import import_official, load_weights, save_weights
+from stargan_app.checkpoint import load_weights, save_weights
 from stargan_app.config import CGANConfig, LabelSchema, StarGANConfig
 from stargan_app.errors import LabelError, NoFaceError, WeightsError
 from stargan_app.face.align import celeba_reference_points
@@ -17,6 +17,7 @@ from stargan_app.imaging import elliptical_window, gaussian_blur
 from stargan_app.inference import ClassSampler, FaceEditor
 from stargan_app.labels import edit_passes, single_attribute_edits
 from stargan_app.models import CGANGenerator, Discriminator, Generator
+from stargan_app.training.official import import_official
 
 TINY = StarGANConfig(image_size=32, conv_dim=8, g_repeat_num=1, d_conv_dim=8, d_repeat_num=4)
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "official_stargan_state_dict_layout.json"

@@ -1,6 +1,5 @@
 """Fast tests of the evaluation helpers and `eval stargan` on a synthetic CelebA layout."""
 
-import argparse
 import json
 from pathlib import Path
 
@@ -9,7 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from stargan_app import evaluation
+from stargan_app.evaluation import cgan as evaluation
+from stargan_app.evaluation import classifier
 
 ATTRS = ["Bangs", "Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair",
          "Wearing_Earrings", "Wearing_Hat", "Mustache", "Eyeglasses", "Male"]
@@ -52,11 +52,11 @@ def test_diversity_ratio(quadrant_classifier):
 
 def test_classifier_cache_roundtrip(tmp_path, quadrant_classifier):
     path = tmp_path / "c.pt"
-    model, cached = evaluation._cached(path, lambda: quadrant_classifier, lambda: evaluation.SmallCNN(1, 4))
+    model, cached = classifier.cached_classifier(path, lambda: quadrant_classifier, lambda: classifier.SmallCNN(1, 4))
     assert not cached and path.is_file()
-    again, cached = evaluation._cached(path, lambda: pytest.fail("retrained"), lambda: evaluation.SmallCNN(1, 4))
+    again, cached = classifier.cached_classifier(path, lambda: pytest.fail("retrained"), lambda: classifier.SmallCNN(1, 4))
     x, _ = quadrant_task(16, 4)
-    assert cached and torch.equal(evaluation.predict_logits(again, x), evaluation.predict_logits(model, x))
+    assert cached and torch.equal(classifier.predict_logits(again, x), classifier.predict_logits(model, x))
 
 
 def make_celeba(root: Path, n: int = 30) -> Path:
@@ -84,7 +84,7 @@ def tiny_stargan_weights(path: Path) -> Path:
 
 
 def test_eval_stargan_synthetic(tmp_path, monkeypatch, capsys):
-    from stargan_app import evaluation_stargan as ev
+    from stargan_app.evaluation import stargan as ev
     from stargan_app.face.detect import DetectedFace, FaceDetector
 
     torch.set_num_threads(1)
@@ -116,7 +116,7 @@ def test_eval_stargan_synthetic(tmp_path, monkeypatch, capsys):
 
 
 def test_thresholds_meet_recall_and_specificity_on_separable_scores():
-    from stargan_app.evaluation_stargan import recall_specificity, tune_thresholds
+    from stargan_app.evaluation.stargan import recall_specificity, tune_thresholds
 
     gen = torch.Generator().manual_seed(0)
     truth = (torch.rand(400, 3, generator=gen) < torch.tensor([0.5, 0.1, 0.03])).float()
@@ -128,7 +128,7 @@ def test_thresholds_meet_recall_and_specificity_on_separable_scores():
 
 
 def test_frechet_distance_is_zero_for_the_same_features_and_grows_with_a_shift():
-    from stargan_app.evaluation_stargan import frechet_distance
+    from stargan_app.evaluation.stargan import frechet_distance
 
     feats = torch.randn(500, 8, generator=torch.Generator().manual_seed(0))
     assert abs(frechet_distance(feats, feats)) < 1e-6
@@ -137,7 +137,7 @@ def test_frechet_distance_is_zero_for_the_same_features_and_grows_with_a_shift()
 
 
 def test_switch_on_faces_skips_faces_that_already_have_it():
-    from stargan_app.evaluation_stargan import switch_on_faces
+    from stargan_app.evaluation.stargan import switch_on_faces
 
     truth = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])
     assert switch_on_faces("Blond_Hair", truth, ("Blond_Hair", "Eyeglasses")).tolist() == [False, True, True]
@@ -169,9 +169,8 @@ def test_eval_cgan_synthetic(tmp_path, monkeypatch, capsys):
     cfg = CGANConfig(classes=("a", "b", "c", "d"), noise_dim=8, g_hidden=(16,), d_hidden=(16,))
     weights = tmp_path / "cgan.safetensors"
     save_weights(weights, "cgan", cfg, {"G": CGANGenerator(cfg), "D": CGANDiscriminator(cfg)})
-    args = argparse.Namespace(dataset="mnist", weights=str(weights), data_dir=str(data), per_class=5,
-                              cache_dir=str(tmp_path / "cache"), json=None)
-    result = evaluation.eval_cgan(args)
+    args = dict(dataset="mnist", weights=str(weights), data_dir=str(data), per_class=5, cache_dir=str(tmp_path / "cache"))
+    result = evaluation.eval_cgan(**args)
     json.dumps(result)
     assert set(result["class_accuracy"]) == {"a", "b", "c", "d"}
     assert all(0.0 <= v <= 1.0 for v in result["class_accuracy"].values())
@@ -179,4 +178,4 @@ def test_eval_cgan_synthetic(tmp_path, monkeypatch, capsys):
     assert result["classifier"]["test_accuracy"] > 0.5
     assert result["mean_diversity_ratio"] >= 0.0
     assert "MEAN" in capsys.readouterr().out
-    assert evaluation.eval_cgan(args)["classifier"]["cached"]
+    assert evaluation.eval_cgan(**args)["classifier"]["cached"]

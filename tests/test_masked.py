@@ -8,14 +8,15 @@ import torch
 from PIL import Image
 
 from stargan_app.checkpoint import load_weights, save_weights
-from stargan_app.config import StarGANConfig, StarGANTrainConfig
+from stargan_app.config import StarGANConfig
 from stargan_app.face.align import FacePaster, align_face, celeba_reference_points
 from stargan_app.imaging import mask_to_pil
 from stargan_app.labels import full_label_vector
 from stargan_app.models import Discriminator, Generator
 from stargan_app.models.stargan import compose_masked
 from stargan_app.training import losses
-from stargan_app.training.runs import Autocast
+from stargan_app.training.config import StarGANTrainConfig
+from stargan_app.training.devices import Autocast
 from stargan_app.training.stargan_loop import Batch, compute_d_loss, compute_g_loss, init_from_weights
 
 TINY = StarGANConfig(image_size=32, conv_dim=8, g_repeat_num=1, d_conv_dim=8, d_repeat_num=4)

@@ -61,7 +61,7 @@ def test_shipped_mnist_digits_are_class_consistent():
     """A tiny CNN trained here on 2,000 real digits reads the shipped generator's samples about as well as real ones."""
     import torch
 
-    from stargan_app.evaluation import class_accuracy, sample_per_class, train_digit_classifier
+    from stargan_app.evaluation.cgan import class_accuracy, sample_per_class, train_digit_classifier
     from stargan_app.training.data import load_idx_dataset
 
     images, labels = load_idx_dataset("mnist", str(MNIST), "train")

@@ -13,12 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
-from stargan_app.checkpoint import load_resume, resume_checkpoints
-from stargan_app.config import GROUP_A, GROUP_B, CGANTrainConfig, StarGANTrainConfig
+from stargan_app.config import GROUP_A, GROUP_B
 from stargan_app.errors import WeightsError
 from stargan_app.inference import ClassSampler, FaceEditor
 from stargan_app.training import stargan_loop
 from stargan_app.training.cgan_loop import train_cgan
+from stargan_app.training.checkpoints import load_resume, resume_checkpoints
+from stargan_app.training.config import CGANTrainConfig, StarGANTrainConfig
 from stargan_app.training.stargan_loop import train_stargan
 
 ROOT = Path(__file__).resolve().parents[1]

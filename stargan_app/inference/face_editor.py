@@ -31,6 +31,7 @@ from stargan_app.imaging import (
 )
 from stargan_app.labels import display_name, edit_passes, single_attribute_edits, source_label_vector
 from stargan_app.models import Discriminator, Generator
+from stargan_app.runtime import module_device
 
 
 @dataclass
@@ -224,6 +225,14 @@ class FaceEditor:
                 x = layers[-1][0]
         return layers
 
+    @torch.inference_mode()
+    def translate_crops(self, crops: torch.Tensor, c: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
+        """The generator alone on aligned model-size crops (N, 3, S, S) in [-1, 1] with label vectors c (N, c_dim):
+        no detection, no paste-back. Returns (N, 3, S, S) on the CPU; what evaluation judges as the "raw" edit."""
+        outs = [self.G(crops[i : i + batch_size].to(self._device), c[i : i + batch_size].to(self._device)).float().cpu()
+                for i in range(0, len(crops), batch_size)]
+        return torch.cat(outs) if outs else crops[:0].float()
+
     @property
     def masked(self) -> bool:
         """True when G outputs colour + attention mask (edits are local); False for the official image output."""
@@ -288,4 +297,4 @@ class FaceEditor:
 
     @property
     def _device(self) -> torch.device:
-        return next(self.G.parameters()).device
+        return module_device(self.G)

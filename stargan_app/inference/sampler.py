@@ -12,6 +12,7 @@ from stargan_app.config import CGANConfig
 from stargan_app.errors import LabelError
 from stargan_app.imaging import make_grid, tensors_to_pils
 from stargan_app.models import CGANGenerator
+from stargan_app.runtime import module_device
 
 MAX_SAMPLES = 256
 
@@ -40,10 +41,11 @@ class ClassSampler:
         raise LabelError(f"Unknown class {label!r}. Classes: {', '.join(self.config.classes)}.")
 
     @torch.inference_mode()
-    def _generate(self, labels: torch.Tensor, seed: int) -> torch.Tensor:
+    def generate(self, labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
+        """One sample per class index in `labels`, as a (N, 1, S, S) tensor in [-1, 1] (the same seed, the same noise)."""
         gen = torch.Generator().manual_seed(int(seed))
         z = torch.randn(len(labels), self.config.noise_dim, generator=gen)
-        dev = next(self.G.parameters()).device
+        dev = module_device(self.G)
         return self.G(z.to(dev), labels.to(dev)).cpu()
 
     def sample(self, label: int | str, n: int = 16, seed: int = 0) -> list[Image.Image]:
@@ -51,11 +53,11 @@ class ClassSampler:
         if not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES:
             raise LabelError(f"The number of samples must be between 1 and {MAX_SAMPLES}, got {n!r}.")
         y = torch.full((n,), self.class_index(label), dtype=torch.long)
-        return tensors_to_pils(self._generate(y, seed))
+        return tensors_to_pils(self.generate(y, seed))
 
     def grid(self, n_per_class: int = 8, seed: int = 0) -> Image.Image:
         """One image: a row per class, n_per_class samples each."""
         if not isinstance(n_per_class, int) or not 1 <= n_per_class <= 32:
             raise LabelError(f"Samples per class must be between 1 and 32, got {n_per_class!r}.")
         y = torch.arange(len(self.config.classes)).repeat_interleave(n_per_class)
-        return make_grid(tensors_to_pils(self._generate(y, seed)), ncols=n_per_class)
+        return make_grid(tensors_to_pils(self.generate(y, seed)), ncols=n_per_class)

@@ -4,28 +4,26 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
+from functools import lru_cache, partial
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from stargan_app.config import DIGIT_CLASSES, FASHION_CLASSES, CGANConfig, CGANTrainConfig
+from stargan_app.config import DIGIT_CLASSES, FASHION_CLASSES, CGANConfig
+from stargan_app.imaging import make_grid, tensors_to_pils, to_model_range
 from stargan_app.models import CGANDiscriminator, CGANGenerator
+from stargan_app.runtime import module_device
 from stargan_app.training import losses
+from stargan_app.training.checkpoints import GANState
+from stargan_app.training.config import CGANTrainConfig
 from stargan_app.training.data import load_idx_dataset
-from stargan_app.training.runs import (
-    Driver,
-    hardware,
-    restore_training_state,
-    setup,
-    teardown,
-    training_state,
-    update_ema,
-    write_run_config,
-)
+from stargan_app.training.devices import Dist, hardware, setup
+from stargan_app.training.runs import Driver, train_and_export, update_ema, write_run_config
 
 CLASSES = {"mnist": DIGIT_CLASSES, "fashion": FASHION_CLASSES}
+SAMPLES_PER_CLASS = 8  # columns of the sample grid
 
 
 def resolved(cfg: CGANTrainConfig) -> CGANTrainConfig:
@@ -39,112 +37,115 @@ def resolved(cfg: CGANTrainConfig) -> CGANTrainConfig:
     )
 
 
+@lru_cache(maxsize=1)
+def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The epoch's shuffle, a function of (seed, epoch) only: resuming mid-epoch sees the same order."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
+def draw_batch(images: torch.Tensor, labels: torch.Tensor, cfg: CGANTrainConfig, dist: Dist,
+               step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """This process's slice of step `step`: (images (B, 1, 28, 28) in [-1, 1], int64 labels)."""
+    steps_per_epoch = len(images) // (cfg.batch_size * dist.world)
+    epoch, i = divmod(step, steps_per_epoch)
+    start = (i * dist.world + dist.rank) * cfg.batch_size
+    idx = epoch_order(cfg.seed, epoch, len(images))[start : start + cfg.batch_size].to(images.device)
+    return to_model_range(images[idx]).unsqueeze(1), labels[idx]
+
+
+def compute_d_loss(D: nn.Module, real: torch.Tensor, y: torch.Tensor, fake: torch.Tensor,
+                   fake_y: torch.Tensor) -> torch.Tensor:
+    """Mean of the real and fake BCE terms (the fake batch is detached: D's step leaves G alone)."""
+    return (losses.bce_real(D(real, y)) + losses.bce_fake(D(fake.detach(), fake_y))) / 2
+
+
+def compute_g_loss(D: nn.Module, fake: torch.Tensor, fake_y: torch.Tensor) -> torch.Tensor:
+    """Non-saturating: G wants D to call its samples real."""
+    return losses.bce_real(D(fake, fake_y))
+
+
+def train_step(gan: GANState, g_train: nn.Module, d_train: nn.Module, real: torch.Tensor, y: torch.Tensor,
+               cfg: CGANTrainConfig, step: int) -> dict[str, torch.Tensor]:
+    """One D step and one G step on the same fake batch (random classes), then the EMA of G."""
+    n, classes = real.size(0), len(gan.model_config.classes)
+    z = torch.randn(n, gan.model_config.noise_dim, device=real.device)
+    fake_y = torch.randint(0, classes, (n,), device=real.device)
+    fake = g_train(z, fake_y)
+    d_loss = compute_d_loss(d_train, real, y, fake, fake_y)
+    gan.opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    gan.opt_d.step()
+    gan.D.requires_grad_(False)
+    g_loss = compute_g_loss(gan.D, fake, fake_y)
+    gan.opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    gan.opt_g.step()
+    gan.D.requires_grad_(True)
+    if gan.G_ema is not None:
+        update_ema(gan.G_ema, gan.G, cfg.ema_decay, step)
+    return {"D": d_loss, "G": g_loss}
+
+
 def train_cgan(cfg: CGANTrainConfig) -> Path:
     """Train (or continue the run in its run dir), then export G and D. Returns the run dir."""
     cfg = resolved(cfg)
-    d = setup(cfg.device)
+    dist = setup(cfg.device)
     run_dir = Path(cfg.run_dir)
     mcfg = CGANConfig(classes=CLASSES[cfg.dataset], noise_dim=cfg.noise_dim, dataset=cfg.dataset,
                       d_projection=cfg.d_projection)
     images, labels = load_idx_dataset(cfg.dataset, cfg.data_dir)
-    if d.is_main:
+    if dist.is_main:
         write_run_config(run_dir, cfg)
         print(f"{len(images)} {cfg.dataset} training images")
-    dev = d.device
-    images = images.to(dev)
-    labels = labels.to(dev)
-    torch.manual_seed(cfg.seed + d.rank)
+    dev = dist.device
+    images, labels = images.to(dev), labels.to(dev)
+    torch.manual_seed(cfg.seed + dist.rank)
     G, D = CGANGenerator(mcfg).to(dev), CGANDiscriminator(mcfg).to(dev)
-    G_ema = copy.deepcopy(G).requires_grad_(False).eval() if cfg.ema_decay else None
     fused = dev.type == "cuda" or None
-    opt_g = torch.optim.Adam(G.parameters(), cfg.lr, (cfg.beta1, cfg.beta2), fused=fused)
-    opt_d = torch.optim.Adam(D.parameters(), cfg.lr, (cfg.beta1, cfg.beta2), fused=fused)
-    g_train = DistributedDataParallel(G) if d.world > 1 else G
-    d_train = DistributedDataParallel(D) if d.world > 1 else D
-    steps_per_epoch = len(images) // (cfg.batch_size * d.world)
-    train_seconds = [0.0]
-    started = time.perf_counter()
-
-    def state(step: int) -> dict:
-        elapsed = train_seconds[0] + time.perf_counter() - started
-        return training_state("cgan", step, G, D, opt_g, opt_d, mcfg, elapsed, {
+    gan = GANState(
+        "cgan", mcfg, G, D,
+        opt_g=torch.optim.Adam(G.parameters(), cfg.lr, (cfg.beta1, cfg.beta2), fused=fused),
+        opt_d=torch.optim.Adam(D.parameters(), cfg.lr, (cfg.beta1, cfg.beta2), fused=fused),
+        G_ema=copy.deepcopy(G).requires_grad_(False).eval() if cfg.ema_decay else None,
+        info={
             "data": f"{cfg.dataset} training split, {len(images)} images, 28x28",
-            "hardware": hardware(d),
+            "hardware": hardware(dist),
             "epochs": cfg.epochs,
-            "batch_size": cfg.batch_size * d.world,
+            "batch_size": cfg.batch_size * dist.world,
             "ema_decay": cfg.ema_decay,
-        }, G_ema=G_ema)
-
-    def restore(s: dict) -> None:
-        train_seconds[0] = restore_training_state(s, G, D, opt_g, opt_d, G_ema)
-
-    order: dict[int, torch.Tensor] = {}
-
-    def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Epoch-wise shuffles that depend only on (seed, epoch): resuming mid-epoch sees the same order."""
-        epoch, i = divmod(step, steps_per_epoch)
-        if epoch not in order:
-            order.clear()
-            gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-            order[epoch] = torch.randperm(len(images), generator=gen).to(dev)
-        start = (i * d.world + d.rank) * cfg.batch_size
-        idx = order[epoch][start : start + cfg.batch_size]
-        return images[idx].float().div_(127.5).sub_(1.0).unsqueeze(1), labels[idx]
-
-    def step_fn(step: int) -> dict[str, torch.Tensor]:
-        real, y = batch(step)
-        n = real.size(0)
-        z = torch.randn(n, mcfg.noise_dim, device=dev)
-        fake_y = torch.randint(0, len(mcfg.classes), (n,), device=dev)
-        fake = g_train(z, fake_y)
-        d_loss = losses.bce_real(d_train(real, y)) + losses.bce_fake(d_train(fake.detach(), fake_y))
-        opt_d.zero_grad(set_to_none=True)
-        (d_loss / 2).backward()
-        opt_d.step()
-        D.requires_grad_(False)
-        g_loss = losses.bce_real(D(fake, fake_y))
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        D.requires_grad_(True)
-        if G_ema is not None:
-            update_ema(G_ema, G, cfg.ema_decay, step)
-        return {"D": d_loss / 2, "G": g_loss}
-
-    fixed_z = torch.randn(8 * len(mcfg.classes), mcfg.noise_dim, generator=torch.Generator().manual_seed(0))
-
-    def sample(step: int) -> None:
-        from stargan_app.imaging import make_grid, tensors_to_pils
-
-        shown = G_ema if G_ema is not None else G
-        shown.eval()
-        with torch.no_grad():
-            y = torch.arange(len(mcfg.classes)).repeat_interleave(8)
-            imgs = shown(fixed_z.to(dev), y.to(dev)).cpu()
-        G.train()
-        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-        make_grid(tensors_to_pils(imgs), ncols=8).save(run_dir / "samples" / f"step_{step:08d}.png")
-
+        },
+    )
+    g_train = DistributedDataParallel(G) if dist.world > 1 else G
+    d_train = DistributedDataParallel(D) if dist.world > 1 else D
+    fixed_z = torch.randn(SAMPLES_PER_CLASS * len(mcfg.classes), mcfg.noise_dim, generator=torch.Generator().manual_seed(0))
     driver = Driver(
         run_dir=run_dir,
-        dist=d,
-        num_steps=cfg.epochs * steps_per_epoch,
+        dist=dist,
+        num_steps=cfg.epochs * (len(images) // (cfg.batch_size * dist.world)),
         log_every=cfg.log_every,
         save_every=cfg.save_every,
         sample_every=cfg.sample_every,
         keep_checkpoints=cfg.keep_checkpoints,
-        state_fn=state,
-        sample_fn=sample,
+        gan=gan,
+        sample_fn=partial(save_sample_grid, gan, run_dir, fixed_z),
         desc=f"cgan-{cfg.dataset}",
     )
-    start = driver.resume(restore)
-    started = time.perf_counter()
-    try:
-        driver.run(start, step_fn)
-    finally:
-        teardown()
-    if d.is_main and cfg.out:
-        from stargan_app.training.export import export_run
+    start = driver.resume()
 
-        print(f"wrote {export_run(run_dir, cfg.out, fp16=cfg.fp16_export)}")
-    return run_dir
+    def step_fn(step: int) -> dict[str, torch.Tensor]:
+        return train_step(gan, g_train, d_train, *draw_batch(images, labels, cfg, dist, step), cfg, step)
+
+    return train_and_export(driver, start, step_fn, cfg.out, cfg.fp16_export)
+
+
+def save_sample_grid(gan: GANState, run_dir: Path, fixed_z: torch.Tensor, step: int) -> None:
+    """runs/<run>/samples/step_<step>.png: a row per class, the same noise every time."""
+    shown = gan.G_ema if gan.G_ema is not None else gan.G
+    dev = module_device(shown)
+    shown.eval()
+    with torch.no_grad():
+        y = torch.arange(len(gan.model_config.classes)).repeat_interleave(SAMPLES_PER_CLASS)
+        imgs = shown(fixed_z.to(dev), y.to(dev)).cpu()
+    gan.G.train()
+    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    make_grid(tensors_to_pils(imgs), ncols=SAMPLES_PER_CLASS).save(run_dir / "samples" / f"step_{step:08d}.png")

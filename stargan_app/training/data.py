@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from stargan_app.face.align import celeba_center_crop
+from stargan_app.imaging import to_model_range
 
 
 @dataclass
@@ -92,7 +93,7 @@ def decode_images(folder: Path, files: list[str], image_size: int) -> tuple[torc
 def load_face_crops(folder: str | Path, files: list[str], image_size: int) -> torch.Tensor:
     """Held-out faces as a float batch in [-1, 1] (unreadable files dropped)."""
     images, _ = decode_images(Path(folder), files, image_size)
-    return images.float() / 127.5 - 1.0
+    return to_model_range(images)
 
 
 # ---------------------------------------------------------------- MNIST / Fashion-MNIST

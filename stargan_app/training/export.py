@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stargan_app.checkpoint import KINDS, load_resume, save_weights
+from stargan_app.checkpoint import KINDS, save_weights
 from stargan_app.config import config_from_json
 from stargan_app.errors import WeightsError
+from stargan_app.training.checkpoints import load_resume
 
 
 def export_run(run_dir: str | Path, out: str | Path, fp16: bool = False) -> Path:

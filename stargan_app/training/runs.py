@@ -1,97 +1,26 @@
-"""What every training loop shares: devices and DDP, run dirs, logging, resume checkpoints, the step driver."""
+"""What every training loop shares: the run dir, the step driver (logging, sampling, resume checkpoints), EMA."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
-import os
-import platform
 import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
-from stargan_app.checkpoint import load_resume, save_resume
+from stargan_app.training.checkpoints import GANState, load_resume, save_resume
+from stargan_app.training.devices import Dist, teardown
 
 
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or inf; training stops and the last good checkpoint is kept."""
-
-
-@dataclass
-class Dist:
-    rank: int  # global rank of this process (0 when not distributed)
-    world: int  # number of processes
-    device: torch.device  # where this process trains
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def setup(device: str = "auto") -> Dist:
-    """Pick the device; under torchrun (WORLD_SIZE > 1) join the process group (NCCL on GPU, gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        if world > 1:
-            dev = torch.device("cuda", local_rank)
-        torch.cuda.set_device(dev)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    return Dist(rank=dist.get_rank() if world > 1 else 0, world=world, device=dev)
-
-
-def cpu_has_native_bf16() -> bool:
-    """True on CPUs whose oneDNN kernels run bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slow."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-class Autocast:
-    """A reusable bf16 autocast context for one device; `enabled` says whether it does anything."""
-
-    def __init__(self, device: torch.device, enabled: bool):
-        self.device_type, self.enabled = device.type, enabled
-
-    def __enter__(self) -> None:
-        self._ctx = torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.enabled)
-        self._ctx.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
-
-
-def autocast_for(device: torch.device, amp: bool) -> Autocast:
-    """bf16 autocast on CUDA and on CPUs with native bf16 when amp is on; a no-op context otherwise."""
-    native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
-    return Autocast(device, amp and native)
-
-
-def teardown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def hardware(d: Dist) -> str:
-    if d.device.type == "cuda":
-        return f"{d.world}x {torch.cuda.get_device_name(d.device)}"
-    return f"{d.world}x CPU ({os.cpu_count()} cores, {platform.machine()})"
 
 
 def write_run_config(run_dir: Path, cfg: Any) -> None:
@@ -121,21 +50,28 @@ class Driver:
     save_every: int
     sample_every: int
     keep_checkpoints: int
-    state_fn: Callable[[int], dict[str, Any]]  # step -> full training state
-    sample_fn: Callable[[int], None] | None = None
+    gan: GANState  # what is trained, saved and restored
+    sample_fn: Callable[[int], None] | None = None  # step -> writes a sample grid (main process only)
     desc: str = "train"
+    seconds_before: float = 0.0  # training seconds of the run's earlier sessions (from its checkpoint)
+    started: float = field(default_factory=time.perf_counter)  # when this session's steps began
 
-    def resume(self, restore_fn: Callable[[dict[str, Any]], None]) -> int:
+    def resume(self) -> int:
+        """Restore the newest complete checkpoint of the run dir into `gan`; returns the step to continue from."""
         state = load_resume(self.run_dir)
         if state is None:
             return 0
-        restore_fn(state)
+        self.seconds_before = self.gan.load_state_dict(state)
         if self.dist.is_main:
             print(f"resumed {self.run_dir} at step {state['step']}")
         return int(state["step"])
 
+    def train_seconds(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.started
+
     def run(self, start: int, step_fn: Callable[[int], dict[str, torch.Tensor]]) -> None:
         """Steps start..num_steps-1; Ctrl-C or SIGTERM (a scheduler stopping the job) saves, then re-raises."""
+        self.started = time.perf_counter()
         if threading.current_thread() is not threading.main_thread():
             return self._run(start, step_fn)
         previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
@@ -187,7 +123,7 @@ class Driver:
 
     def save(self, step: int) -> None:
         if self.dist.is_main:
-            save_resume(self.run_dir, step, self.state_fn(step), keep=self.keep_checkpoints)
+            save_resume(self.run_dir, step, self.gan.state_dict(step, self.train_seconds()), keep=self.keep_checkpoints)
 
     def _check_finite(self, means: dict[str, float], step: int) -> None:
         bad = {k: v for k, v in means.items() if not math.isfinite(v)}
@@ -218,19 +154,6 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def rng_state() -> dict[str, torch.Tensor]:
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
-def set_rng_state(state: dict[str, torch.Tensor]) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
-
-
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
     """ema <- decay * ema + (1 - decay) * model, parameters and float buffers (BatchNorm statistics) alike.
@@ -245,38 +168,15 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step:
             e.copy_(m)
 
 
-def training_state(kind: str, step: int, G: torch.nn.Module, D: torch.nn.Module, opt_g: torch.optim.Optimizer,
-                   opt_d: torch.optim.Optimizer, model_config: Any, train_seconds: float,
-                   info: dict[str, Any], G_ema: torch.nn.Module | None = None) -> dict[str, Any]:
-    """Everything a GAN run needs to resume exactly (tensors and plain types only: loads with weights_only).
+def train_and_export(driver: Driver, start: int, step_fn: Callable[[int], dict[str, torch.Tensor]], out: str,
+                     fp16: bool) -> Path:
+    """The end every loop shares: run the steps, leave the process group, export the newest checkpoint to `out`."""
+    try:
+        driver.run(start, step_fn)
+    finally:
+        teardown()
+    if driver.dist.is_main and out:
+        from stargan_app.training.export import export_run
 
-    With G_ema, the averaged generator is saved too, and it is what export_run ships as G.
-    """
-    extra = {"G_ema": G_ema.state_dict()} if G_ema is not None else {}
-    return {
-        **extra,
-        "kind": kind,
-        "step": step,
-        "G": G.state_dict(),
-        "D": D.state_dict(),
-        "opt_G": opt_g.state_dict(),
-        "opt_D": opt_d.state_dict(),
-        "rng": rng_state(),
-        "model_config": dataclasses.asdict(model_config),
-        "train_seconds": train_seconds,
-        "info": info,
-    }
-
-
-def restore_training_state(state: dict[str, Any], G: torch.nn.Module, D: torch.nn.Module,
-                           opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-                           G_ema: torch.nn.Module | None = None) -> float:
-    """Load a training_state() back; returns the training seconds already spent."""
-    G.load_state_dict(state["G"])
-    if G_ema is not None:
-        G_ema.load_state_dict(state.get("G_ema", state["G"]))
-    D.load_state_dict(state["D"])
-    opt_g.load_state_dict(state["opt_G"])
-    opt_d.load_state_dict(state["opt_D"])
-    set_rng_state(state["rng"])
-    return float(state.get("train_seconds", 0.0))
+        print(f"wrote {export_run(driver.run_dir, out, fp16=fp16)}")
+    return driver.run_dir

@@ -1,35 +1,32 @@
-"""train_stargan(cfg): one WGAN-GP StarGAN loop for every label group (multi-dataset StarGAN with a mask vector)."""
+"""train_stargan(cfg): one StarGAN loop for every label group (mask vector); the paper's WGAN-GP recipe or StarGAN v2's."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from stargan_app.config import LabelSchema, StarGANConfig, StarGANTrainConfig
+from stargan_app.config import LabelSchema, StarGANConfig
+from stargan_app.imaging import make_grid, tensor_to_pil, to_model_range
 from stargan_app.labels import full_label_vector, single_attribute_edits
 from stargan_app.models import Discriminator, Generator
+from stargan_app.runtime import module_device
 from stargan_app.training import losses
+from stargan_app.training.checkpoints import GANState
+from stargan_app.training.config import StarGANTrainConfig
 from stargan_app.training.data import load_celeba, load_face_crops
-from stargan_app.training.runs import (
-    Driver,
-    autocast_for,
-    hardware,
-    linear_decay,
-    restore_training_state,
-    setup,
-    step_generator,
-    teardown,
-    training_state,
-    update_ema,
-    write_run_config,
-)
+from stargan_app.training.devices import Autocast, autocast_for, hardware, setup
+from stargan_app.training.runs import Driver, linear_decay, step_generator, train_and_export, update_ema, write_run_config
+
+RECIPES = ("wgan-gp", "v2")
+DECONV_MODES = {"deconv", "deconv_blur"}
+MASK_BIAS_INIT = 0.0  # the mask starts half open: sigmoid(0) = 0.5
 
 
 def model_config(cfg: StarGANTrainConfig) -> StarGANConfig:
@@ -64,7 +61,7 @@ def n_critic(cfg: StarGANTrainConfig) -> int:
 
 
 def compute_d_loss(D: nn.Module, G: nn.Module, batch: Batch, cfg: StarGANTrainConfig, step: int,
-                   autocast) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                   autocast: Autocast) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Critic loss of either recipe: adversarial terms, a gradient penalty, and classification of real images."""
     x, B = batch.x, batch.x.size(0)
     with autocast:
@@ -98,13 +95,13 @@ def compute_d_loss(D: nn.Module, G: nn.Module, batch: Batch, cfg: StarGANTrainCo
 
 
 def compute_g_loss(G: nn.Module, D: nn.Module, batch: Batch, cfg: StarGANTrainConfig, step: int,
-                   autocast) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                   autocast: Autocast) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Generator loss: fool D, show the target labels, reconstruct the input; a masked G also pays for its mask."""
     with autocast:
         x_fake, _, mask = G(batch.x, batch.c_trg, return_parts=True)
         src, cls = D(x_fake)
         x_rec = G(x_fake, batch.c_org)
-    g_fake = -src.float().mean() if cfg.recipe == "wgan-gp" else losses.bce_real(src.float())
+    g_fake = losses.critic_real_loss(src) if cfg.recipe == "wgan-gp" else losses.bce_real(src.float())
     g_cls = losses.classification_loss(cls[:, batch.cls_slice], batch.label_trg)
     g_rec = losses.reconstruction_loss(batch.x, x_rec)
     g_loss = g_fake + cfg.lambda_rec * g_rec + cfg.lambda_cls * g_cls
@@ -117,6 +114,61 @@ def compute_g_loss(G: nn.Module, D: nn.Module, batch: Batch, cfg: StarGANTrainCo
     return g_loss, logs
 
 
+@dataclass
+class TrainingData:
+    """The training set on the training device (uint8, so a batch never touches the host) and its group split."""
+
+    images: torch.Tensor  # (N, 3, S, S) uint8
+    labels: torch.Tensor  # (N, n_attributes) in {0, 1}
+    group_indices: list[torch.Tensor]  # per label group, rows of `images` (on the CPU: indexed by the step's generator)
+    layout: torch.memory_format  # memory format of the batches (channels_last where it pays)
+
+
+def draw_batch(data: TrainingData, schema: LabelSchema, cfg: StarGANTrainConfig, step: int, rank: int) -> Batch:
+    """Step `step`'s batch: groups alternate by step; images, flips, target shuffle and GP weights all come from
+    the step's own generator, so a resumed run draws exactly what an uninterrupted one would."""
+    gen = step_generator(cfg.seed, rank, step)
+    dev = data.images.device
+    group = step % len(schema.groups)
+    pool, B = data.group_indices[group], cfg.batch_size
+    pick = pool[torch.randint(len(pool), (B,), generator=gen)].to(dev, non_blocking=True)
+    flip = (torch.rand(B, 1, 1, 1, generator=gen) < 0.5).to(dev, non_blocking=True)
+    perm = torch.randperm(B, generator=gen).to(dev, non_blocking=True)
+    alpha = torch.rand(B, 1, 1, 1, generator=gen).to(dev, non_blocking=True)
+    x = to_model_range(data.images[pick])
+    x = torch.where(flip, x.flip(3), x).contiguous(memory_format=data.layout)
+    label_org = data.labels[pick][:, schema.group_slice(group)]
+    label_trg = label_org[perm]  # target labels: a shuffle of the real ones
+    return Batch(x, label_org, label_trg, full_label_vector(schema, group, label_org),
+                 full_label_vector(schema, group, label_trg), schema.group_slice(group), alpha)
+
+
+def train_step(gan: GANState, g_train: nn.Module, d_train: nn.Module, batch: Batch, cfg: StarGANTrainConfig,
+               step: int, precision: Autocast) -> dict[str, torch.Tensor]:
+    """One step of the paper's algorithm: D on every step, G (and its EMA) on every n_critic-th; LR decayed linearly.
+
+    g_train and d_train are the modules the passes run through (gan.G and gan.D, or their DDP/compiled wrappers).
+    """
+    for opt, base in ((gan.opt_g, cfg.g_lr), (gan.opt_d, cfg.d_lr)):
+        for group in opt.param_groups:
+            group["lr"] = linear_decay(base, step, cfg.num_iters)
+    d_loss, logs = compute_d_loss(d_train, gan.G, batch, cfg, step, precision)
+    gan.opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    gan.opt_d.step()
+    if (step + 1) % n_critic(cfg) == 0:
+        gan.D.requires_grad_(False)
+        g_loss, g_logs = compute_g_loss(g_train, gan.D, batch, cfg, step, precision)
+        gan.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        gan.opt_g.step()
+        gan.D.requires_grad_(True)
+        if gan.G_ema is not None:
+            update_ema(gan.G_ema, gan.G, cfg.ema_decay, step)
+        logs.update(g_logs)
+    return logs
+
+
 def train_stargan(cfg: StarGANTrainConfig) -> Path:
     """Train (or continue the run in cfg.run_dir), then export G and D to cfg.out. Returns the run dir."""
     if cfg.recipe not in RECIPES:
@@ -126,97 +178,44 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
     mcfg = model_config(cfg)
     schema = mcfg.labels
     torch.manual_seed(cfg.seed)
-    data = load_celeba(cfg.data_dir, schema.groups, cfg.image_size, cfg.test_size, cfg.max_images)
-    if any(len(g) == 0 for g in data.group_indices):
-        raise ValueError(f"a label group has no training images: sizes {[len(g) for g in data.group_indices]}")
+    split = load_celeba(cfg.data_dir, schema.groups, cfg.image_size, cfg.test_size, cfg.max_images)
+    if any(len(g) == 0 for g in split.group_indices):
+        raise ValueError(f"a label group has no training images: sizes {[len(g) for g in split.group_indices]}")
     if dist.is_main:
         write_run_config(run_dir, cfg)
-        sizes = ", ".join(f"group {i}: {len(g)}" for i, g in enumerate(data.group_indices))
-        print(f"{len(data.images)} training images ({sizes}), {data.skipped} skipped, {len(data.test_files)} held out")
+        sizes = ", ".join(f"group {i}: {len(g)}" for i, g in enumerate(split.group_indices))
+        print(f"{len(split.images)} training images ({sizes}), {split.skipped} skipped, {len(split.test_files)} held out")
 
     dev = dist.device
     precision = autocast_for(dev, cfg.amp)
-    images = data.images.to(dev)  # the whole uint8 set lives on the device: batches never touch the host
-    labels = data.labels.to(dev)
     # channels_last pays off on GPU and with bf16 on CPU (oneDNN's blocked kernels); fp32 CPU convs are faster without
     layout = torch.channels_last if dev.type == "cuda" or precision.enabled else torch.contiguous_format
+    data = TrainingData(split.images.to(dev), split.labels.to(dev), split.group_indices, layout)
     G = Generator(mcfg).to(dev, memory_format=layout)
     D = Discriminator(mcfg).to(dev, memory_format=layout)
     if mcfg.output == "masked":
         init_mask_bias(G)
-    G_ema = copy.deepcopy(G).requires_grad_(False).eval() if cfg.ema_decay else None
-    init_info: dict = {}  # provenance of --init-weights, carried through resumes
     fused = dev.type == "cuda" or None
-    opt_g = torch.optim.Adam(G.parameters(), cfg.g_lr, (cfg.beta1, cfg.beta2), fused=fused)
-    opt_d = torch.optim.Adam(D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2), fused=fused)
-    clock = {"before": 0.0, "started": time.perf_counter()}  # training seconds of earlier sessions, this one's start
-
-    def state(step: int) -> dict:
-        elapsed = clock["before"] + time.perf_counter() - clock["started"]
-        return training_state("stargan", step, G, D, opt_g, opt_d, mcfg, elapsed, {
-            "data": f"CelebA layout at {cfg.data_dir}: {len(data.images)} training images "
-                f"({data.skipped} skipped), last {cfg.test_size} ids held out, {cfg.image_size}x{cfg.image_size}",
+    gan = GANState(
+        "stargan", mcfg, G, D,
+        opt_g=torch.optim.Adam(G.parameters(), cfg.g_lr, (cfg.beta1, cfg.beta2), fused=fused),
+        opt_d=torch.optim.Adam(D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2), fused=fused),
+        G_ema=copy.deepcopy(G).requires_grad_(False).eval() if cfg.ema_decay else None,
+        info={
+            "data": f"CelebA layout at {cfg.data_dir}: {len(split.images)} training images ({split.skipped} skipped), "
+            f"last {cfg.test_size} ids held out, {cfg.image_size}x{cfg.image_size}",
             "hardware": hardware(dist),
             "batch_size": cfg.batch_size * dist.world,
             "recipe": cfg.recipe,
             "precision": "bf16 autocast" if precision.enabled else "fp32",
-            **init_info,
-        }, G_ema=G_ema)
-
-    def restore(s: dict) -> None:
-        clock["before"] = restore_training_state(s, G, D, opt_g, opt_d, G_ema)
-        init_info.update({k: v for k, v in s.get("info", {}).items() if k.startswith("init_")})
-
+        },
+    )
     g_train = DistributedDataParallel(G) if dist.world > 1 else G
     d_train = DistributedDataParallel(D) if dist.world > 1 else D
     if cfg.compile:  # D is left eager: the gradient penalty needs double backward, which compile lacks
         g_train = torch.compile(g_train)
-    critic_steps = n_critic(cfg)
 
-    def next_batch(step: int) -> Batch:
-        gen = step_generator(cfg.seed, dist.rank, step)
-        group = step % len(schema.groups)
-        pool, B = data.group_indices[group], cfg.batch_size
-        pick = pool[torch.randint(len(pool), (B,), generator=gen)].to(dev, non_blocking=True)
-        flip = (torch.rand(B, 1, 1, 1, generator=gen) < 0.5).to(dev, non_blocking=True)
-        perm = torch.randperm(B, generator=gen).to(dev, non_blocking=True)
-        alpha = torch.rand(B, 1, 1, 1, generator=gen).to(dev, non_blocking=True)
-        x = images[pick].float().div_(127.5).sub_(1.0)
-        x = torch.where(flip, x.flip(3), x).contiguous(memory_format=layout)
-        label_org = labels[pick][:, schema.group_slice(group)]
-        label_trg = label_org[perm]  # target labels: a shuffle of the real ones
-        return Batch(x, label_org, label_trg, full_label_vector(schema, group, label_org),
-                     full_label_vector(schema, group, label_trg), schema.group_slice(group), alpha)
-
-    def train_step(step: int) -> dict[str, torch.Tensor]:
-        batch = next_batch(step)
-        for opt, base in ((opt_g, cfg.g_lr), (opt_d, cfg.d_lr)):
-            for pg in opt.param_groups:
-                pg["lr"] = linear_decay(base, step, cfg.num_iters)
-        d_loss, logs = compute_d_loss(d_train, G, batch, cfg, step, precision)
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        if (step + 1) % critic_steps == 0:
-            D.requires_grad_(False)
-            g_loss, g_logs = compute_g_loss(g_train, D, batch, cfg, step, precision)
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
-            D.requires_grad_(True)
-            if G_ema is not None:
-                update_ema(G_ema, G, cfg.ema_decay, step)
-            logs.update(g_logs)
-        return logs
-
-    sample_faces = load_face_crops(Path(cfg.data_dir) / "img_align_celeba", data.test_files[:8], cfg.image_size)
-    sample_labels = data.test_labels[: len(sample_faces)]
-
-    def sample(step: int) -> None:
-        grid = sample_grid(G_ema if G_ema is not None else G, schema, sample_faces, sample_labels)
-        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-        grid.save(run_dir / "samples" / f"step_{step:08d}.png")
-
+    sample_faces = load_face_crops(Path(cfg.data_dir) / "img_align_celeba", split.test_files[:8], cfg.image_size)
     driver = Driver(
         run_dir=run_dir,
         dist=dist,
@@ -225,30 +224,21 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
         save_every=cfg.save_every,
         sample_every=cfg.sample_every,
         keep_checkpoints=cfg.keep_checkpoints,
-        state_fn=state,
-        sample_fn=sample if len(sample_faces) else None,
+        gan=gan,
+        sample_fn=partial(save_sample_grid, gan, run_dir, sample_faces, split.test_labels[: len(sample_faces)])
+        if len(sample_faces) else None,
         desc="stargan",
     )
-    start = driver.resume(restore)
+    start = driver.resume()
     if start == 0 and cfg.init_weights:  # a resumed run already holds its weights: the file is not read again
-        init_info.update(init_from_weights(cfg.init_weights, mcfg, G, D))
-        if G_ema is not None:
-            G_ema.load_state_dict(G.state_dict())
-    clock["started"] = time.perf_counter()
-    try:
-        driver.run(start, train_step)
-    finally:
-        teardown()
-    if dist.is_main and cfg.out:
-        from stargan_app.training.export import export_run
+        gan.info.update(init_from_weights(cfg.init_weights, mcfg, G, D))
+        if gan.G_ema is not None:
+            gan.G_ema.load_state_dict(G.state_dict())
 
-        print(f"wrote {export_run(run_dir, cfg.out, fp16=cfg.fp16_export)}")
-    return run_dir
+    def step_fn(step: int) -> dict[str, torch.Tensor]:
+        return train_step(gan, g_train, d_train, draw_batch(data, schema, cfg, step, dist.rank), cfg, step, precision)
 
-
-RECIPES = ("wgan-gp", "v2")
-DECONV_MODES = {"deconv", "deconv_blur"}
-MASK_BIAS_INIT = 0.0  # the mask starts half open: sigmoid(0) = 0.5
+    return train_and_export(driver, start, step_fn, cfg.out, cfg.fp16_export)
 
 
 def init_mask_bias(G: Generator) -> None:
@@ -299,9 +289,7 @@ def sample_grid(G: Generator, schema: LabelSchema, faces: torch.Tensor, face_lab
     A masked G gets a second row per face showing each output's attention mask (white = edited), titled by
     its mean in the first tile.
     """
-    from stargan_app.imaging import make_grid, tensor_to_pil
-
-    dev = next(G.parameters()).device
+    dev = module_device(G)
     tiles = []
     for x, lab in zip(faces, face_labels):
         source = dict(zip(schema.attributes, lab.tolist()))
@@ -315,3 +303,10 @@ def sample_grid(G: Generator, schema: LabelSchema, faces: torch.Tensor, face_lab
             tiles += [tensor_to_pil(torch.full_like(x, masks.float().mean().item() * 2 - 1))]
             tiles += [tensor_to_pil(m) for m in grey]
     return make_grid(tiles, ncols=len(cs) + 1)
+
+
+def save_sample_grid(gan: GANState, run_dir: Path, faces: torch.Tensor, face_labels: torch.Tensor, step: int) -> None:
+    """runs/<run>/samples/step_<step>.png from the exported generator (the EMA where the run keeps one)."""
+    grid = sample_grid(gan.G_ema if gan.G_ema is not None else gan.G, gan.model_config.labels, faces, face_labels)
+    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    grid.save(run_dir / "samples" / f"step_{step:08d}.png")

@@ -19,49 +19,38 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from stargan_app.evaluation import SmallCNN, _cached, _print_table, penultimate_features, predict_logits, to_float_images
+from stargan_app.config import HAIR_COLOURS
+from stargan_app.evaluation.classifier import (
+    SEED,
+    SmallCNN,
+    cached_classifier,
+    penultimate_features,
+    predict_logits,
+    print_table,
+    train_classifier,
+)
+from stargan_app.imaging import pil_to_tensor, to_model_range
+from stargan_app.labels import present
 
 CLASSIFIER_EPOCHS = 10
 CLASSIFIER_VALIDATION = 1000  # the last training ids tune the thresholds; they are never held-out ids
 CLASSIFIER_RECIPE = "balanced-bce+flip+thresholds/v1"  # part of the cache key: change it when the recipe changes
-BATCH_SIZE = 128
-SEED = 0
 SHEET_EDITS = ("Blond_Hair", "Black_Hair", "Gray_Hair", "Eyeglasses", "Wearing_Hat", "Mustache")
-HAIR = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
 
 
 def train_attribute_classifier(images: torch.Tensor, targets: torch.Tensor, epochs: int = CLASSIFIER_EPOCHS,
                                seed: int = SEED) -> SmallCNN:
     """Multi-label SmallCNN with BCE weighted by each attribute's negative/positive ratio, and random flips."""
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = SmallCNN(3, targets.size(1))
-    pos = targets.float().mean(0).clamp(1e-3, 1 - 1e-3)
-    pos_weight = (1 - pos) / pos
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model.train()
-    for _ in range(max(1, epochs)):
-        order = torch.randperm(len(images), generator=gen)
-        for start in range(0, len(images), BATCH_SIZE):
-            idx = order[start : start + BATCH_SIZE]
-            x = to_float_images(images[idx])
-            flip = torch.rand(len(idx), 1, 1, 1, generator=gen) < 0.5
-            x = torch.where(flip, x.flip(3), x)
-            loss = F.binary_cross_entropy_with_logits(model(x), targets[idx].float(), pos_weight=pos_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    return model.eval()
+    return train_classifier(images, targets, multilabel=True, epochs=epochs, seed=seed, balanced=True, flips=True)
 
 
 def tune_thresholds(logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     """Per attribute, the logit threshold that maximises min(recall, specificity) on a validation set."""
     thresholds = []
     for j in range(logits.size(1)):
-        scores, pos = logits[:, j], truth[:, j] > 0.5
+        scores, pos = logits[:, j], present(truth[:, j])
         best, best_t = -1.0, 0.0
         for t in torch.quantile(scores, torch.linspace(0.01, 0.99, 197)).tolist():
             pred = scores > t
@@ -74,7 +63,7 @@ def tune_thresholds(logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
 
 
 def recall_specificity(pred: torch.Tensor, truth: torch.Tensor) -> tuple[list[float], list[float]]:
-    pos = truth > 0.5
+    pos = present(truth)
     recall = [float(pred[pos[:, j], j].float().mean()) if pos[:, j].any() else float("nan") for j in range(pred.size(1))]
     spec = [float((~pred[~pos[:, j], j]).float().mean()) if (~pos[:, j]).any() else float("nan") for j in range(pred.size(1))]
     return recall, spec
@@ -93,7 +82,7 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def switch_on_faces(attribute: str, truth: torch.Tensor, attributes: tuple[str, ...]) -> torch.Tensor:
     """Faces where switching the attribute on is a change (hair colours: faces without that colour)."""
-    return truth[:, attributes.index(attribute)] < 0.5
+    return ~present(truth[:, attributes.index(attribute)])
 
 
 def eval_stargan(weights: str | None = None, data_dir: str = "../shared/data/celeba-10k", test_size: int = 1000,
@@ -134,7 +123,7 @@ def eval_stargan(weights: str | None = None, data_dir: str = "../shared/data/cel
         return train_attribute_classifier(imgs, labels[fit_ids][torch.from_numpy(keep)])
 
     t0 = time.time()
-    clf, cached = _cached(cache, build, lambda: SmallCNN(3, len(attributes)))
+    clf, cached = cached_classifier(cache, build, lambda: SmallCNN(3, len(attributes)))
     val_u8, val_keep = decode_images(folder, [files[i] for i in val_ids], size)
     thresholds = tune_thresholds(predict_logits(clf, val_u8), labels[val_ids][torch.from_numpy(val_keep)])
     judge_seconds = time.time() - t0
@@ -146,24 +135,19 @@ def eval_stargan(weights: str | None = None, data_dir: str = "../shared/data/cel
     test_u8, keep = decode_images(folder, test_files, size)
     test_files = [f for f, k in zip(test_files, keep) if k]
     truth = labels[split:][: len(keep)][torch.from_numpy(keep)]
-    x = test_u8.float() / 127.5 - 1.0
+    x = to_model_range(test_u8)
     recall, specificity = recall_specificity(judge(test_u8), truth)
 
     # ---- raw crops: G on the training-geometry crop, true source labels
-    G, dev = editor.G, next(editor.G.parameters()).device
     raw, raw_crops = {}, []
-    with torch.inference_mode():
-        for a in attributes:
-            group, j = schema.group_of(a), attributes.index(a)
-            sel = switch_on_faces(a, truth, attributes)
-            trg = torch.stack([target_vector(schema, row, {a: True}) for row in truth[sel]])
-            c = full_label_vector(schema, group, trg[:, schema.group_slice(group)])
-            out = torch.cat([G(x[sel][i : i + 100].to(dev), c[i : i + 100].to(dev)).float().cpu()
-                             for i in range(0, int(sel.sum()), 100)]) if sel.any() else x[:0]
-            raw[a] = float(judge(out)[:, j].float().mean()) if len(out) else float("nan")
-            raw_crops.append(out)
-        c_src = full_label_vector(schema, 0, truth[:, schema.group_slice(0)])
-        rec = torch.cat([G(x[i : i + 100].to(dev), c_src[i : i + 100].to(dev)).float().cpu() for i in range(0, len(x), 100)])
+    for a in attributes:
+        group, j = schema.group_of(a), attributes.index(a)
+        sel = switch_on_faces(a, truth, attributes)
+        trg = torch.stack([target_vector(schema, row, {a: True}) for row in truth[sel]]) if sel.any() else truth[:0]
+        out = editor.translate_crops(x[sel], full_label_vector(schema, group, trg[:, schema.group_slice(group)]))
+        raw[a] = float(judge(out)[:, j].float().mean()) if len(out) else float("nan")
+        raw_crops.append(out)
+    rec = editor.translate_crops(x, full_label_vector(schema, 0, truth[:, schema.group_slice(0)]))
     rec_l1 = float((rec - x).abs().mean())
 
     # ---- the pipeline: detect, align, edit, paste back; judge the same crop cut from the edited photo
@@ -182,9 +166,8 @@ def eval_stargan(weights: str | None = None, data_dir: str = "../shared/data/cel
                     pipeline_hits[a].append(False)
             continue
         todo = [a for a in attributes if switch_on_faces(a, truth[i : i + 1], attributes)[0]]
-        crops = torch.stack([to_float_images(torch.from_numpy(np.array(
-            celeba_center_crop(editor.edit(prep, {a: True}).image, size))).permute(2, 0, 1)[None])[0] for a in todo]) \
-            if todo else x[:0]
+        crops = torch.stack([pil_to_tensor(celeba_center_crop(editor.edit(prep, {a: True}).image, size))
+                             for a in todo]) if todo else x[:0]
         if len(crops):
             verdict = judge(crops)
             for k, a in enumerate(todo):
@@ -197,8 +180,8 @@ def eval_stargan(weights: str | None = None, data_dir: str = "../shared/data/cel
     fd_pipeline = frechet_distance(penultimate_features(clf, torch.cat(pipeline_crops)), real_features)
     fd_raw = frechet_distance(penultimate_features(clf, torch.cat(raw_crops)), real_features)
 
-    others = [a for a in attributes if a not in HAIR]
-    hair = [a for a in attributes if a in HAIR]
+    others = [a for a in attributes if a not in HAIR_COLOURS]
+    hair = [a for a in attributes if a in HAIR_COLOURS]
     summary = {
         "hair_pipeline": float(np.mean([pipeline[a] for a in hair])),
         "hair_raw": float(np.mean([raw[a] for a in hair])),
@@ -226,7 +209,7 @@ def eval_stargan(weights: str | None = None, data_dir: str = "../shared/data/cel
     }
     rows = [[a, raw[a], pipeline[a], result["faces_switched_on"][a], recall[k], specificity[k]]
             for k, a in enumerate(attributes)]
-    _print_table(f"StarGAN on {len(test_files)} held-out faces ({missed} without a detected face); judge "
+    print_table(f"StarGAN on {len(test_files)} held-out faces ({missed} without a detected face); judge "
                  f"{'cached' if cached else 'trained'}: {cache}",
                  ["attribute", "raw", "pipeline", "faces", "judge_recall", "judge_spec"], rows)
     print("summary: " + ", ".join(f"{k} {v:.4f}" for k, v in summary.items()))
@@ -237,7 +220,7 @@ def eval_stargan(weights: str | None = None, data_dir: str = "../shared/data/cel
 
 def sheet_portraits(faces_dir: str | None) -> list[Path]:
     """The licensed single-face portraits in faces_dir (if present) and the example portraits in assets/."""
-    assets = Path(__file__).resolve().parent.parent / "assets"
+    assets = Path(__file__).resolve().parents[2] / "assets"
     found = sorted(p for p in Path(faces_dir).glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg")) if faces_dir and \
         Path(faces_dir).is_dir() else []
     return found + sorted(assets.glob("*.png"))

@@ -1,0 +1,1 @@
+"""`app.py eval cgan|stargan`: measure weights with independent reference classifiers (never the GAN's own D)."""

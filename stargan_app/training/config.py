@@ -1,0 +1,82 @@
+"""Frozen training configs: one field per `app.py train` flag, its help text beside it; a run saves its config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from stargan_app.config import GROUP_A, GROUP_B
+
+
+def opt(default: Any, help: str) -> Any:
+    """A dataclass field whose help text becomes the CLI flag's documentation."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What every GAN run has: optimiser betas, the EMA of G, seeding, logging, checkpoints, device, export."""
+
+    beta1: float = opt(0.5, "Adam beta1")
+    beta2: float = opt(0.999, "Adam beta2")
+    ema_decay: float = opt(0.999, "the exported G is this moving average of G's weights (0 = the last step's G)")
+    seed: int = opt(0, "random seed (batches are a pure function of seed, rank and step)")
+    log_every: int = opt(50, "steps between logged losses (the only host syncs)")
+    sample_every: int = opt(1000, "steps between sample grids (0 = never)")
+    save_every: int = opt(1000, "steps between resume checkpoints")
+    keep_checkpoints: int = opt(2, "resume checkpoints kept on disk")
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N")
+    fp16_export: bool = opt(True, "store exported weights as fp16 (half the size)")
+
+
+@dataclass(frozen=True)
+class StarGANTrainConfig(RunConfig):
+    data_dir: str = opt("../shared/data/celeba-10k", "CelebA folder: img_align_celeba/ + list_attr_celeba.txt")
+    run_dir: str = opt("runs/stargan", "where checkpoints, samples, TensorBoard logs go")
+    out: str = opt("weights/stargan_celeba.safetensors", "weights file written at the end")
+    image_size: int = opt(64, "training resolution (64, 128 or 256)")
+    conv_dim: int = opt(64, "G width")
+    g_repeat_num: int = opt(6, "residual blocks in G")
+    d_conv_dim: int = opt(64, "D width")
+    d_repeat_num: int = opt(5, "stride-2 convs in D (6 for 128 px as in the paper)")
+    output: str = opt("image", "G output: 'image' (official, rewrites every pixel) or 'masked' (colour + attention mask)")
+    upsample: str = opt("deconv", "G upsampling: 'deconv' (official transposed convs), 'deconv_blur' (each followed by a "
+                        "fixed [1,2,1] blur: no checkerboard, same weights) or 'resize' (nearest + 3x3 conv)")
+    recipe: str = opt("wgan-gp", "'wgan-gp' (paper: WGAN-GP, n_critic 5) or 'v2' (StarGAN v2: non-saturating + lazy R1, EMA G)")
+    group_a: str = opt(",".join(GROUP_A), "comma-separated attributes of label group A")
+    group_b: str = opt(",".join(GROUP_B), "comma-separated attributes of label group B ('' for one group)")
+    test_size: int = opt(1000, "last images held out from training (evaluation split)")
+    max_images: int = opt(0, "use at most this many training images (0 = all)")
+    batch_size: int = opt(16, "images per batch per process")
+    num_iters: int = opt(200_000, "total training steps (each step trains D; G every n_critic steps)")
+    n_critic: int = opt(0, "D updates per G update (0 = the recipe's: 5 for wgan-gp, 1 for v2)")
+    g_lr: float = opt(1e-4, "G learning rate")
+    d_lr: float = opt(1e-4, "D learning rate")
+    lambda_cls: float = opt(1.0, "weight of the classification loss")
+    lambda_rec: float = opt(10.0, "weight of the reconstruction loss")
+    lambda_gp: float = opt(10.0, "weight of the gradient penalty (wgan-gp)")
+    lambda_r1: float = opt(1.0, "weight of the R1 penalty on real images (v2)")
+    r1_every: int = opt(4, "lazy R1: penalise every this many D steps, scaled up to match (v2)")
+    lambda_mask: float = opt(0.05, "weight of mean(M) on the translation pass (masked G keeps edits local)")
+    lambda_mask_tv: float = opt(0.05, "weight of the total variation of M (smooth masks)")
+    mask_warmup: int = opt(2000, "steps before the mask penalties start, then ramped over as many (collapse guard)")
+    init_weights: str = opt("", "start G and D from this stargan weights file (fine-tune; '' = random init)")
+    amp: bool = opt(True, "bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16 / AMX)")
+    compile: bool = opt(False, "torch.compile G and D (CUDA)")
+
+
+@dataclass(frozen=True)
+class CGANTrainConfig(RunConfig):
+    dataset: str = opt("mnist", "mnist or fashion")
+    data_dir: str = opt("", "folder with the four idx .gz files ('' = download with torchvision)")
+    run_dir: str = opt("", "run folder ('' = runs/cgan_<dataset>)")
+    out: str = opt("", "weights file ('' = weights/cgan_<dataset>.safetensors)")
+    noise_dim: int = opt(100, "length of the noise vector")
+    batch_size: int = opt(64, "images per batch per process")
+    epochs: int = opt(30, "passes over the training set")
+    lr: float = opt(2e-4, "Adam learning rate (G and D)")
+    d_projection: bool = opt(True, "projection discriminator: class-consistency term <embed(y), features>")
+    log_every: int = opt(200, "steps between logged losses")
+    sample_every: int = opt(2000, "steps between sample grids (0 = never)")
+    save_every: int = opt(2000, "steps between resume checkpoints")
+    fp16_export: bool = opt(False, "store exported weights as fp16")
