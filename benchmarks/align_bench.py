@@ -15,13 +15,7 @@ from PIL import Image
 from stargan_app.face.align import align_face, paste_back
 from stargan_app.face.detect import FaceDetector
 
-SHARED_ASTRONAUT = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared"
-    / "data"
-    / "faces"
-    / "astronaut.png"
-)
+SHARED_ASTRONAUT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "astronaut.png"
 
 
 def astronaut() -> Image.Image:
@@ -34,12 +28,8 @@ def astronaut() -> Image.Image:
 
 def photo_12mp() -> Image.Image:
     rng = np.random.default_rng(0)
-    background = Image.fromarray(
-        rng.integers(60, 200, (300, 400, 3), dtype=np.uint8)
-    ).resize((4000, 3000))
-    background.paste(
-        astronaut().resize((3000, 3000), Image.Resampling.LANCZOS), (500, 0)
-    )
+    background = Image.fromarray(rng.integers(60, 200, (300, 400, 3), dtype=np.uint8)).resize((4000, 3000))
+    background.paste(astronaut().resize((3000, 3000), Image.Resampling.LANCZOS), (500, 0))
     return background
 
 
@@ -57,9 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--size", type=int, default=128, help="aligned crop size")
-    parser.add_argument(
-        "--threads", type=int, default=0, help="torch threads (0: leave the default)"
-    )
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -71,10 +59,7 @@ def main() -> None:
         raise SystemExit("no face found in the benchmark image")
     face = faces[0]
     aligned = align_face(img, face.landmarks, args.size)
-    print(
-        f"image {img.width}x{img.height}, face width {face.width:.0f} px, crop {args.size}, "
-        f"torch threads {torch.get_num_threads()}"
-    )
+    print(f"image {img.width}x{img.height}, face width {face.width:.0f} px, crop {args.size}, torch threads {torch.get_num_threads()}")
     for name, fn in [
         ("detect", lambda: detector.detect(img)),
         ("align_face", lambda: align_face(img, face.landmarks, args.size)),

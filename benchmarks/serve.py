@@ -53,8 +53,9 @@ def cold_start(photo: Path, threads: int) -> float:
     if threads:
         env["STARGAN_APP_THREADS"] = str(threads)
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         while True:
             if proc.poll() is not None:
@@ -98,8 +99,10 @@ def main() -> None:
         sampler = ClassSampler.from_pretrained("mnist")
         print(f"import + load both models in-process: {time.perf_counter() - t0:.2f} s")
         cfg = editor.config
-        print(f"torch {torch.__version__}, {threads} thread(s), {os.cpu_count()} CPUs; StarGAN {cfg.image_size}px "
-              f"conv_dim {cfg.conv_dim}, {cfg.g_repeat_num} residual blocks; repeats {args.repeats}")
+        print(
+            f"torch {torch.__version__}, {threads} thread(s), {os.cpu_count()} CPUs; StarGAN {cfg.image_size}px "
+            f"conv_dim {cfg.conv_dim}, {cfg.g_repeat_num} residual blocks; repeats {args.repeats}"
+        )
 
         big = photo_12mp()
         big_jpeg = Path(tmp) / "photo_12mp.jpg"
@@ -135,8 +138,11 @@ def main() -> None:
             measure("G forward, torch.compile'd", compiled_forward)
         measure("re-edit 512px photo (prepared face)", lambda: editor.edit(prep_small, targets))
         measure("re-edit 12 MP photo (prepared face)", lambda: editor.edit(prep_big, targets))
-        measure("edit 12 MP JPEG file (decode + cached detection + edit)", lambda: editor.edit(big_jpeg, targets),
-                max(3, args.repeats // 4))
+        measure(
+            "edit 12 MP JPEG file (decode + cached detection + edit)",
+            lambda: editor.edit(big_jpeg, targets),
+            max(3, args.repeats // 4),
+        )
         measure("detect 12 MP (uncached)", lambda: editor.detector.detect(big), max(3, args.repeats // 4))
         measure("preview grid (9 edits, one forward)", lambda: editor.preview_grid(prep_small))
         measure("CGAN 64 samples", lambda: sampler.sample("7", n=64))

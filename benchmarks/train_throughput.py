@@ -44,8 +44,15 @@ def measure(cfg: StarGANTrainConfig, device: torch.device, steps: int) -> float:
         x = (torch.rand(B, 3, S, S, device=device) * 2 - 1).contiguous(memory_format=layout)
         org = (torch.rand(B, n, device=device) > 0.5).float()
         trg = org[torch.randperm(B, device=device)]
-        return Batch(x, org, trg, full_label_vector(schema, group, org), full_label_vector(schema, group, trg),
-                     schema.group_slice(group), torch.rand(B, 1, 1, 1, device=device))
+        return Batch(
+            x,
+            org,
+            trg,
+            full_label_vector(schema, group, org),
+            full_label_vector(schema, group, trg),
+            schema.group_slice(group),
+            torch.rand(B, 1, 1, 1, device=device),
+        )
 
     def step(i: int) -> None:
         b = batch()
@@ -84,13 +91,22 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     args = p.parse_args()
     device = setup(args.device).device
-    base = StarGANTrainConfig(batch_size=args.batch_size, conv_dim=args.conv_dim, g_repeat_num=args.g_repeat_num,
-                              d_conv_dim=args.d_conv_dim, image_size=args.image_size)
-    print(f"device {device}, {torch.get_num_threads()} threads, bf16 autocast available: "
-          f"{autocast_for(device, True).enabled}")
+    base = StarGANTrainConfig(
+        batch_size=args.batch_size,
+        conv_dim=args.conv_dim,
+        g_repeat_num=args.g_repeat_num,
+        d_conv_dim=args.d_conv_dim,
+        image_size=args.image_size,
+    )
+    print(f"device {device}, {torch.get_num_threads()} threads, bf16 autocast available: {autocast_for(device, True).enabled}")
     rows = []
-    variants = (("wgan-gp", "image", "deconv"), ("wgan-gp", "masked", "deconv_blur"), ("v2", "masked", "deconv"),
-                ("v2", "masked", "deconv_blur"), ("v2", "masked", "resize"))
+    variants = (
+        ("wgan-gp", "image", "deconv"),
+        ("wgan-gp", "masked", "deconv_blur"),
+        ("v2", "masked", "deconv"),
+        ("v2", "masked", "deconv_blur"),
+        ("v2", "masked", "resize"),
+    )
     for recipe, output, upsample in variants:
         speeds = {}
         for amp in (False, True):

@@ -18,12 +18,14 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "
         flag = "--" + prefix + f.name.replace("_", "-")
         help_text = f"{f.metadata.get('help', '')} (default: {f.default!r})"
         if f.type in (bool, "bool"):
-            parser.add_argument(flag, dest=prefix + f.name, action=argparse.BooleanOptionalAction,
-                                default=argparse.SUPPRESS, help=help_text)
+            parser.add_argument(
+                flag, dest=prefix + f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
+            )
         else:
             kind = {"int": int, "float": float, "str": str}.get(str(f.type), type(f.default))
-            parser.add_argument(flag, dest=prefix + f.name, type=kind, default=argparse.SUPPRESS,
-                                metavar=f.name.upper(), help=help_text)
+            parser.add_argument(
+                flag, dest=prefix + f.name, type=kind, default=argparse.SUPPRESS, metavar=f.name.upper(), help=help_text
+            )
 
 
 def build_config(cls: type, args: argparse.Namespace, prefix: str = "", resume: str | None = None) -> Any:
@@ -48,8 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train models and write the weights the app serves")
     tsub = train.add_subparsers(dest="model", required=True)
-    p = tsub.add_parser("stargan", help="StarGAN on CelebA with two label groups and a mask vector",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = tsub.add_parser(
+        "stargan",
+        help="StarGAN on CelebA with two label groups and a mask vector",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     add_config_flags(p, StarGANTrainConfig)
     p = tsub.add_parser("cgan", help="conditional MLP GAN on MNIST or Fashion-MNIST")
@@ -73,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import-official", help="convert official yunjey/stargan G/D .ckpt files")
     p.add_argument("g_ckpt", help="official *-G.ckpt")
     p.add_argument("d_ckpt", nargs="?", help="official *-D.ckpt (optional: enables attribute estimates)")
-    p.add_argument("--attrs", required=True,
-                   help="attribute names in the model's label order, comma-separated; ';' separates label groups")
+    p.add_argument(
+        "--attrs", required=True, help="attribute names in the model's label order, comma-separated; ';' separates label groups"
+    )
     p.add_argument("--image-size", type=int, default=128, help="resolution the model was trained at")
     p.add_argument("--out", required=True, help="output .safetensors path")
 
@@ -88,10 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--cache-dir", default="runs/eval_cache", help="where the reference classifier is cached")
     e.add_argument("--sheet", default=None, help="also write a labelled PNG of edited portraits here")
     e.add_argument("--faces-dir", default="../shared/data/faces", help="portraits for the sheet (plus assets/)")
-    e.add_argument("--change-smoothing", type=float, default=None,
-                   help="blur (model px) of an image generator's pasted change (default: the app's)")
-    e.add_argument("--change-window", type=float, default=None,
-                   help="fade an image generator's change from this fraction of the crop's half-width (default: the app's)")
+    e.add_argument(
+        "--change-smoothing",
+        type=float,
+        default=None,
+        help="blur (model px) of an image generator's pasted change (default: the app's)",
+    )
+    e.add_argument(
+        "--change-window",
+        type=float,
+        default=None,
+        help="fade an image generator's change from this fraction of the crop's half-width (default: the app's)",
+    )
     e.add_argument("--json", default=None, help="also write the results here")
     e = esub.add_parser("cgan", help="class accuracy and diversity of samples per a reference classifier")
     e.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
@@ -149,8 +163,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.model == "stargan":
             from stargan_app.evaluation.stargan import eval_stargan
 
-            result = eval_stargan(args.weights, args.data_dir, args.test_size, args.limit, args.cache_dir, args.sheet,
-                                  args.faces_dir, args.change_smoothing, args.change_window)
+            result = eval_stargan(
+                args.weights,
+                args.data_dir,
+                args.test_size,
+                args.limit,
+                args.cache_dir,
+                args.sheet,
+                args.faces_dir,
+                args.change_smoothing,
+                args.change_window,
+            )
         else:
             from stargan_app.evaluation.cgan import eval_cgan
 

@@ -12,7 +12,16 @@ GROUP_A = ("Bangs", "Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
 GROUP_B = ("Wearing_Earrings", "Wearing_Hat", "Mustache", "Eyeglasses")
 DIGIT_CLASSES = tuple(str(i) for i in range(10))
 FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 
 
@@ -82,7 +91,7 @@ class StarGANConfig:
             raise ValueError(f"output must be one of {OUTPUT_MODES}, got {self.output!r}")
         if self.upsample not in UPSAMPLE_MODES:
             raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
-        if self.image_size % (2 ** self.d_repeat_num):
+        if self.image_size % (2**self.d_repeat_num):
             raise ValueError(f"image_size {self.image_size} is not divisible by 2**d_repeat_num ({self.d_repeat_num})")
 
 

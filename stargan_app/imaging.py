@@ -19,16 +19,7 @@ from stargan_app.errors import ImageError, ImageTooLargeError, StarGANAppError
 
 MAX_PIXELS = 50_000_000
 
-ImageSource = (
-    Image.Image
-    | np.ndarray
-    | str
-    | os.PathLike
-    | bytes
-    | bytearray
-    | memoryview
-    | BinaryIO
-)
+ImageSource = Image.Image | np.ndarray | str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _WIDE_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
@@ -69,15 +60,12 @@ def load_image(src: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
         return _open_and_decode(io.BytesIO(bytes(src)), max_pixels)
     if hasattr(src, "read"):
         return _open_and_decode(src, max_pixels)
-    raise ImageError(
-        f"Could not read this input as an image (unsupported type {type(src).__name__})."
-    )
+    raise ImageError(f"Could not read this input as an image (unsupported type {type(src).__name__}).")
 
 
 def _too_large(width: int, height: int, max_pixels: int) -> ImageTooLargeError:
     return ImageTooLargeError(
-        f"This image is {width}x{height} ({_mp(width * height)} MP); the limit is {_mp(max_pixels)} MP. "
-        "Please upload a smaller image."
+        f"This image is {width}x{height} ({_mp(width * height)} MP); the limit is {_mp(max_pixels)} MP. Please upload a smaller image."
     )
 
 
@@ -102,31 +90,21 @@ def _open_and_decode(fp: Path | BinaryIO, max_pixels: int) -> Image.Image:
     except _BOMB_ERRORS as exc:
         raise _bomb_error(fp, exc, max_pixels) from None
     except Image.UnidentifiedImageError:
-        raise ImageError(
-            "Could not read this file as an image (unknown or unsupported format)."
-        ) from None
+        raise ImageError("Could not read this file as an image (unknown or unsupported format).") from None
     except MemoryError:
-        raise ImageTooLargeError(
-            "This image needs too much memory to decode. Please upload a smaller image."
-        ) from None
+        raise ImageTooLargeError("This image needs too much memory to decode. Please upload a smaller image.") from None
     except _DECODE_ERRORS as exc:
-        raise ImageError(
-            f"Could not read this file as an image ({_describe(exc)})."
-        ) from None
+        raise ImageError(f"Could not read this file as an image ({_describe(exc)}).") from None
 
 
-def _bomb_error(
-    fp: Path | BinaryIO, exc: BaseException, max_pixels: int
-) -> ImageTooLargeError:
+def _bomb_error(fp: Path | BinaryIO, exc: BaseException, max_pixels: int) -> ImageTooLargeError:
     """Report PIL's own decompression-bomb refusal, with the dimensions when the header can be probed."""
     size = _probe_size(fp)
     if size is not None:
         return _too_large(size[0], size[1], max_pixels)
     match = re.search(r"\((\d+) pixels\)", str(exc))
     pixels = f" ({_mp(int(match.group(1)))} MP)" if match else ""
-    return ImageTooLargeError(
-        f"This image{pixels} is too large; the limit is {_mp(max_pixels)} MP. Please upload a smaller image."
-    )
+    return ImageTooLargeError(f"This image{pixels} is too large; the limit is {_mp(max_pixels)} MP. Please upload a smaller image.")
 
 
 def _probe_size(fp: Path | BinaryIO) -> tuple[int, int] | None:
@@ -178,21 +156,15 @@ def _decode(im: Image.Image, max_pixels: int) -> Image.Image:
     except _BOMB_ERRORS:
         raise _too_large(im.width, im.height, max_pixels) from None
     except MemoryError:
-        raise ImageTooLargeError(
-            "This image needs too much memory to decode. Please upload a smaller image."
-        ) from None
+        raise ImageTooLargeError("This image needs too much memory to decode. Please upload a smaller image.") from None
     except _DECODE_ERRORS as exc:
-        raise ImageError(
-            f"Could not read this file as an image ({_describe(exc)})."
-        ) from None
+        raise ImageError(f"Could not read this file as an image ({_describe(exc)}).") from None
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
     if im.mode in _WIDE_MODES:
         return _array_to_rgb(np.asarray(im), wide_mode=im.mode)
-    if (
-        im.mode == "La"
-    ):  # premultiplied grey+alpha, which PIL cannot convert: over white is L + 255 - A
+    if im.mode == "La":  # premultiplied grey+alpha, which PIL cannot convert: over white is L + 255 - A
         lum, alpha = (np.asarray(band, dtype=np.int16) for band in im.split())
         grey = np.clip(lum + 255 - alpha, 0, 255).astype(np.uint8)
         return Image.fromarray(grey, "L").convert("RGB")
@@ -212,9 +184,7 @@ def _from_array(arr: np.ndarray, max_pixels: int) -> Image.Image:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (2, 3, 4)):
-        raise ImageError(
-            f"Could not read this array as an image (shape {arr.shape}; expected HxW or HxWxC)."
-        )
+        raise ImageError(f"Could not read this array as an image (shape {arr.shape}; expected HxW or HxWxC).")
     height, width = arr.shape[:2]
     _check_size(width, height, max_pixels)
     if width == 0 or height == 0:
@@ -230,9 +200,7 @@ def _array_to_rgb(arr: np.ndarray, wide_mode: str | None = None) -> Image.Image:
     if channels == 3:
         return Image.fromarray(arr8, "RGB")
     if channels == 2:
-        arr8 = np.concatenate(
-            [arr8[:, :, :1].repeat(3, axis=2), arr8[:, :, 1:]], axis=2
-        )
+        arr8 = np.concatenate([arr8[:, :, :1].repeat(3, axis=2), arr8[:, :, 1:]], axis=2)
     return _flatten_alpha(Image.fromarray(np.ascontiguousarray(arr8), "RGBA"))
 
 
@@ -244,9 +212,7 @@ def _to_uint8(arr: np.ndarray, wide_mode: str | None) -> np.ndarray:
         return arr.astype(np.uint8) * 255
     if np.issubdtype(arr.dtype, np.floating):
         with np.errstate(invalid="ignore", over="ignore"):
-            data = np.nan_to_num(
-                arr.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0
-            )
+            data = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
         if data.size and float(data.max()) <= 1.0:
             data = data * 255.0
         return np.clip(np.rint(data), 0, 255).astype(np.uint8)
@@ -256,9 +222,7 @@ def _to_uint8(arr: np.ndarray, wide_mode: str | None) -> np.ndarray:
         if sixteen_bit or (data.size and int(data.max()) > 255):
             data = (data + 128) // 257
         return np.clip(data, 0, 255).astype(np.uint8)
-    raise ImageError(
-        f"Could not read this array as an image (unsupported dtype {arr.dtype})."
-    )
+    raise ImageError(f"Could not read this array as an image (unsupported dtype {arr.dtype}).")
 
 
 def to_model_range(pixels: torch.Tensor) -> torch.Tensor:
@@ -280,9 +244,7 @@ def pil_to_tensor(img: Image.Image) -> torch.Tensor:
 def tensor_to_pil(t: torch.Tensor) -> Image.Image:
     """Tensor (3, H, W) or (1, H, W) in [-1, 1] (clamped) -> RGB PIL image."""
     if t.ndim != 3 or t.shape[0] not in (1, 3):
-        raise ValueError(
-            f"expected a (3, H, W) or (1, H, W) tensor, got shape {tuple(t.shape)}"
-        )
+        raise ValueError(f"expected a (3, H, W) or (1, H, W) tensor, got shape {tuple(t.shape)}")
     arr = to_pixels(t.detach().to("cpu", torch.float32))
     if arr.shape[0] == 1:
         arr = arr.expand(3, -1, -1)
@@ -338,9 +300,7 @@ def make_grid(
         raise ValueError("make_grid needs images of equal size")
     cols = min(ncols, len(images))
     rows = math.ceil(len(images) / cols)
-    grid = Image.new(
-        "RGB", (cols * w + (cols + 1) * pad, rows * h + (rows + 1) * pad), bg
-    )
+    grid = Image.new("RGB", (cols * w + (cols + 1) * pad, rows * h + (rows + 1) * pad), bg)
     for i, im in enumerate(images):
         r, c = divmod(i, cols)
         grid.paste(

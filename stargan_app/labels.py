@@ -11,8 +11,14 @@ from stargan_app.errors import LabelError
 
 MAX_STRENGTH = 2.0
 DISPLAY_NAMES = {
-    "Black_Hair": "Black hair", "Blond_Hair": "Blond hair", "Brown_Hair": "Brown hair", "Gray_Hair": "Gray hair",
-    "Bangs": "Bangs", "Wearing_Earrings": "Earrings", "Wearing_Hat": "Hat", "Mustache": "Mustache",
+    "Black_Hair": "Black hair",
+    "Blond_Hair": "Blond hair",
+    "Brown_Hair": "Brown hair",
+    "Gray_Hair": "Gray hair",
+    "Bangs": "Bangs",
+    "Wearing_Earrings": "Earrings",
+    "Wearing_Hat": "Hat",
+    "Mustache": "Mustache",
     "Eyeglasses": "Glasses",
 }
 
@@ -35,9 +41,7 @@ def full_label_vector(schema: LabelSchema, group: int, group_labels: torch.Tenso
 def validate_targets(schema: LabelSchema, targets: Mapping[str, bool], strength: float) -> None:
     unknown = [name for name in targets if name not in schema.attributes]
     if unknown:
-        raise LabelError(
-            f"Unknown attribute {', '.join(map(repr, unknown))}. This model knows: {', '.join(schema.attributes)}."
-        )
+        raise LabelError(f"Unknown attribute {', '.join(map(repr, unknown))}. This model knows: {', '.join(schema.attributes)}.")
     if not isinstance(strength, (int, float)) or not 0.0 <= float(strength) <= MAX_STRENGTH:
         raise LabelError(f"Strength must be a number between 0 and {MAX_STRENGTH:g}, got {strength!r}.")
 

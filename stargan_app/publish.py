@@ -96,12 +96,16 @@ def publish(space: str, model_repo: str | None = None, dry_run: str | None = Non
         try:
             if model_dir is not None:
                 api.create_repo(model_repo, repo_type="model", exist_ok=True)
-                api.upload_folder(repo_id=model_repo, repo_type="model", folder_path=str(model_dir),
-                                  commit_message="Weights and model card from stargan-app")
+                api.upload_folder(
+                    repo_id=model_repo,
+                    repo_type="model",
+                    folder_path=str(model_dir),
+                    commit_message="Weights and model card from stargan-app",
+                )
             api.create_repo(space, repo_type="space", space_sdk="gradio", exist_ok=True)
-            api.upload_folder(repo_id=space, repo_type="space", folder_path=str(space_dir),
-                              commit_message="stargan-app")
+            api.upload_folder(repo_id=space, repo_type="space", folder_path=str(space_dir), commit_message="stargan-app")
         except HfHubHTTPError as e:
-            raise PublishError(f"The Hub refused the upload to {space}{' / ' + model_repo if model_repo else ''}: "
-                               f"{str(e).splitlines()[0]}") from None
+            raise PublishError(
+                f"The Hub refused the upload to {space}{' / ' + model_repo if model_repo else ''}: {str(e).splitlines()[0]}"
+            ) from None
     return f"published https://huggingface.co/spaces/{space}" + (f" and https://huggingface.co/{model_repo}" if model_repo else "")

@@ -32,7 +32,7 @@ def queue_size() -> int:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """"auto" -> the GPU when there is one, else the CPU; any other name ("cpu", "cuda:1") as given."""
+    """ "auto" -> the GPU when there is one, else the CPU; any other name ("cpu", "cuda:1") as given."""
     import torch
 
     if name == "auto":

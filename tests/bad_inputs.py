@@ -47,8 +47,9 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims width x height; a decoder that trusted it would allocate width*height pixels."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-            + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b"")
+    )
 
 
 def exif_rotated(portrait: Image.Image) -> bytes:
@@ -107,10 +108,14 @@ def cases(portrait: Image.Image) -> list[Case]:
         Case("exif-rotated portrait", "rotated.jpg", exif_rotated(upright), blond, Edited(upright.size)),
         Case("animated gif", "anim.gif", animated_gif(portrait), blond, Edited((w, h))),
         Case("no face", "noise.png", encode(noise, "PNG"), blond, Error(no_face)),
-        Case("many faces, second", "two.png", encode(two_faces(portrait), "PNG"), {**blond, "face_index": 1},
-             Edited((2 * w, h))),
-        Case("many faces, index past the end", "two.png", encode(two_faces(portrait), "PNG"),
-             {**blond, "face_index": 5}, Error("the image has 2 face(s)")),
+        Case("many faces, second", "two.png", encode(two_faces(portrait), "PNG"), {**blond, "face_index": 1}, Edited((2 * w, h))),
+        Case(
+            "many faces, index past the end",
+            "two.png",
+            encode(two_faces(portrait), "PNG"),
+            {**blond, "face_index": 5},
+            Error("the image has 2 face(s)"),
+        ),
         Case("face 20 px wide", "far.png", encode(tiny_canvas, "PNG"), blond, Error(no_face)),
         Case("50:1 aspect", "strip.png", encode(portrait.resize((1000, 20)), "PNG"), blond, Error(no_face)),
         Case("unknown attribute", "face.jpg", jpeg, {"targets": {"Purple_Hair": True}}, Error("Unknown attribute")),

@@ -7,8 +7,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("gradio_client")
 skimage_data = pytest.importorskip("skimage.data")
-pytestmark = pytest.mark.skipif(not (ROOT / "weights" / "stargan_celeba.safetensors").exists(),
-                                reason="no shipped StarGAN weights")
+pytestmark = pytest.mark.skipif(not (ROOT / "weights" / "stargan_celeba.safetensors").exists(), reason="no shipped StarGAN weights")
 
 
 def test_detect_edit_and_bad_input(app_url, astronaut, tmp_path):

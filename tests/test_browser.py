@@ -16,8 +16,16 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed (apt-get install -y chromium)"),
     pytest.mark.skipif(not (ROOT / "weights" / "stargan_celeba.safetensors").exists(), reason="no shipped weights"),
 ]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = ROOT / "artifacts" / "screenshots"
 GROUP_SIZE = (900, 560)
 SLIDER_IMAGES = "Array.from(document.querySelectorAll('#before-after img')).map(i => [i.naturalWidth, i.naturalHeight, i.src])"
@@ -47,7 +55,9 @@ def wait_for_result(page, other_than: str | None = None) -> str:
     """Wait until the slider shows two loaded images (the edited one not `other_than`); returns the edited one's URL."""
     page.wait_for_function(
         f"(() => {{ const im = {SLIDER_IMAGES}; return im.length === 2 && im.every(i => i[0] > 0)"
-        f" && im[1][2] !== {other_than!r}; }})()".replace("None", "null"), timeout=60_000)
+        f" && im[1][2] !== {other_than!r}; }})()".replace("None", "null"),
+        timeout=60_000,
+    )
     page.wait_for_function("!document.body.innerText.includes('processing')", timeout=60_000)
     return slider_images(page)[1][2]
 
@@ -77,8 +87,9 @@ def edit_session(page, url: str, photo: Path, width: int, tmp_path: Path) -> Non
     assert "Blond hair" in text and "Glasses" in text and "Wearing_Hat" not in text  # human labels
 
     thumbs.nth(1).click()  # the second face: re-prepared alone, marked as selected
-    page.wait_for_function("document.querySelectorAll('#faces button.thumbnail-item')[1].classList.contains('selected')",
-                           timeout=60_000)
+    page.wait_for_function(
+        "document.querySelectorAll('#faces button.thumbnail-item')[1].classList.contains('selected')", timeout=60_000
+    )
     expect(page.get_by_label("Hat", exact=True)).to_be_checked(timeout=60_000)  # Hopper's cap, read from the face now chosen
 
     page.get_by_label("Blond hair", exact=True).check()  # a live edit already; the button gives the same one

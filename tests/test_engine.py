@@ -95,8 +95,13 @@ def test_import_official_is_bit_exact(tmp_path):
             for k, shape in layout[name].items()
         }
         torch.save(states[name], tmp_path / f"{name}.ckpt")
-    out = import_official(tmp_path / "celeba_5attrs_G.ckpt", tmp_path / "celeba_5attrs_D_128.ckpt",
-                          "Black_Hair,Blond_Hair,Brown_Hair,Male,Young", 128, tmp_path / "official.safetensors")
+    out = import_official(
+        tmp_path / "celeba_5attrs_G.ckpt",
+        tmp_path / "celeba_5attrs_D_128.ckpt",
+        "Black_Hair,Blond_Hair,Brown_Hair,Male,Young",
+        128,
+        tmp_path / "official.safetensors",
+    )
     loaded = load_weights(out)
     for key, t in states["celeba_5attrs_G"].items():
         assert torch.equal(loaded.modules["G"].state_dict()[key], t), key

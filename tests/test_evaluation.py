@@ -11,8 +11,18 @@ from PIL import Image
 from stargan_app.evaluation import cgan as evaluation
 from stargan_app.evaluation import classifier
 
-ATTRS = ["Bangs", "Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair",
-         "Wearing_Earrings", "Wearing_Hat", "Mustache", "Eyeglasses", "Male"]
+ATTRS = [
+    "Bangs",
+    "Black_Hair",
+    "Blond_Hair",
+    "Brown_Hair",
+    "Gray_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Mustache",
+    "Eyeglasses",
+    "Male",
+]
 
 
 def quadrant_task(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,8 +105,12 @@ def test_eval_stargan_synthetic(tmp_path, monkeypatch, capsys):
         return [DetectedFace((20, 30, 70, 90), [[35, 50], [55, 50], [45, 62], [37, 75], [53, 75]], 0.99)]
 
     monkeypatch.setattr(FaceDetector, "detect", centre_face)
-    kwargs = dict(weights=str(tiny_stargan_weights(tmp_path / "w.safetensors")), data_dir=str(make_celeba(tmp_path / "celeba")),
-                  test_size=10, cache_dir=str(tmp_path / "cache"))
+    kwargs = dict(
+        weights=str(tiny_stargan_weights(tmp_path / "w.safetensors")),
+        data_dir=str(make_celeba(tmp_path / "celeba")),
+        test_size=10,
+        cache_dir=str(tmp_path / "cache"),
+    )
     result = ev.eval_stargan(**kwargs, sheet=str(tmp_path / "sheet.png"), faces_dir=None)
     json.dumps(result)
     attrs = ATTRS[:-1]

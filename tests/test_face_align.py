@@ -62,9 +62,7 @@ def smooth_image(w: int, h: int, seed: int = 0) -> Image.Image:
             rng.uniform(0, 6),
         )
         chans.append(128 + 100 * np.sin(xs * fx + ph) * np.cos(ys * fy))
-    return Image.fromarray(
-        np.clip(np.stack(chans, -1), 0, 255).round().astype(np.uint8)
-    )
+    return Image.fromarray(np.clip(np.stack(chans, -1), 0, 255).round().astype(np.uint8))
 
 
 @pytest.fixture(scope="module")
@@ -164,9 +162,7 @@ def test_align_face_puts_eye_at_reference(angle, scale, size):
     assert aligned.matrix.shape == (2, 3)
     ref = celeba_reference_points(size)
     mouth = (lm[3] + lm[4]) / 2
-    assert np.allclose(
-        apply(aligned.matrix, np.array([lm[0], lm[1], mouth])), ref, atol=1e-6
-    )
+    assert np.allclose(apply(aligned.matrix, np.array([lm[0], lm[1], mouth])), ref, atol=1e-6)
     assert np.linalg.norm(centroid(aligned.crop) - ref[0]) < 1.5
 
 
@@ -184,9 +180,7 @@ def test_align_face_is_fast_on_12_megapixels(photo_12mp):
     align_face(img, lm, 256)
     start = time.perf_counter()
     aligned = align_face(img, lm, 256)
-    assert (
-        time.perf_counter() - start < 0.5
-    )  # typically a few ms; loose for loaded CI machines
+    assert time.perf_counter() - start < 0.5  # typically a few ms; loose for loaded CI machines
     assert aligned.crop.size == (256, 256)
 
 
@@ -222,9 +216,7 @@ def test_align_face_rejects_wrong_shape():
 # ---------------------------------------------------------------- paste_back
 
 
-def crop_footprint(
-    matrix: np.ndarray, size: tuple[int, int], lo: float, hi: float
-) -> np.ndarray:
+def crop_footprint(matrix: np.ndarray, size: tuple[int, int], lo: float, hi: float) -> np.ndarray:
     """Boolean mask of image pixels whose centres map into [lo, hi)^2 of the crop."""
     w, h = size
     ys, xs = np.mgrid[0:h, 0:w] + 0.5
@@ -275,9 +267,7 @@ def test_paste_back_with_reference_adds_only_the_change():
 def test_paste_back_blends_edit_with_feathered_edge():
     img = Image.new("RGB", (400, 400), (0, 0, 0))
     aligned = align_face(img, face_landmarks(similarity(0.0, 2.0, 72, 72)), 128)
-    out = np.asarray(
-        paste_back(img, Image.new("RGB", (128, 128), (255, 255, 255)), aligned.matrix)
-    )[..., 0]
+    out = np.asarray(paste_back(img, Image.new("RGB", (128, 128), (255, 255, 255)), aligned.matrix))[..., 0]
     centre = apply(
         np.linalg.inv(np.vstack([aligned.matrix, [0, 0, 1]]))[:2],
         np.array([[64.0, 64.0]]),
@@ -295,9 +285,7 @@ def test_paste_back_blends_edit_with_feathered_edge():
 def test_paste_back_partly_and_fully_outside():
     img = smooth_image(300, 200, seed=3)
     before = np.asarray(img).copy()
-    lm = face_landmarks(
-        similarity(0.2, 1.5, -60, -50)
-    )  # face hanging off the top-left corner
+    lm = face_landmarks(similarity(0.2, 1.5, -60, -50))  # face hanging off the top-left corner
     aligned = align_face(img, lm, 128)
     out = paste_back(img, Image.new("RGB", (128, 128), (255, 0, 0)), aligned.matrix)
     got = np.asarray(out)
@@ -312,18 +300,14 @@ def test_paste_back_partly_and_fully_outside():
 def test_paste_back_keeps_mode_and_feather_zero():
     img = Image.new("L", (200, 200), 0)
     aligned = align_face(img, face_landmarks(similarity(0.0, 1.0, 36, 36)), 128)
-    out = paste_back(
-        img, Image.new("RGB", (128, 128), (255, 255, 255)), aligned.matrix, feather=0.0
-    )
+    out = paste_back(img, Image.new("RGB", (128, 128), (255, 255, 255)), aligned.matrix, feather=0.0)
     assert out.mode == "L" and out.size == (200, 200)
     assert out.getpixel((100, 100)) == 255
 
 
 def test_paste_back_rejects_singular_matrix():
     with pytest.raises(ValueError):
-        paste_back(
-            Image.new("RGB", (10, 10)), Image.new("RGB", (4, 4)), np.zeros((2, 3))
-        )
+        paste_back(Image.new("RGB", (10, 10)), Image.new("RGB", (4, 4)), np.zeros((2, 3)))
 
 
 def test_paste_back_is_fast_on_12_megapixels(photo_12mp):
@@ -332,7 +316,5 @@ def test_paste_back_is_fast_on_12_megapixels(photo_12mp):
     paste_back(img, aligned.crop, aligned.matrix)
     start = time.perf_counter()
     out = paste_back(img, aligned.crop, aligned.matrix)
-    assert (
-        time.perf_counter() - start < 1.0
-    )  # tens of ms normally; loose for loaded CI machines
+    assert time.perf_counter() - start < 1.0  # tens of ms normally; loose for loaded CI machines
     assert out.size == img.size

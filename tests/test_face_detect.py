@@ -32,9 +32,7 @@ def detector() -> FaceDetector:
 
 @pytest.fixture(scope="module")
 def astronaut() -> Image.Image:
-    data = pytest.importorskip(
-        "skimage.data", reason="scikit-image provides the public-domain test portrait"
-    )
+    data = pytest.importorskip("skimage.data", reason="scikit-image provides the public-domain test portrait")
     return Image.fromarray(data.astronaut()).convert("RGB")
 
 
@@ -61,9 +59,7 @@ def test_astronaut_has_one_face(detector, astronaut):
     assert len(faces) == 1
     face = faces[0]
     assert_plausible(face, astronaut.size)
-    assert (
-        60 < face.width < 150
-    )  # the astronaut's face is ~90 px wide in the 512 px portrait
+    assert 60 < face.width < 150  # the astronaut's face is ~90 px wide in the 512 px portrait
     d = face.to_dict()
     json.dumps(d)
     assert d["box"] == [round(v, 1) for v in face.box]
@@ -106,9 +102,7 @@ def test_min_face_px_drops_small_faces(astronaut):
     "img",
     [
         Image.new("RGB", (640, 480), (255, 255, 255)),
-        Image.fromarray(
-            np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
-        ),
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)),
         Image.new("RGB", (1, 1)),
         Image.new("RGB", (11, 11)),
         Image.new("RGB", (3000, 60), (200, 150, 120)),
@@ -122,9 +116,7 @@ def test_no_face(detector, img):
 
 
 def test_detected_face_normalises_fields():
-    face = DetectedFace(
-        box=[1, 2, 30, 40], landmarks=[[1, 2]] * 5, score=np.float32(0.99)
-    )
+    face = DetectedFace(box=[1, 2, 30, 40], landmarks=[[1, 2]] * 5, score=np.float32(0.99))
     assert face.box == (1.0, 2.0, 30.0, 40.0) and isinstance(face.score, float)
     assert face.width == 29.0
     assert face.landmarks.dtype == np.float64 and not face.landmarks.flags.writeable
@@ -193,8 +185,15 @@ def test_tight_crop_is_found_with_the_same_landmarks(detector, name, side):
 def textured_background(width: int, height: int) -> Image.Image:
     """Foliage-like texture: blurred noise at several scales, the kind of background MTCNN hallucinates faces on."""
     rng = np.random.default_rng(3)
-    layers = [np.asarray(Image.fromarray(rng.integers(0, 256, (height // k, width // k, 3), dtype=np.uint8))
-                         .resize((width, height), Image.Resampling.BICUBIC), np.float32) for k in (4, 16, 64)]
+    layers = [
+        np.asarray(
+            Image.fromarray(rng.integers(0, 256, (height // k, width // k, 3), dtype=np.uint8)).resize(
+                (width, height), Image.Resampling.BICUBIC
+            ),
+            np.float32,
+        )
+        for k in (4, 16, 64)
+    ]
     return Image.fromarray(np.clip(sum(layers) / 3, 0, 255).astype(np.uint8))
 
 

@@ -22,9 +22,7 @@ from stargan_app.imaging import load_image
 
 pytestmark = pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
 
-FUZZ = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 MAGIC = [
     b"",
@@ -154,17 +152,10 @@ face_geometry = st.tuples(
 )
 
 
-def landmarks_from(
-    geometry: tuple[float, float, float, float, float], seed: int
-) -> np.ndarray:
+def landmarks_from(geometry: tuple[float, float, float, float, float], seed: int) -> np.ndarray:
     angle, log_scale, tx, ty, jitter = geometry
     s = 10.0**log_scale
-    rot = (
-        np.array(
-            [[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]]
-        )
-        * s
-    )
+    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]]) * s
     le, re, mouth = celeba_reference_points(128)
     pts = np.array([le, re, [63.6, 80.0], mouth - [12.0, 0.0], mouth + [12.0, 0.0]])
     pts = pts + np.random.default_rng(seed).normal(0.0, jitter, pts.shape)
@@ -194,12 +185,8 @@ def test_align_random_geometry(geometry, seed, size):
     feather=st.floats(0.0, 0.5),
     mode=st.sampled_from(["RGB", "L", "RGBA"]),
 )
-def test_paste_back_with_valid_alignments_never_raises(
-    geometry, seed, size, feather, mode
-):
-    img = Image.new(
-        mode, (120, 90), 77 if mode == "L" else (77, 88, 99, 255)[: len(mode)]
-    )
+def test_paste_back_with_valid_alignments_never_raises(geometry, seed, size, feather, mode):
+    img = Image.new(mode, (120, 90), 77 if mode == "L" else (77, 88, 99, 255)[: len(mode)])
     try:
         aligned = align_face(img, landmarks_from(geometry, seed), size)
     except NoFaceError:
@@ -210,9 +197,7 @@ def test_paste_back_with_valid_alignments_never_raises(
     reference = Image.new("RGB", (size, size), (0, 40, 255))
     out = paste_back(img, edited, aligned.matrix, feather=feather, reference_crop=reference)
     assert out.size == img.size and out.mode == img.mode
-    assert img.getpixel((0, 0)) == (
-        77 if mode == "L" else (77, 88, 99, 255)[: len(mode)]
-    )
+    assert img.getpixel((0, 0)) == (77 if mode == "L" else (77, 88, 99, 255)[: len(mode)])
 
 
 @pytest.mark.parametrize("edge", [0.0, 1e-300, 1e300, -1e300])

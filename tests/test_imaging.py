@@ -31,24 +31,14 @@ def encode(im: Image.Image, fmt: str, **kwargs) -> bytes:
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(data))
-        + kind
-        + data
-        + struct.pack(">I", zlib.crc32(kind + data))
-    )
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def crafted_png(width: int, height: int) -> bytes:
     """A PNG whose header claims width x height; the pixel data is a stub (never decoded)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 64)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", ihdr)
-        + png_chunk(b"IDAT", idat)
-        + png_chunk(b"IEND", b"")
-    )
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
 
 
 def assert_rgb(im: Image.Image, size: tuple[int, int]) -> None:
@@ -106,9 +96,7 @@ def test_input_image_is_not_modified_or_returned():
 # ---------------------------------------------------------------- file formats
 
 
-@pytest.mark.parametrize(
-    ("orientation", "red_side"), [(6, "top"), (8, "bottom"), (1, "left")]
-)
+@pytest.mark.parametrize(("orientation", "red_side"), [(6, "top"), (8, "bottom"), (1, "left")])
 def test_exif_orientation_is_applied(orientation, red_side):
     # The sensor image is landscape with red on its left; tags 6/8 mean "rotate to portrait".
     stored = Image.new("RGB", (64, 32), (0, 0, 255))
@@ -128,9 +116,7 @@ def test_exif_orientation_is_applied(orientation, red_side):
 
 
 def test_cmyk_jpeg():
-    out = load_image(
-        encode(Image.new("CMYK", (16, 16), (0, 255, 255, 0)), "JPEG", quality=95)
-    )
+    out = load_image(encode(Image.new("CMYK", (16, 16), (0, 255, 255, 0)), "JPEG", quality=95))
     r, g, b = out.getpixel((8, 8))
     assert_rgb(out, (16, 16))
     assert r > 200 and g < 60 and b < 60
@@ -155,12 +141,8 @@ def test_palette_with_transparency(fmt):
 
 
 def test_animated_gif_first_frame():
-    frames = [
-        Image.new("RGB", (10, 10), c) for c in [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
-    ]
-    data = encode(
-        frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50, loop=0
-    )
+    frames = [Image.new("RGB", (10, 10), c) for c in [(255, 0, 0), (0, 255, 0), (0, 0, 255)]]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
     assert Image.open(io.BytesIO(data)).n_frames == 3
     r, g, b = load_image(data).getpixel((5, 5))
     assert r > 200 and g < 50 and b < 50
@@ -168,9 +150,7 @@ def test_animated_gif_first_frame():
 
 def test_pil_image_on_a_later_frame_gives_first_frame():
     frames = [Image.new("RGB", (10, 10), c) for c in [(255, 0, 0), (0, 0, 255)]]
-    im = Image.open(
-        io.BytesIO(encode(frames[0], "GIF", save_all=True, append_images=frames[1:]))
-    )
+    im = Image.open(io.BytesIO(encode(frames[0], "GIF", save_all=True, append_images=frames[1:])))
     im.seek(1)
     assert load_image(im).getpixel((5, 5))[0] > 200
 
@@ -219,18 +199,14 @@ def test_zero_bytes(tmp_path: Path):
 @pytest.mark.parametrize("keep", [0.5, 0.9, 0.1])
 def test_truncated_jpeg(keep):
     rng = np.random.default_rng(1)
-    data = encode(
-        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)), "JPEG"
-    )
+    data = encode(Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)), "JPEG")
     with pytest.raises(ImageError, match="Could not read this file as an image"):
         load_image(data[: int(len(data) * keep)])
 
 
 def test_truncated_png():
     rng = np.random.default_rng(2)
-    data = encode(
-        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)), "PNG"
-    )
+    data = encode(Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)), "PNG")
     with pytest.raises(ImageError):
         load_image(data[: len(data) // 2])
 
@@ -393,9 +369,7 @@ def test_tensors_to_pils():
 
 def test_make_grid_layout():
     colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
-    grid = make_grid(
-        [Image.new("RGB", (10, 6), c) for c in colours], ncols=2, pad=2, bg=(9, 9, 9)
-    )
+    grid = make_grid([Image.new("RGB", (10, 6), c) for c in colours], ncols=2, pad=2, bg=(9, 9, 9))
     assert grid.size == (2 * 10 + 3 * 2, 2 * 6 + 3 * 2)
     assert grid.getpixel((0, 0)) == (9, 9, 9)
     assert grid.getpixel((2, 2)) == (255, 0, 0)

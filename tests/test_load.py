@@ -12,8 +12,10 @@ pytest.importorskip("gradio_client")
 psutil = pytest.importorskip("psutil")
 pytestmark = [
     pytest.mark.shipped_weights,
-    pytest.mark.skipif(not all((ROOT / "weights" / f).exists() for f in ("stargan_celeba.safetensors", "cgan_mnist.safetensors")),
-                       reason="no shipped weights"),
+    pytest.mark.skipif(
+        not all((ROOT / "weights" / f).exists() for f in ("stargan_celeba.safetensors", "cgan_mnist.safetensors")),
+        reason="no shipped weights",
+    ),
 ]
 HAIR = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair"]
 

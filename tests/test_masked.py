@@ -110,8 +110,15 @@ def tiny_batch(cfg: StarGANConfig, n: int = 4) -> Batch:
     schema = cfg.labels
     org = (torch.rand(n, 5) > 0.5).float()
     trg = org.flip(0)
-    return Batch(torch.rand(n, 3, 32, 32) * 2 - 1, org, trg, full_label_vector(schema, 0, org),
-                 full_label_vector(schema, 0, trg), schema.group_slice(0), torch.rand(n, 1, 1, 1))
+    return Batch(
+        torch.rand(n, 3, 32, 32) * 2 - 1,
+        org,
+        trg,
+        full_label_vector(schema, 0, org),
+        full_label_vector(schema, 0, trg),
+        schema.group_slice(0),
+        torch.rand(n, 1, 1, 1),
+    )
 
 
 def mask_bias_grad(step: int, lambda_mask: float) -> float:
@@ -192,8 +199,7 @@ class CentreFace:
 
         p = celeba_reference_points(128) + 36
         lm = np.array([p[0], p[1], (p[0] + p[1]) / 2 + [0, 8], p[2] - [8, 0], p[2] + [8, 0]])
-        return [DetectedFace((36.0 + 200 * k, 36.0, 164.0 + 200 * k, 164.0), lm + [200 * k, 0], 0.99)
-                for k in range(self.count)]
+        return [DetectedFace((36.0 + 200 * k, 36.0, 164.0 + 200 * k, 164.0), lm + [200 * k, 0], 0.99) for k in range(self.count)]
 
 
 def masked_editor(count: int = 1):

@@ -37,8 +37,17 @@ def test_dry_run_with_a_model_repo_keeps_weights_out_of_the_space(tmp_path):
     assert (space / "app.py").is_file() and (space / "pre-requirements.txt").is_file() and not list(space.rglob("__pycache__"))
     assert sorted(p.name for p in model.glob("*.safetensors")) == sorted(present)
     card, _ = split_front_matter((model / "README.md").read_text())
-    for key in ("license", "license_name", "license_link", "library_name", "pipeline_tag", "datasets", "metrics", "tags",
-                "model-index"):
+    for key in (
+        "license",
+        "license_name",
+        "license_link",
+        "library_name",
+        "pipeline_tag",
+        "datasets",
+        "metrics",
+        "tags",
+        "model-index",
+    ):
         assert key in card, key
     assert card["license"] == "other" and card["pipeline_tag"] == "image-to-image"
     results = card["model-index"][0]["results"]
@@ -51,8 +60,10 @@ def test_dry_run_without_a_model_repo_ships_lfs_tracked_weights(tmp_path):
     shipped = list(space.glob("weights/*.safetensors"))
     patterns = lfs_patterns(space / ".gitattributes")
     assert shipped and all(any(fnmatch.fnmatch(p.name, pat) for pat in patterns) for p in shipped)
-    assert "preload_from_hub" not in split_front_matter((space / "README.md").read_text())[0] or \
-        not split_front_matter((space / "README.md").read_text())[0]["preload_from_hub"]
+    assert (
+        "preload_from_hub" not in split_front_matter((space / "README.md").read_text())[0]
+        or not split_front_matter((space / "README.md").read_text())[0]["preload_from_hub"]
+    )
 
 
 def test_publish_without_a_token_is_one_clear_sentence(tmp_path, monkeypatch, capsys):

@@ -43,10 +43,25 @@ def make_celeba(root: Path, n: int = 24, corrupt: int = 2) -> Path:
 
 
 def tiny_stargan(tmp_path: Path, **kw) -> StarGANTrainConfig:
-    base = dict(data_dir=str(make_celeba(tmp_path / "celeba")) if not (tmp_path / "celeba").exists() else str(tmp_path / "celeba"),
-                run_dir=str(tmp_path / "run"), out=str(tmp_path / "w.safetensors"), image_size=32, conv_dim=8,
-                g_repeat_num=1, d_conv_dim=8, d_repeat_num=4, test_size=4, batch_size=4, num_iters=6, n_critic=2,
-                log_every=2, save_every=3, sample_every=3, device="cpu", fp16_export=False)
+    base = dict(
+        data_dir=str(make_celeba(tmp_path / "celeba")) if not (tmp_path / "celeba").exists() else str(tmp_path / "celeba"),
+        run_dir=str(tmp_path / "run"),
+        out=str(tmp_path / "w.safetensors"),
+        image_size=32,
+        conv_dim=8,
+        g_repeat_num=1,
+        d_conv_dim=8,
+        d_repeat_num=4,
+        test_size=4,
+        batch_size=4,
+        num_iters=6,
+        n_critic=2,
+        log_every=2,
+        save_every=3,
+        sample_every=3,
+        device="cpu",
+        fp16_export=False,
+    )
     base.update(kw)
     return StarGANTrainConfig(**base)
 
@@ -124,9 +139,18 @@ def test_cgan_trains_and_sampler_loads(tmp_path):
     rng = np.random.default_rng(0)
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 255, (64, 28, 28)))
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, (64,)))
-    cfg = CGANTrainConfig(dataset="fashion", data_dir=str(tmp_path), run_dir=str(tmp_path / "run"),
-                          out=str(tmp_path / "c.safetensors"), batch_size=16, epochs=2, log_every=2,
-                          save_every=4, sample_every=4, device="cpu")
+    cfg = CGANTrainConfig(
+        dataset="fashion",
+        data_dir=str(tmp_path),
+        run_dir=str(tmp_path / "run"),
+        out=str(tmp_path / "c.safetensors"),
+        batch_size=16,
+        epochs=2,
+        log_every=2,
+        save_every=4,
+        sample_every=4,
+        device="cpu",
+    )
     train_cgan(cfg)
     sampler = ClassSampler.from_pretrained(cfg.out)
     assert sampler.classes[0] == "T-shirt/top" and len(sampler.sample("Bag", n=3)) == 3
@@ -137,9 +161,18 @@ def test_cgan_ships_the_moving_average_generator(tmp_path):
     rng = np.random.default_rng(0)
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 255, (64, 28, 28)))
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, (64,)))
-    cfg = CGANTrainConfig(data_dir=str(tmp_path), run_dir=str(tmp_path / "run"), out=str(tmp_path / "c.safetensors"),
-                          batch_size=16, epochs=3, log_every=4, save_every=100, sample_every=0, device="cpu",
-                          ema_decay=0.5)
+    cfg = CGANTrainConfig(
+        data_dir=str(tmp_path),
+        run_dir=str(tmp_path / "run"),
+        out=str(tmp_path / "c.safetensors"),
+        batch_size=16,
+        epochs=3,
+        log_every=4,
+        save_every=100,
+        sample_every=0,
+        device="cpu",
+        ema_decay=0.5,
+    )
     train_cgan(cfg)
     state = load_resume(cfg.run_dir)
     shipped = ClassSampler.from_pretrained(cfg.out).G.state_dict()
@@ -167,8 +200,18 @@ def test_projection_discriminator_depends_on_the_label():
 def test_stargan_init_weights_starts_from_a_weights_file(tmp_path):
     first = tiny_stargan(tmp_path, run_dir=str(tmp_path / "first"), num_iters=2, save_every=2, sample_every=0)
     train_stargan(first)
-    again = tiny_stargan(tmp_path, run_dir=str(tmp_path / "again"), out=str(tmp_path / "again.safetensors"),
-                         num_iters=2, save_every=2, sample_every=0, seed=1, init_weights=first.out, g_lr=0.0, d_lr=0.0)
+    again = tiny_stargan(
+        tmp_path,
+        run_dir=str(tmp_path / "again"),
+        out=str(tmp_path / "again.safetensors"),
+        num_iters=2,
+        save_every=2,
+        sample_every=0,
+        seed=1,
+        init_weights=first.out,
+        g_lr=0.0,
+        d_lr=0.0,
+    )
     train_stargan(again)  # learning rate 0: the weights must come through unchanged
     a = FaceEditor.from_pretrained(first.out).G.state_dict()
     b = FaceEditor.from_pretrained(again.out)
@@ -186,11 +229,50 @@ def test_stargan_init_weights_starts_from_a_weights_file(tmp_path):
 
 def test_torchrun_two_processes_rank0_writes(tmp_path):
     cfg = tiny_stargan(tmp_path, num_iters=2, save_every=2, sample_every=0)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           str(ROOT / "app.py"), "train", "stargan", "--data-dir", cfg.data_dir, "--run-dir", cfg.run_dir,
-           "--out", cfg.out, "--image-size", "32", "--conv-dim", "8", "--g-repeat-num", "1", "--d-conv-dim", "8",
-           "--d-repeat-num", "4", "--test-size", "4", "--batch-size", "2", "--num-iters", "2", "--n-critic", "2",
-           "--log-every", "1", "--save-every", "2", "--sample-every", "0", "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        str(ROOT / "app.py"),
+        "train",
+        "stargan",
+        "--data-dir",
+        cfg.data_dir,
+        "--run-dir",
+        cfg.run_dir,
+        "--out",
+        cfg.out,
+        "--image-size",
+        "32",
+        "--conv-dim",
+        "8",
+        "--g-repeat-num",
+        "1",
+        "--d-conv-dim",
+        "8",
+        "--d-repeat-num",
+        "4",
+        "--test-size",
+        "4",
+        "--batch-size",
+        "2",
+        "--num-iters",
+        "2",
+        "--n-critic",
+        "2",
+        "--log-every",
+        "1",
+        "--save-every",
+        "2",
+        "--sample-every",
+        "0",
+        "--device",
+        "cpu",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -200,9 +282,18 @@ def test_torchrun_two_processes_rank0_writes(tmp_path):
     FaceEditor.from_pretrained(cfg.out)
 
 
-@pytest.mark.parametrize("cmd", [["train", "--help"], ["train", "stargan", "--help"], ["train", "cgan", "--help"],
-                                 ["train", "all", "--help"], ["export", "--help"], ["import-official", "--help"],
-                                 ["eval", "stargan", "--help"]])
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ["train", "--help"],
+        ["train", "stargan", "--help"],
+        ["train", "cgan", "--help"],
+        ["train", "all", "--help"],
+        ["export", "--help"],
+        ["import-official", "--help"],
+        ["eval", "stargan", "--help"],
+    ],
+)
 def test_help_documents_flags(cmd):
     proc = subprocess.run([sys.executable, str(ROOT / "app.py"), *cmd], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "usage" in proc.stdout

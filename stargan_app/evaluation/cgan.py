@@ -28,8 +28,9 @@ DIVERSITY_MAX_PER_CLASS = 500  # pairwise distances on at most this many images 
 CLASSIFIER_VERSION = 2  # bump when SmallCNN changes (invalidates cached classifiers)
 
 
-def train_digit_classifier(images: torch.Tensor, labels: torch.Tensor, epochs: int = CGAN_CLASSIFIER_EPOCHS,
-                           seed: int = SEED) -> SmallCNN:
+def train_digit_classifier(
+    images: torch.Tensor, labels: torch.Tensor, epochs: int = CGAN_CLASSIFIER_EPOCHS, seed: int = SEED
+) -> SmallCNN:
     """Class classifier for (N,28,28) uint8 or (N,1,28,28) [-1,1] images with int64 labels."""
     return train_classifier(images, labels.long(), multilabel=False, epochs=epochs, seed=seed)
 
@@ -50,8 +51,14 @@ def mean_pairwise_distance(features: torch.Tensor) -> float:
     return float(d.sum() / (n * (n - 1)))
 
 
-def diversity_ratio(classifier: SmallCNN, samples: torch.Tensor, sample_labels: torch.Tensor, real: torch.Tensor,
-                    real_labels: torch.Tensor, max_per_class: int = DIVERSITY_MAX_PER_CLASS) -> tuple[float, dict[int, float]]:
+def diversity_ratio(
+    classifier: SmallCNN,
+    samples: torch.Tensor,
+    sample_labels: torch.Tensor,
+    real: torch.Tensor,
+    real_labels: torch.Tensor,
+    max_per_class: int = DIVERSITY_MAX_PER_CLASS,
+) -> tuple[float, dict[int, float]]:
     """Per class: mean pairwise feature distance of samples / that of real images; returns (mean ratio, per class)."""
     per_class: dict[int, float] = {}
     for k in sorted(set(sample_labels.tolist()) & set(real_labels.tolist())):
@@ -69,8 +76,9 @@ def sample_per_class(sampler: Any, per_class: int, seed: int = SEED) -> tuple[to
     return sampler.generate(labels, seed), labels
 
 
-def eval_cgan(dataset: str = "mnist", weights: str | None = None, data_dir: str = "", per_class: int = 1000,
-              cache_dir: str = "runs/eval_cache") -> dict[str, Any]:
+def eval_cgan(
+    dataset: str = "mnist", weights: str | None = None, data_dir: str = "", per_class: int = 1000, cache_dir: str = "runs/eval_cache"
+) -> dict[str, Any]:
     """All figures for one cgan weights file (None: the shipped one for `dataset`); prints a table, returns a dict.
 
     data_dir: the idx folder ('' downloads with torchvision).
@@ -84,8 +92,9 @@ def eval_cgan(dataset: str = "mnist", weights: str | None = None, data_dir: str 
     cache = Path(cache_dir) / f"cgan_{dataset}_classifier_v{CLASSIFIER_VERSION}_e{CGAN_CLASSIFIER_EPOCHS}_n{len(x_train)}.pt"
     n_classes = int(y_train.max()) + 1
     t0 = time.time()
-    clf, cached = cached_classifier(cache, lambda: train_digit_classifier(x_train, y_train, CGAN_CLASSIFIER_EPOCHS),
-                                    lambda: SmallCNN(1, n_classes))
+    clf, cached = cached_classifier(
+        cache, lambda: train_digit_classifier(x_train, y_train, CGAN_CLASSIFIER_EPOCHS), lambda: SmallCNN(1, n_classes)
+    )
     train_s = time.time() - t0
     real_acc = class_accuracy(clf, x_test, y_test)
 

@@ -22,8 +22,14 @@ class SmallCNN(nn.Module):
     def __init__(self, in_channels: int, n_outputs: int, width: int = 32):
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
             nn.AdaptiveAvgPool2d(7),
         )
         self.fc1 = nn.Linear(2 * width * 49, 128)
@@ -43,9 +49,18 @@ def to_float_images(images: torch.Tensor) -> torch.Tensor:
     return to_model_range(images) if images.dtype == torch.uint8 else images.float()
 
 
-def train_classifier(images: torch.Tensor, targets: torch.Tensor, *, multilabel: bool, epochs: int, seed: int = SEED,
-                     lr: float = 1e-3, batch_size: int = BATCH_SIZE, balanced: bool = False,
-                     flips: bool = False) -> SmallCNN:
+def train_classifier(
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    multilabel: bool,
+    epochs: int,
+    seed: int = SEED,
+    lr: float = 1e-3,
+    batch_size: int = BATCH_SIZE,
+    balanced: bool = False,
+    flips: bool = False,
+) -> SmallCNN:
     """Train a SmallCNN: cross-entropy on int64 class targets, or BCE on float multi-label targets.
 
     balanced: weight each attribute's positives by its negative/positive ratio (multi-label only).

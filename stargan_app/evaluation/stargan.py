@@ -40,8 +40,9 @@ CLASSIFIER_RECIPE = "balanced-bce+flip+thresholds/v1"  # part of the cache key: 
 SHEET_EDITS = ("Blond_Hair", "Black_Hair", "Gray_Hair", "Eyeglasses", "Wearing_Hat", "Mustache")
 
 
-def train_attribute_classifier(images: torch.Tensor, targets: torch.Tensor, epochs: int = CLASSIFIER_EPOCHS,
-                               seed: int = SEED) -> SmallCNN:
+def train_attribute_classifier(
+    images: torch.Tensor, targets: torch.Tensor, epochs: int = CLASSIFIER_EPOCHS, seed: int = SEED
+) -> SmallCNN:
     """Multi-label SmallCNN with BCE weighted by each attribute's negative/positive ratio, and random flips."""
     return train_classifier(images, targets, multilabel=True, epochs=epochs, seed=seed, balanced=True, flips=True)
 
@@ -85,10 +86,17 @@ def switch_on_faces(attribute: str, truth: torch.Tensor, attributes: tuple[str, 
     return ~present(truth[:, attributes.index(attribute)])
 
 
-def eval_stargan(weights: str | None = None, data_dir: str = "../shared/data/celeba-10k", test_size: int = 1000,
-                 limit: int = 0, cache_dir: str = "runs/eval_cache", sheet: str | None = None,
-                 faces_dir: str | None = None, change_smoothing: float | None = None,
-                 change_window: float | None = None) -> dict[str, Any]:
+def eval_stargan(
+    weights: str | None = None,
+    data_dir: str = "../shared/data/celeba-10k",
+    test_size: int = 1000,
+    limit: int = 0,
+    cache_dir: str = "runs/eval_cache",
+    sheet: str | None = None,
+    faces_dir: str | None = None,
+    change_smoothing: float | None = None,
+    change_window: float | None = None,
+) -> dict[str, Any]:
     """All figures for one weights file; prints the tables and returns them as a dict (see the module doc).
 
     change_smoothing, change_window: how the editor blurs and windows an image generator's change (None: the app's
@@ -166,8 +174,9 @@ def eval_stargan(weights: str | None = None, data_dir: str = "../shared/data/cel
                     pipeline_hits[a].append(False)
             continue
         todo = [a for a in attributes if switch_on_faces(a, truth[i : i + 1], attributes)[0]]
-        crops = torch.stack([pil_to_tensor(celeba_center_crop(editor.edit(prep, {a: True}).image, size))
-                             for a in todo]) if todo else x[:0]
+        crops = (
+            torch.stack([pil_to_tensor(celeba_center_crop(editor.edit(prep, {a: True}).image, size)) for a in todo]) if todo else x[:0]
+        )
         if len(crops):
             verdict = judge(crops)
             for k, a in enumerate(todo):
@@ -201,17 +210,24 @@ def eval_stargan(weights: str | None = None, data_dir: str = "../shared/data/cel
         "transfer_raw": raw,
         "transfer_pipeline": pipeline,
         "faces_switched_on": {a: int(switch_on_faces(a, truth, attributes).sum()) for a in attributes},
-        "judge": {"recall": dict(zip(attributes, recall)), "specificity": dict(zip(attributes, specificity)),
-                  "thresholds": dict(zip(attributes, thresholds.tolist())), "cache": str(cache), "cached": cached,
-                  "seconds": round(judge_seconds, 1)},
+        "judge": {
+            "recall": dict(zip(attributes, recall)),
+            "specificity": dict(zip(attributes, specificity)),
+            "thresholds": dict(zip(attributes, thresholds.tolist())),
+            "cache": str(cache),
+            "cached": cached,
+            "seconds": round(judge_seconds, 1),
+        },
         "summary": summary,
         "pipeline_seconds": round(pipeline_seconds, 1),
     }
-    rows = [[a, raw[a], pipeline[a], result["faces_switched_on"][a], recall[k], specificity[k]]
-            for k, a in enumerate(attributes)]
-    print_table(f"StarGAN on {len(test_files)} held-out faces ({missed} without a detected face); judge "
-                 f"{'cached' if cached else 'trained'}: {cache}",
-                 ["attribute", "raw", "pipeline", "faces", "judge_recall", "judge_spec"], rows)
+    rows = [[a, raw[a], pipeline[a], result["faces_switched_on"][a], recall[k], specificity[k]] for k, a in enumerate(attributes)]
+    print_table(
+        f"StarGAN on {len(test_files)} held-out faces ({missed} without a detected face); judge "
+        f"{'cached' if cached else 'trained'}: {cache}",
+        ["attribute", "raw", "pipeline", "faces", "judge_recall", "judge_spec"],
+        rows,
+    )
     print("summary: " + ", ".join(f"{k} {v:.4f}" for k, v in summary.items()))
     if sheet:
         print(f"wrote {write_sheet(editor, sheet, faces_dir)}")
@@ -221,8 +237,11 @@ def eval_stargan(weights: str | None = None, data_dir: str = "../shared/data/cel
 def sheet_portraits(faces_dir: str | None) -> list[Path]:
     """The licensed single-face portraits in faces_dir (if present) and the example portraits in assets/."""
     assets = Path(__file__).resolve().parents[2] / "assets"
-    found = sorted(p for p in Path(faces_dir).glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg")) if faces_dir and \
-        Path(faces_dir).is_dir() else []
+    found = (
+        sorted(p for p in Path(faces_dir).glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        if faces_dir and Path(faces_dir).is_dir()
+        else []
+    )
     return found + sorted(assets.glob("*.png"))
 
 

@@ -27,9 +27,7 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
     if src.ndim != 2 or src.shape[1] != 2 or src.shape != dst.shape or len(src) < 2:
-        raise ValueError(
-            f"expected two (N, 2) point arrays with N >= 2, got {src.shape} and {dst.shape}"
-        )
+        raise ValueError(f"expected two (N, 2) point arrays with N >= 2, got {src.shape} and {dst.shape}")
     if not (np.isfinite(src).all() and np.isfinite(dst).all()):
         raise NoFaceError(_DEGENERATE)
     with np.errstate(all="ignore"):
@@ -38,9 +36,7 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         src_var = float((src_c**2).sum(axis=1).mean())
         dst_var = float((dst_c**2).sum(axis=1).mean())
         cov = dst_c.T @ src_c / len(src)
-    if not (
-        math.isfinite(src_var) and math.isfinite(dst_var) and np.isfinite(cov).all()
-    ):
+    if not (math.isfinite(src_var) and math.isfinite(dst_var) and np.isfinite(cov).all()):
         raise NoFaceError(_DEGENERATE)
     with np.errstate(over="ignore"):
         tol = float(1e-12 * (1.0 + np.abs(src).max()) ** 2)
@@ -89,9 +85,7 @@ def _bounds(
     inv: np.ndarray, width: float, height: float, margin: int, limit: tuple[int, int] | None
 ) -> tuple[int, int, int, int] | None:
     """Integer bounding box, clipped to ``limit`` (None: not clipped), of the image-space footprint of a crop."""
-    corners = np.array(
-        [[0.0, 0.0, 1.0], [width, 0.0, 1.0], [0.0, height, 1.0], [width, height, 1.0]]
-    )
+    corners = np.array([[0.0, 0.0, 1.0], [width, 0.0, 1.0], [0.0, height, 1.0], [width, height, 1.0]])
     with np.errstate(all="ignore"):
         pts = corners @ inv.T
     if not np.isfinite(pts).all():
@@ -192,9 +186,7 @@ def _warp_region(
     grid_to_src[:, :2] = m[:, :2] * step
     grid_to_src[:, 2] = m[:, :2] @ np.array([x0, y0], dtype=np.float64) + m[:, 2]
     grid = (math.ceil(width / step), math.ceil(height / step))
-    warped = src.transform(
-        grid, Image.Transform.AFFINE, tuple(grid_to_src.ravel()), resample=resample
-    )
+    warped = src.transform(grid, Image.Transform.AFFINE, tuple(grid_to_src.ravel()), resample=resample)
     if step == 1:
         return warped
     src_box = (0.0, 0.0, width / step, height / step)

@@ -38,9 +38,7 @@ class DetectedFace:
         """JSON-friendly form: coordinates rounded to 0.1 px, score to 3 decimals."""
         return {
             "box": [round(v, 1) for v in self.box],
-            "landmarks": [
-                [round(float(x), 1), round(float(y), 1)] for x, y in self.landmarks
-            ],
+            "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in self.landmarks],
             "score": round(self.score, 3),
         }
 
@@ -105,8 +103,9 @@ class FaceDetector:
         min_face_px = self.retry_min_face_fraction * self.min_face_px
         return self._detect_scaled(padded, offset=(pad_x, pad_y), source_scale=scale, min_face_px=min_face_px)
 
-    def _detect_scaled(self, rgb: Image.Image, offset: tuple[float, float], source_scale: float,
-                       min_face_px: float | None = None) -> list[DetectedFace]:
+    def _detect_scaled(
+        self, rgb: Image.Image, offset: tuple[float, float], source_scale: float, min_face_px: float | None = None
+    ) -> list[DetectedFace]:
         """Detect on ``rgb``, an image that is the original ``source_scale`` times larger and shifted by ``offset``
         original pixels; results come back in original pixels."""
         width, height = rgb.size
@@ -132,7 +131,13 @@ class FaceDetector:
         return self._collect(boxes, probs, points, sx, sy, offset, min_face_px)
 
     def _collect(
-        self, boxes: Any, probs: Any, points: Any, sx: float, sy: float, offset: tuple[float, float] = (0.0, 0.0),
+        self,
+        boxes: Any,
+        probs: Any,
+        points: Any,
+        sx: float,
+        sy: float,
+        offset: tuple[float, float] = (0.0, 0.0),
         min_face_px: float | None = None,
     ) -> list[DetectedFace]:
         min_face_px = self.min_face_px if min_face_px is None else min_face_px
@@ -151,17 +156,11 @@ class FaceDetector:
         for box, prob, pts in zip(boxes_f, probs_f, points_f, strict=True):
             box_full = box * scale - shift
             pts_full = pts * np.array([sx, sy]) - np.array(offset)
-            if not (
-                np.isfinite(box_full).all()
-                and np.isfinite(pts_full).all()
-                and math.isfinite(prob)
-            ):
+            if not (np.isfinite(box_full).all() and np.isfinite(pts_full).all() and math.isfinite(prob)):
                 continue
             if prob < self.min_score or box_full[2] - box_full[0] < min_face_px:
                 continue
-            faces.append(
-                DetectedFace(box=tuple(box_full), landmarks=pts_full, score=float(prob))
-            )
+            faces.append(DetectedFace(box=tuple(box_full), landmarks=pts_full, score=float(prob)))
         faces.sort(key=lambda f: f.width * (f.box[3] - f.box[1]), reverse=True)
         return faces
 

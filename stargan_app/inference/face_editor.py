@@ -66,8 +66,7 @@ class EditResult:
     face: DetectedFace  # which face was edited
 
 
-NO_FACE_MESSAGE = ("No face was found in this image. Try a photo where the face is clearly visible "
-                   "and at least about 40 pixels wide.")
+NO_FACE_MESSAGE = "No face was found in this image. Try a photo where the face is clearly visible and at least about 40 pixels wide."
 # An image generator's change G(x, c_trg) - G(x, c_src) is blurred (sigma in model pixels) before it reaches the photo:
 # that removes the transposed convolutions' checkerboard speckle, which is most of what looks wrong in an edit.
 # It also tints the background in the crop's corners, which shows as a square: the change is faded from this fraction
@@ -97,9 +96,15 @@ def image_key(img: Image.Image) -> str:
 
 
 class FaceEditor:
-    def __init__(self, generator: Generator, discriminator: Discriminator | None = None,
-                 detector: FaceDetector | None = None, info: dict[str, Any] | None = None,
-                 change_smoothing: float = CHANGE_SMOOTHING, change_window: float = CHANGE_WINDOW):
+    def __init__(
+        self,
+        generator: Generator,
+        discriminator: Discriminator | None = None,
+        detector: FaceDetector | None = None,
+        info: dict[str, Any] | None = None,
+        change_smoothing: float = CHANGE_SMOOTHING,
+        change_window: float = CHANGE_WINDOW,
+    ):
         self.G = generator.eval()
         self.change_smoothing = change_smoothing  # see CHANGE_SMOOTHING; 0 pastes the change as G made it
         self.change_window = change_window  # see CHANGE_WINDOW; 0 keeps the change up to the crop's edge
@@ -111,12 +116,22 @@ class FaceEditor:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, device: str = "cpu",
-                        change_smoothing: float = CHANGE_SMOOTHING, change_window: float = CHANGE_WINDOW) -> FaceEditor:
+    def from_pretrained(
+        cls,
+        path: str | Path | None = None,
+        device: str = "cpu",
+        change_smoothing: float = CHANGE_SMOOTHING,
+        change_window: float = CHANGE_WINDOW,
+    ) -> FaceEditor:
         """Load a weights file (None: the shipped weights/stargan_celeba.safetensors)."""
         loaded: LoadedWeights = load_weights(resolve_weights(path, "stargan"), kind="stargan", device=device)
-        return cls(loaded.modules["G"], loaded.modules.get("D"), info={**loaded.info, "path": str(loaded.path)},
-                   change_smoothing=change_smoothing, change_window=change_window)
+        return cls(
+            loaded.modules["G"],
+            loaded.modules.get("D"),
+            info={**loaded.info, "path": str(loaded.path)},
+            change_smoothing=change_smoothing,
+            change_window=change_window,
+        )
 
     @property
     def schema(self) -> LabelSchema:
@@ -164,8 +179,15 @@ class FaceEditor:
         _, logits = self.D(crop.to(self._device))
         return {a: round(float(p), 4) for a, p in zip(self.attributes, torch.sigmoid(logits[0]))}
 
-    def edit(self, image: ImageSource | PreparedFace, targets: Mapping[str, bool], strength: float = 1.0,
-             face_index: int = 0, source: Mapping[str, float] | None = None, keep_detail: bool = True) -> EditResult:
+    def edit(
+        self,
+        image: ImageSource | PreparedFace,
+        targets: Mapping[str, bool],
+        strength: float = 1.0,
+        face_index: int = 0,
+        source: Mapping[str, float] | None = None,
+        keep_detail: bool = True,
+    ) -> EditResult:
         """Edit one face: targets {attribute: on/off}; untouched attributes keep their source value.
 
         A masked generator's edit is always local: only the upsampled change M * (C - x) is added to the photo, so
@@ -181,17 +203,25 @@ class FaceEditor:
         full, after = self._edit_photo(prep, prep.paster, passes, targets, source, keep_detail)
         return EditResult(full, prep.aligned.crop, after, prep.attributes, prep.face)
 
-    def _edit_photo(self, prep: PreparedFace, paster: FacePaster, passes: list[torch.Tensor],
-                    targets: Mapping[str, bool], source: Mapping[str, float] | None,
-                    keep_detail: bool) -> tuple[Image.Image, Image.Image]:
+    def _edit_photo(
+        self,
+        prep: PreparedFace,
+        paster: FacePaster,
+        passes: list[torch.Tensor],
+        targets: Mapping[str, bool],
+        source: Mapping[str, float] | None,
+        keep_detail: bool,
+    ) -> tuple[Image.Image, Image.Image]:
         """(photo with the edit pasted back through `paster`, edited crop) for one face and its label passes."""
         layers = self._generate(prep.tensor, passes)
         edited = layers[-1][0]
         if self.masked:
-            return paster.paste_masked([
-                (tensor_to_pil(x[0]), tensor_to_pil(colour[0]), mask_to_pil(mask[0]))
-                for (_, colour, mask), x in zip(layers, [prep.tensor] + [out for out, _, _ in layers[:-1]])
-            ]), tensor_to_pil(edited[0])
+            return paster.paste_masked(
+                [
+                    (tensor_to_pil(x[0]), tensor_to_pil(colour[0]), mask_to_pil(mask[0]))
+                    for (_, colour, mask), x in zip(layers, [prep.tensor] + [out for out, _, _ in layers[:-1]])
+                ]
+            ), tensor_to_pil(edited[0])
         if not keep_detail:
             edited_crop = tensor_to_pil(edited[0])
             return paster.paste(edited_crop), edited_crop
@@ -229,8 +259,10 @@ class FaceEditor:
     def translate_crops(self, crops: torch.Tensor, c: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
         """The generator alone on aligned model-size crops (N, 3, S, S) in [-1, 1] with label vectors c (N, c_dim):
         no detection, no paste-back. Returns (N, 3, S, S) on the CPU; what evaluation judges as the "raw" edit."""
-        outs = [self.G(crops[i : i + batch_size].to(self._device), c[i : i + batch_size].to(self._device)).float().cpu()
-                for i in range(0, len(crops), batch_size)]
+        outs = [
+            self.G(crops[i : i + batch_size].to(self._device), c[i : i + batch_size].to(self._device)).float().cpu()
+            for i in range(0, len(crops), batch_size)
+        ]
         return torch.cat(outs) if outs else crops[:0].float()
 
     @property
@@ -275,11 +307,14 @@ class FaceEditor:
     def face_thumbnails(self, image: ImageSource, size: int = 128) -> list[Image.Image]:
         """A padded square around each detected face, largest first (the order of `detect`)."""
         img = load_image(image)
-        return [img.resize((size, size), Image.Resampling.LANCZOS, box=face_square(f.box, img.size), reducing_gap=3.0)
-                for f in self.detect(img)]
+        return [
+            img.resize((size, size), Image.Resampling.LANCZOS, box=face_square(f.box, img.size), reducing_gap=3.0)
+            for f in self.detect(img)
+        ]
 
-    def edit_all_faces(self, image: ImageSource, targets: Mapping[str, bool], strength: float = 1.0,
-                       keep_detail: bool = True) -> EditResult:
+    def edit_all_faces(
+        self, image: ImageSource, targets: Mapping[str, bool], strength: float = 1.0, keep_detail: bool = True
+    ) -> EditResult:
         """Every detected face edited with the same changes, one after another into one photo."""
         img = load_image(image)
         faces = self.detect(img)

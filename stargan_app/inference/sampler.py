@@ -25,7 +25,7 @@ class ClassSampler:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "mnist", device: str = "cpu") -> ClassSampler:
-        """"mnist", "fashion" (the shipped weights) or a path to a cgan weights file."""
+        """ "mnist", "fashion" (the shipped weights) or a path to a cgan weights file."""
         loaded = load_weights(resolve_weights(name_or_path, "mnist"), kind="cgan", device=device)
         return cls(loaded.modules["G"], info={**loaded.info, "path": str(loaded.path)})
 

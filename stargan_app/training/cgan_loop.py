@@ -43,8 +43,9 @@ def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
-def draw_batch(images: torch.Tensor, labels: torch.Tensor, cfg: CGANTrainConfig, dist: Dist,
-               step: int) -> tuple[torch.Tensor, torch.Tensor]:
+def draw_batch(
+    images: torch.Tensor, labels: torch.Tensor, cfg: CGANTrainConfig, dist: Dist, step: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """This process's slice of step `step`: (images (B, 1, 28, 28) in [-1, 1], int64 labels)."""
     steps_per_epoch = len(images) // (cfg.batch_size * dist.world)
     epoch, i = divmod(step, steps_per_epoch)
@@ -53,8 +54,7 @@ def draw_batch(images: torch.Tensor, labels: torch.Tensor, cfg: CGANTrainConfig,
     return to_model_range(images[idx]).unsqueeze(1), labels[idx]
 
 
-def compute_d_loss(D: nn.Module, real: torch.Tensor, y: torch.Tensor, fake: torch.Tensor,
-                   fake_y: torch.Tensor) -> torch.Tensor:
+def compute_d_loss(D: nn.Module, real: torch.Tensor, y: torch.Tensor, fake: torch.Tensor, fake_y: torch.Tensor) -> torch.Tensor:
     """Mean of the real and fake BCE terms (the fake batch is detached: D's step leaves G alone)."""
     return (losses.bce_real(D(real, y)) + losses.bce_fake(D(fake.detach(), fake_y))) / 2
 
@@ -64,8 +64,9 @@ def compute_g_loss(D: nn.Module, fake: torch.Tensor, fake_y: torch.Tensor) -> to
     return losses.bce_real(D(fake, fake_y))
 
 
-def train_step(gan: GANState, g_train: nn.Module, d_train: nn.Module, real: torch.Tensor, y: torch.Tensor,
-               cfg: CGANTrainConfig, step: int) -> dict[str, torch.Tensor]:
+def train_step(
+    gan: GANState, g_train: nn.Module, d_train: nn.Module, real: torch.Tensor, y: torch.Tensor, cfg: CGANTrainConfig, step: int
+) -> dict[str, torch.Tensor]:
     """One D step and one G step on the same fake batch (random classes), then the EMA of G."""
     n, classes = real.size(0), len(gan.model_config.classes)
     z = torch.randn(n, gan.model_config.noise_dim, device=real.device)
@@ -91,8 +92,7 @@ def train_cgan(cfg: CGANTrainConfig) -> Path:
     cfg = resolved(cfg)
     dist = setup(cfg.device)
     run_dir = Path(cfg.run_dir)
-    mcfg = CGANConfig(classes=CLASSES[cfg.dataset], noise_dim=cfg.noise_dim, dataset=cfg.dataset,
-                      d_projection=cfg.d_projection)
+    mcfg = CGANConfig(classes=CLASSES[cfg.dataset], noise_dim=cfg.noise_dim, dataset=cfg.dataset, d_projection=cfg.d_projection)
     images, labels = load_idx_dataset(cfg.dataset, cfg.data_dir)
     if dist.is_main:
         write_run_config(run_dir, cfg)
@@ -103,7 +103,10 @@ def train_cgan(cfg: CGANTrainConfig) -> Path:
     G, D = CGANGenerator(mcfg).to(dev), CGANDiscriminator(mcfg).to(dev)
     fused = dev.type == "cuda" or None
     gan = GANState(
-        "cgan", mcfg, G, D,
+        "cgan",
+        mcfg,
+        G,
+        D,
         opt_g=torch.optim.Adam(G.parameters(), cfg.lr, (cfg.beta1, cfg.beta2), fused=fused),
         opt_d=torch.optim.Adam(D.parameters(), cfg.lr, (cfg.beta1, cfg.beta2), fused=fused),
         G_ema=copy.deepcopy(G).requires_grad_(False).eval() if cfg.ema_decay else None,

@@ -24,6 +24,9 @@ def export_run(run_dir: str | Path, out: str | Path, fp16: bool = False) -> Path
         module.load_state_dict(state["G_ema"] if name == "G" and "G_ema" in state else state[name])
         modules[name] = module
     info = dict(state.get("info", {}))
-    info.update(steps=int(state["step"]), train_seconds=round(float(state.get("train_seconds", 0.0)), 1),
-                generator="exponential moving average" if "G_ema" in state else "last step")
+    info.update(
+        steps=int(state["step"]),
+        train_seconds=round(float(state.get("train_seconds", 0.0)), 1),
+        generator="exponential moving average" if "G_ema" in state else "last step",
+    )
     return save_weights(out, state["kind"], config, modules, info=info, fp16=fp16)

@@ -20,9 +20,7 @@ def parse_official_attrs(attrs: str) -> LabelSchema:
     return LabelSchema(groups=groups, exclusive=HAIR_COLOURS)
 
 
-def import_official(
-    g_ckpt: str | Path, d_ckpt: str | Path | None, attrs: str, image_size: int, out: str | Path
-) -> Path:
+def import_official(g_ckpt: str | Path, d_ckpt: str | Path | None, attrs: str, image_size: int, out: str | Path) -> Path:
     """Convert yunjey/stargan `*-G.ckpt` (and optionally `*-D.ckpt`) into a stargan-app weights file, bit-exact."""
     labels = parse_official_attrs(attrs)
     g_state = _load_official(g_ckpt)
@@ -36,9 +34,7 @@ def import_official(
             d_kwargs = {"d_conv_dim": d_state["main.0.weight"].shape[0], "d_repeat_num": len(d_convs)}
             kernel = d_state["conv2.weight"].shape[-1]
             if kernel * 2 ** len(d_convs) != image_size:
-                raise WeightsError(
-                    f"The discriminator was trained at {kernel * 2 ** len(d_convs)} px, not --image-size {image_size}."
-                )
+                raise WeightsError(f"The discriminator was trained at {kernel * 2 ** len(d_convs)} px, not --image-size {image_size}.")
     except KeyError as e:
         raise WeightsError(f"{Path(g_ckpt).name} does not have the official StarGAN key layout (missing {e}).") from None
     if first.shape[1] - 3 != labels.c_dim:

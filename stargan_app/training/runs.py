@@ -168,8 +168,7 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step:
             e.copy_(m)
 
 
-def train_and_export(driver: Driver, start: int, step_fn: Callable[[int], dict[str, torch.Tensor]], out: str,
-                     fp16: bool) -> Path:
+def train_and_export(driver: Driver, start: int, step_fn: Callable[[int], dict[str, torch.Tensor]], out: str, fp16: bool) -> Path:
     """The end every loop shares: run the steps, leave the process group, export the newest checkpoint to `out`."""
     try:
         driver.run(start, step_fn)

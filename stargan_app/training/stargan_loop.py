@@ -60,8 +60,9 @@ def n_critic(cfg: StarGANTrainConfig) -> int:
     return cfg.n_critic or (5 if cfg.recipe == "wgan-gp" else 1)
 
 
-def compute_d_loss(D: nn.Module, G: nn.Module, batch: Batch, cfg: StarGANTrainConfig, step: int,
-                   autocast: Autocast) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def compute_d_loss(
+    D: nn.Module, G: nn.Module, batch: Batch, cfg: StarGANTrainConfig, step: int, autocast: Autocast
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Critic loss of either recipe: adversarial terms, a gradient penalty, and classification of real images."""
     x, B = batch.x, batch.x.size(0)
     with autocast:
@@ -94,8 +95,9 @@ def compute_d_loss(D: nn.Module, G: nn.Module, batch: Batch, cfg: StarGANTrainCo
     return d_loss, logs
 
 
-def compute_g_loss(G: nn.Module, D: nn.Module, batch: Batch, cfg: StarGANTrainConfig, step: int,
-                   autocast: Autocast) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def compute_g_loss(
+    G: nn.Module, D: nn.Module, batch: Batch, cfg: StarGANTrainConfig, step: int, autocast: Autocast
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Generator loss: fool D, show the target labels, reconstruct the input; a masked G also pays for its mask."""
     with autocast:
         x_fake, _, mask = G(batch.x, batch.c_trg, return_parts=True)
@@ -139,12 +141,20 @@ def draw_batch(data: TrainingData, schema: LabelSchema, cfg: StarGANTrainConfig,
     x = torch.where(flip, x.flip(3), x).contiguous(memory_format=data.layout)
     label_org = data.labels[pick][:, schema.group_slice(group)]
     label_trg = label_org[perm]  # target labels: a shuffle of the real ones
-    return Batch(x, label_org, label_trg, full_label_vector(schema, group, label_org),
-                 full_label_vector(schema, group, label_trg), schema.group_slice(group), alpha)
+    return Batch(
+        x,
+        label_org,
+        label_trg,
+        full_label_vector(schema, group, label_org),
+        full_label_vector(schema, group, label_trg),
+        schema.group_slice(group),
+        alpha,
+    )
 
 
-def train_step(gan: GANState, g_train: nn.Module, d_train: nn.Module, batch: Batch, cfg: StarGANTrainConfig,
-               step: int, precision: Autocast) -> dict[str, torch.Tensor]:
+def train_step(
+    gan: GANState, g_train: nn.Module, d_train: nn.Module, batch: Batch, cfg: StarGANTrainConfig, step: int, precision: Autocast
+) -> dict[str, torch.Tensor]:
     """One step of the paper's algorithm: D on every step, G (and its EMA) on every n_critic-th; LR decayed linearly.
 
     g_train and d_train are the modules the passes run through (gan.G and gan.D, or their DDP/compiled wrappers).
@@ -197,7 +207,10 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
         init_mask_bias(G)
     fused = dev.type == "cuda" or None
     gan = GANState(
-        "stargan", mcfg, G, D,
+        "stargan",
+        mcfg,
+        G,
+        D,
         opt_g=torch.optim.Adam(G.parameters(), cfg.g_lr, (cfg.beta1, cfg.beta2), fused=fused),
         opt_d=torch.optim.Adam(D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2), fused=fused),
         G_ema=copy.deepcopy(G).requires_grad_(False).eval() if cfg.ema_decay else None,
@@ -226,7 +239,8 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
         keep_checkpoints=cfg.keep_checkpoints,
         gan=gan,
         sample_fn=partial(save_sample_grid, gan, run_dir, sample_faces, split.test_labels[: len(sample_faces)])
-        if len(sample_faces) else None,
+        if len(sample_faces)
+        else None,
         desc="stargan",
     )
     start = driver.resume()
@@ -277,9 +291,12 @@ def init_from_weights(path: str, mcfg: StarGANConfig, G: Generator, D: Discrimin
         g_state.update({f"{last}.weight": weight, f"{last}.bias": bias})
     G.load_state_dict(g_state)
     D.load_state_dict(loaded.modules["D"].state_dict())
-    return {"init_weights": str(path), "init_steps": int(loaded.info.get("steps", 0)),
-            "init_train_seconds": float(loaded.info.get("train_seconds", 0.0)),
-            "init_output": loaded.config.output}
+    return {
+        "init_weights": str(path),
+        "init_steps": int(loaded.info.get("steps", 0)),
+        "init_train_seconds": float(loaded.info.get("train_seconds", 0.0)),
+        "init_output": loaded.config.output,
+    }
 
 
 @torch.no_grad()

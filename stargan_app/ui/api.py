@@ -41,8 +41,14 @@ def detect(image: str | None) -> list[dict]:
 
 
 @friendly
-def edit(image: str | None, hair: str = KEEP, attributes: list[str] | None = None, strength: float = 1.0,
-             face_index: int = 0, keep_detail: bool = True) -> str:
+def edit(
+    image: str | None,
+    hair: str = KEEP,
+    attributes: list[str] | None = None,
+    strength: float = 1.0,
+    face_index: int = 0,
+    keep_detail: bool = True,
+) -> str:
     """Edit one face of a photo and return the whole photo at its own resolution (PNG up to 1 MP, else JPEG).
 
     Args:
@@ -101,8 +107,10 @@ def sample(dataset: str = "mnist", label: str = "0", n: int = 16, seed: int = 0)
     Returns:
         a list of {image: path of a 112x112 PNG, caption: None}, like a gr.Gallery.
     """
-    return [{"image": FileData(path=result_file(im, "sample", SAMPLE_FILES)).model_dump(), "caption": None}
-            for im in sample_images(dataset, label, n, seed)]
+    return [
+        {"image": FileData(path=result_file(im, "sample", SAMPLE_FILES)).model_dump(), "caption": None}
+        for im in sample_images(dataset, label, n, seed)
+    ]
 
 
 @friendly
@@ -128,8 +136,9 @@ def register() -> None:
         api_result = gr.Image(type="pil", format="png", label="image")
         hidden = gr.Button()
     hidden.click(detect, [api_image], [api_faces], api_name="detect", **FACE_JOBS)
-    hidden.click(edit, [api_image, api_hair, api_attrs, api_strength, api_index, api_detail], [api_result],
-                 api_name="edit", **FACE_JOBS)
+    hidden.click(
+        edit, [api_image, api_hair, api_attrs, api_strength, api_index, api_detail], [api_result], api_name="edit", **FACE_JOBS
+    )
     hidden.click(preview_grid, [api_image, api_index], [api_result], api_name="preview_grid", **FACE_JOBS)
     # no files in, so no components needed: gr.api types the endpoint from the signature
     gr.api(sample, api_name="sample", **CGAN_JOBS)

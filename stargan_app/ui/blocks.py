@@ -30,12 +30,17 @@ MCP_ENV = "GRADIO_MCP_SERVER"
 
 def _about() -> str:
     parts = ["# About\n"]
-    for name, load in (("StarGAN", lambda: editor()), ("CGAN MNIST", lambda: sampler("mnist")),
-                       ("CGAN Fashion", lambda: sampler("fashion"))):
+    for name, load in (
+        ("StarGAN", lambda: editor()),
+        ("CGAN MNIST", lambda: sampler("mnist")),
+        ("CGAN Fashion", lambda: sampler("fashion")),
+    ):
         try:
             info = load().info
-            parts.append(f"- **{name}**: `{Path(info.get('path', '')).name}`, {info.get('steps', '?')} steps on "
-                         f"{info.get('hardware', '?')}; data: {info.get('data', '?')}")
+            parts.append(
+                f"- **{name}**: `{Path(info.get('path', '')).name}`, {info.get('steps', '?')} steps on "
+                f"{info.get('hardware', '?')}; data: {info.get('data', '?')}"
+            )
         except StarGANAppError as e:
             parts.append(f"- **{name}**: not available ({e})")
     card = WEIGHTS_DIR / "README.md"
@@ -80,5 +85,10 @@ def launch() -> None:
     demo = build()
     threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()  # overlaps the server's start-up
     demo.queue(max_size=queue_size(), default_concurrency_limit=CONCURRENCY)
-    demo.launch(max_file_size="25mb", show_error=True, server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-                css=CSS, mcp_server=mcp_enabled())
+    demo.launch(
+        max_file_size="25mb",
+        show_error=True,
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        css=CSS,
+        mcp_server=mcp_enabled(),
+    )

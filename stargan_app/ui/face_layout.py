@@ -44,8 +44,7 @@ class FaceTab:
     @property
     def controls(self) -> list[gr.components.Component]:
         """What only makes sense once a face is prepared: disabled until then."""
-        return [self.every_face, self.hair, self.others, self.keep_detail, self.edit_btn, self.grid_btn, self.reset_btn,
-                self.strength]
+        return [self.every_face, self.hair, self.others, self.keep_detail, self.edit_btn, self.grid_btn, self.reset_btn, self.strength]
 
 
 def build_face_tab(ed: FaceEditor | None, missing: str) -> FaceTab:
@@ -56,32 +55,77 @@ def build_face_tab(ed: FaceEditor | None, missing: str) -> FaceTab:
         with gr.Column(elem_id="controls-col"):
             photo = gr.Image(type="pil", label="Photo", sources=["upload", "webcam", "clipboard"])
             # fit_columns=False: thumbnails stay thumbnails, not zoomed full-width squares
-            faces = gr.Gallery(label="Faces found: click one to edit it", columns=6, height=150, object_fit="contain",
-                               allow_preview=False, fit_columns=False, visible=False, buttons=[], elem_id="faces")
-            every_face = gr.Checkbox(False, label="Edit every face", info="Apply the same changes to every face in the photo",
-                                     visible=False, **off)
+            faces = gr.Gallery(
+                label="Faces found: click one to edit it",
+                columns=6,
+                height=150,
+                object_fit="contain",
+                allow_preview=False,
+                fit_columns=False,
+                visible=False,
+                buttons=[],
+                elem_id="faces",
+            )
+            every_face = gr.Checkbox(
+                False, label="Edit every face", info="Apply the same changes to every face in the photo", visible=False, **off
+            )
             hair_choices = [("Keep", KEEP)] + [(display_name(a), a) for a in ed.schema.exclusive] if ed else [KEEP]
             hair = gr.Radio(hair_choices, value=KEEP, label="Hair colour", **off)
-            others = gr.CheckboxGroup([(display_name(a), a) for a in other_attributes(ed)] if ed else [], label="Attributes",
-                                      **off)
+            others = gr.CheckboxGroup([(display_name(a), a) for a in other_attributes(ed)] if ed else [], label="Attributes", **off)
             # a masked model's edit is always local and keeps the photo's own texture: no choice to offer
-            keep_detail = gr.Checkbox(value=True, label="Blend the change into the photo's own detail (sharper)",
-                                      visible=bool(ed) and not ed.masked, **off)
+            keep_detail = gr.Checkbox(
+                value=True, label="Blend the change into the photo's own detail (sharper)", visible=bool(ed) and not ed.masked, **off
+            )
             with gr.Row():
                 edit_btn = gr.Button("Edit", variant="primary", **off)
                 grid_btn = gr.Button("Show every single edit", **off)
                 reset_btn = gr.Button("Reset", **off)
         with gr.Column(elem_id="result-col"):
-            before_after = gr.ImageSlider(label="Before / after (drag the handle)", type="filepath", interactive=False,
-                                          buttons=["fullscreen"], elem_id="before-after")
+            before_after = gr.ImageSlider(
+                label="Before / after (drag the handle)",
+                type="filepath",
+                interactive=False,
+                buttons=["fullscreen"],
+                elem_id="before-after",
+            )
             strength = gr.Slider(0, 2, value=1, step=0.1, label="Intensity", elem_id="intensity", **off)
             download = gr.DownloadButton("Download edited photo", elem_id="download", **off)
             # shown by "Show every single edit": an empty gallery would only push the photo down on a phone
-            grid = gr.Gallery(label="Every single edit: click one to apply it", columns=3, height="auto", object_fit="contain",
-                              allow_preview=False, fit_columns=False, buttons=[], visible=False, elem_id="edit-gallery")
+            grid = gr.Gallery(
+                label="Every single edit: click one to apply it",
+                columns=3,
+                height="auto",
+                object_fit="contain",
+                allow_preview=False,
+                fit_columns=False,
+                buttons=[],
+                visible=False,
+                elem_id="edit-gallery",
+            )
     examples = sorted(ASSETS.glob("*.png"))
     if examples:
-        gr.Examples([str(p) for p in examples], inputs=photo, label="Or try an example",
-                    example_labels=[p.stem.replace("_", " ").title() for p in examples], cache_examples=False)
-    return FaceTab(photo, faces, every_face, hair, others, keep_detail, edit_btn, grid_btn, reset_btn, before_after, strength,
-                   download, grid, gr.State(None), gr.State(None), gr.State([]))
+        gr.Examples(
+            [str(p) for p in examples],
+            inputs=photo,
+            label="Or try an example",
+            example_labels=[p.stem.replace("_", " ").title() for p in examples],
+            cache_examples=False,
+        )
+    return FaceTab(
+        photo,
+        faces,
+        every_face,
+        hair,
+        others,
+        keep_detail,
+        edit_btn,
+        grid_btn,
+        reset_btn,
+        before_after,
+        strength,
+        download,
+        grid,
+        gr.State(None),
+        gr.State(None),
+        gr.State([]),
+    )
