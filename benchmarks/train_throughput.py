@@ -19,54 +19,31 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-from stargan_app.labels import full_label_vector
 from stargan_app.models import Discriminator, Generator
 from stargan_app.training.config import StarGANTrainConfig
 from stargan_app.training.devices import autocast_for, setup
-from stargan_app.training.stargan_loop import Batch, compute_d_loss, compute_g_loss, model_config, n_critic
+from stargan_app.training.runs import new_gan_state
+from stargan_app.training.stargan_loop import TrainingData, draw_batch, model_config, n_critic, train_step
 
 
 def measure(cfg: StarGANTrainConfig, device: torch.device, steps: int) -> float:
-    """Steps per second of the real loss code (compute_d_loss / compute_g_loss) on synthetic batches."""
+    """Steps per second of the training loop's own train_step (losses, optimiser steps, LR decay, EMA) on batches
+    drawn by its own draw_batch from a synthetic uint8 training set."""
     torch.manual_seed(0)
     mcfg = model_config(cfg)
     precision = autocast_for(device, cfg.amp)
     layout = torch.channels_last if precision.enabled or device.type == "cuda" else torch.contiguous_format
     G = Generator(mcfg).to(device, memory_format=layout)
     D = Discriminator(mcfg).to(device, memory_format=layout)
-    opt_g = torch.optim.Adam(G.parameters(), 1e-4, (0.5, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), 1e-4, (0.5, 0.999))
-    schema, B, S = mcfg.labels, cfg.batch_size, cfg.image_size
-    group = 0
-    n = len(schema.groups[group])
-
-    def batch() -> Batch:
-        x = (torch.rand(B, 3, S, S, device=device) * 2 - 1).contiguous(memory_format=layout)
-        org = (torch.rand(B, n, device=device) > 0.5).float()
-        trg = org[torch.randperm(B, device=device)]
-        return Batch(
-            x,
-            org,
-            trg,
-            full_label_vector(schema, group, org),
-            full_label_vector(schema, group, trg),
-            schema.group_slice(group),
-            torch.rand(B, 1, 1, 1, device=device),
-        )
+    gan = new_gan_state("stargan", mcfg, G, D, cfg, cfg.g_lr, cfg.d_lr, info={})
+    n, S = 256, cfg.image_size
+    images = torch.randint(0, 256, (n, 3, S, S), dtype=torch.uint8, device=device)
+    labels = (torch.rand(n, mcfg.labels.cls_dim, device=device) < 0.3).float()
+    groups = [torch.arange(g, n, len(mcfg.labels.groups)) for g in range(len(mcfg.labels.groups))]
+    data = TrainingData(images, labels, groups, layout)
 
     def step(i: int) -> None:
-        b = batch()
-        d_loss, _ = compute_d_loss(D, G, b, cfg, i, precision)
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        if (i + 1) % n_critic(cfg) == 0:
-            D.requires_grad_(False)
-            g_loss, _ = compute_g_loss(G, D, b, cfg, i, precision)
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
-            D.requires_grad_(True)
+        train_step(gan, G, D, draw_batch(data, mcfg.labels, cfg, i, rank=0), cfg, i, precision)
 
     for i in range(max(5, n_critic(cfg))):  # warm-up (oneDNN primitive caches)
         step(i)

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from stargan_app.config import HAIR_COLOURS
+from stargan_app.errors import StarGANAppError
 from stargan_app.evaluation.classifier import (
     SEED,
     SmallCNN,
@@ -31,8 +33,12 @@ from stargan_app.evaluation.classifier import (
     print_table,
     train_classifier,
 )
+from stargan_app.face.align import celeba_center_crop
 from stargan_app.imaging import pil_to_tensor, to_model_range
-from stargan_app.labels import present
+from stargan_app.labels import full_label_vector, present, target_vector
+
+if TYPE_CHECKING:
+    from stargan_app.inference import FaceEditor
 
 CLASSIFIER_EPOCHS = 10
 CLASSIFIER_VALIDATION = 1000  # the last training ids tune the thresholds; they are never held-out ids
@@ -86,6 +92,92 @@ def switch_on_faces(attribute: str, truth: torch.Tensor, attributes: tuple[str, 
     return ~present(truth[:, attributes.index(attribute)])
 
 
+@dataclass
+class Judge:
+    """The reference attribute classifier with its tuned thresholds."""
+
+    classifier: SmallCNN
+    thresholds: torch.Tensor  # per-attribute logit thresholds (tuned on the validation ids)
+    cache: Path  # where the classifier's weights are cached
+    cached: bool  # whether they were loaded from there rather than trained now
+    seconds: float  # time to load or train it and tune the thresholds
+
+    def __call__(self, crops: torch.Tensor) -> torch.Tensor:
+        """(N, n_attributes) bool: which attributes the judge sees on each crop (uint8 or [-1, 1])."""
+        return predict_logits(self.classifier, crops) > self.thresholds
+
+    def features(self, crops: torch.Tensor) -> torch.Tensor:
+        return penultimate_features(self.classifier, crops)
+
+
+def build_judge(
+    data_dir: str, files: list[str], labels: torch.Tensor, attributes: tuple[str, ...], size: int, split: int, cache_dir: str
+) -> Judge:
+    """Train (or load from cache_dir) the judge on ids before split - CLASSIFIER_VALIDATION; tune it on the rest."""
+    from stargan_app.training.data import decode_images
+
+    folder = Path(data_dir) / "img_align_celeba"
+    key = f"{Path(data_dir).resolve()}|{','.join(attributes)}|{size}|{split}|{CLASSIFIER_EPOCHS}|{CLASSIFIER_RECIPE}"
+    cache = Path(cache_dir) / f"stargan_judge_{size}px_{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
+    fit_ids, val_ids = list(range(split - CLASSIFIER_VALIDATION)), list(range(split - CLASSIFIER_VALIDATION, split))
+
+    def build() -> SmallCNN:
+        imgs, keep = decode_images(folder, [files[i] for i in fit_ids], size)
+        return train_attribute_classifier(imgs, labels[fit_ids][torch.from_numpy(keep)])
+
+    t0 = time.time()
+    clf, cached = cached_classifier(cache, build, lambda: SmallCNN(3, len(attributes)))
+    val_u8, val_keep = decode_images(folder, [files[i] for i in val_ids], size)
+    thresholds = tune_thresholds(predict_logits(clf, val_u8), labels[val_ids][torch.from_numpy(val_keep)])
+    return Judge(clf, thresholds, cache, cached, time.time() - t0)
+
+
+def raw_transfer(
+    editor: FaceEditor, judge: Judge, x: torch.Tensor, truth: torch.Tensor
+) -> tuple[dict[str, float], list[torch.Tensor]]:
+    """Per attribute, the share of faces without it that the judge reads as having it after the generator alone
+    switched it on (true source labels, training-geometry crops x); also returns the edited crops."""
+    schema, attributes = editor.schema, editor.attributes
+    transfer, crops = {}, []
+    for a in attributes:
+        group, j = schema.group_of(a), attributes.index(a)
+        sel = switch_on_faces(a, truth, attributes)
+        trg = torch.stack([target_vector(schema, row, {a: True}) for row in truth[sel]]) if sel.any() else truth[:0]
+        out = editor.translate_crops(x[sel], full_label_vector(schema, group, trg[:, schema.group_slice(group)]))
+        transfer[a] = float(judge(out)[:, j].float().mean()) if len(out) else float("nan")
+        crops.append(out)
+    return transfer, crops
+
+
+def pipeline_transfer(
+    editor: Any, judge: Judge, photos: list[Path], truth: torch.Tensor, size: int
+) -> tuple[dict[str, float], list[torch.Tensor], int]:
+    """The same share through the app: detect, align, edit, paste back into the photo, then judge the training crop cut
+    from the edited photo. A face the detector misses counts as a failed edit. Returns (transfer, crops, misses)."""
+    attributes = editor.attributes
+    hits: dict[str, list[bool]] = {a: [] for a in attributes}
+    crops, missed = [], 0
+    for i, path in enumerate(photos):
+        todo = [a for a in attributes if switch_on_faces(a, truth[i : i + 1], attributes)[0]]
+        with Image.open(path) as im:
+            photo = im.convert("RGB")
+        try:
+            prep = editor.prepare(photo)
+        except StarGANAppError:
+            missed += 1
+            for a in todo:
+                hits[a].append(False)
+            continue
+        if not todo:
+            continue
+        edited = torch.stack([pil_to_tensor(celeba_center_crop(editor.edit(prep, {a: True}).image, size)) for a in todo])
+        verdict = judge(edited)
+        for k, a in enumerate(todo):
+            hits[a].append(bool(verdict[k, attributes.index(a)]))
+        crops.append(edited)
+    return {a: float(np.mean(v)) if v else float("nan") for a, v in hits.items()}, crops, missed
+
+
 def eval_stargan(
     weights: str | None = None,
     data_dir: str = "../shared/data/celeba-10k",
@@ -102,15 +194,12 @@ def eval_stargan(
     change_smoothing, change_window: how the editor blurs and windows an image generator's change (None: the app's
     defaults).
     """
-    from stargan_app.face.align import celeba_center_crop
     from stargan_app.inference import FaceEditor
-    from stargan_app.labels import full_label_vector, target_vector
     from stargan_app.training.data import decode_images, read_celeba_attributes
 
     options = {k: v for k, v in (("change_smoothing", change_smoothing), ("change_window", change_window)) if v is not None}
     editor = FaceEditor.from_pretrained(weights, **options)
-    schema, size = editor.schema, editor.config.image_size
-    attributes = schema.attributes
+    schema, size, attributes = editor.schema, editor.config.image_size, editor.attributes
     files, names, values = read_celeba_attributes(data_dir)
     missing = [a for a in attributes if a not in names]
     if missing:
@@ -120,24 +209,7 @@ def eval_stargan(
         raise ValueError(f"test_size must leave training ids for the classifier, got {test_size} of {len(files)}")
     split = len(files) - test_size
     folder = Path(data_dir) / "img_align_celeba"
-
-    # ---- the judge
-    key = f"{Path(data_dir).resolve()}|{','.join(attributes)}|{size}|{split}|{CLASSIFIER_EPOCHS}|{CLASSIFIER_RECIPE}"
-    cache = Path(cache_dir) / f"stargan_judge_{size}px_{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
-    fit_ids, val_ids = list(range(split - CLASSIFIER_VALIDATION)), list(range(split - CLASSIFIER_VALIDATION, split))
-
-    def build() -> SmallCNN:
-        imgs, keep = decode_images(folder, [files[i] for i in fit_ids], size)
-        return train_attribute_classifier(imgs, labels[fit_ids][torch.from_numpy(keep)])
-
-    t0 = time.time()
-    clf, cached = cached_classifier(cache, build, lambda: SmallCNN(3, len(attributes)))
-    val_u8, val_keep = decode_images(folder, [files[i] for i in val_ids], size)
-    thresholds = tune_thresholds(predict_logits(clf, val_u8), labels[val_ids][torch.from_numpy(val_keep)])
-    judge_seconds = time.time() - t0
-
-    def judge(crops: torch.Tensor) -> torch.Tensor:
-        return predict_logits(clf, crops) > thresholds
+    judge = build_judge(data_dir, files, labels, attributes, size, split, cache_dir)
 
     test_files = files[split:][: limit or None]
     test_u8, keep = decode_images(folder, test_files, size)
@@ -146,59 +218,23 @@ def eval_stargan(
     x = to_model_range(test_u8)
     recall, specificity = recall_specificity(judge(test_u8), truth)
 
-    # ---- raw crops: G on the training-geometry crop, true source labels
-    raw, raw_crops = {}, []
-    for a in attributes:
-        group, j = schema.group_of(a), attributes.index(a)
-        sel = switch_on_faces(a, truth, attributes)
-        trg = torch.stack([target_vector(schema, row, {a: True}) for row in truth[sel]]) if sel.any() else truth[:0]
-        out = editor.translate_crops(x[sel], full_label_vector(schema, group, trg[:, schema.group_slice(group)]))
-        raw[a] = float(judge(out)[:, j].float().mean()) if len(out) else float("nan")
-        raw_crops.append(out)
+    raw, raw_crops = raw_transfer(editor, judge, x, truth)
     rec = editor.translate_crops(x, full_label_vector(schema, 0, truth[:, schema.group_slice(0)]))
-    rec_l1 = float((rec - x).abs().mean())
-
-    # ---- the pipeline: detect, align, edit, paste back; judge the same crop cut from the edited photo
-    pipeline_hits = {a: [] for a in attributes}
-    pipeline_crops, missed = [], 0
     t0 = time.time()
-    for i, name in enumerate(test_files):
-        with Image.open(folder / name) as im:
-            photo = im.convert("RGB")
-        try:
-            prep = editor.prepare(photo)
-        except Exception:  # a face the detector misses counts against the pipeline
-            missed += 1
-            for a in attributes:
-                if switch_on_faces(a, truth[i : i + 1], attributes)[0]:
-                    pipeline_hits[a].append(False)
-            continue
-        todo = [a for a in attributes if switch_on_faces(a, truth[i : i + 1], attributes)[0]]
-        crops = (
-            torch.stack([pil_to_tensor(celeba_center_crop(editor.edit(prep, {a: True}).image, size)) for a in todo]) if todo else x[:0]
-        )
-        if len(crops):
-            verdict = judge(crops)
-            for k, a in enumerate(todo):
-                pipeline_hits[a].append(bool(verdict[k, attributes.index(a)]))
-            pipeline_crops.append(crops)
+    pipeline, pipeline_crops, missed = pipeline_transfer(editor, judge, [folder / f for f in test_files], truth, size)
     pipeline_seconds = time.time() - t0
-    pipeline = {a: float(np.mean(v)) if v else float("nan") for a, v in pipeline_hits.items()}
+    real_features = judge.features(x)
 
-    real_features = penultimate_features(clf, x)
-    fd_pipeline = frechet_distance(penultimate_features(clf, torch.cat(pipeline_crops)), real_features)
-    fd_raw = frechet_distance(penultimate_features(clf, torch.cat(raw_crops)), real_features)
-
-    others = [a for a in attributes if a not in HAIR_COLOURS]
     hair = [a for a in attributes if a in HAIR_COLOURS]
+    others = [a for a in attributes if a not in HAIR_COLOURS]
     summary = {
         "hair_pipeline": float(np.mean([pipeline[a] for a in hair])),
         "hair_raw": float(np.mean([raw[a] for a in hair])),
         "others_pipeline": float(np.mean([pipeline[a] for a in others])),
         "others_raw": float(np.mean([raw[a] for a in others])),
-        "reconstruction_l1": rec_l1,
-        "fd_pipeline": fd_pipeline,
-        "fd_raw": fd_raw,
+        "reconstruction_l1": float((rec - x).abs().mean()),
+        "fd_pipeline": frechet_distance(judge.features(torch.cat(pipeline_crops)), real_features),
+        "fd_raw": frechet_distance(judge.features(torch.cat(raw_crops)), real_features),
     }
     summary["hair_gap_raw_minus_pipeline"] = summary["hair_raw"] - summary["hair_pipeline"]
     result = {
@@ -213,10 +249,10 @@ def eval_stargan(
         "judge": {
             "recall": dict(zip(attributes, recall)),
             "specificity": dict(zip(attributes, specificity)),
-            "thresholds": dict(zip(attributes, thresholds.tolist())),
-            "cache": str(cache),
-            "cached": cached,
-            "seconds": round(judge_seconds, 1),
+            "thresholds": dict(zip(attributes, judge.thresholds.tolist())),
+            "cache": str(judge.cache),
+            "cached": judge.cached,
+            "seconds": round(judge.seconds, 1),
         },
         "summary": summary,
         "pipeline_seconds": round(pipeline_seconds, 1),
@@ -224,7 +260,7 @@ def eval_stargan(
     rows = [[a, raw[a], pipeline[a], result["faces_switched_on"][a], recall[k], specificity[k]] for k, a in enumerate(attributes)]
     print_table(
         f"StarGAN on {len(test_files)} held-out faces ({missed} without a detected face); judge "
-        f"{'cached' if cached else 'trained'}: {cache}",
+        f"{'cached' if judge.cached else 'trained'}: {judge.cache}",
         ["attribute", "raw", "pipeline", "faces", "judge_recall", "judge_spec"],
         rows,
     )
@@ -245,11 +281,10 @@ def sheet_portraits(faces_dir: str | None) -> list[Path]:
     return found + sorted(assets.glob("*.png"))
 
 
-def write_sheet(editor, out: str | Path, faces_dir: str | None = None, tile: int = 256) -> Path:
+def write_sheet(editor: FaceEditor, out: str | Path, faces_dir: str | None = None, tile: int = 256) -> Path:
     """A labelled PNG: each portrait as input plus SHEET_EDITS, cut around the face from the full edited photo."""
     from PIL import ImageDraw
 
-    from stargan_app.errors import StarGANAppError
     from stargan_app.imaging import load_image
     from stargan_app.inference.face_editor import face_square
     from stargan_app.labels import display_name

@@ -156,6 +156,11 @@ class FaceEditor:
                 self._faces.popitem(last=False)
         return faces
 
+    def clear_detections(self) -> None:
+        """Forget the cached detections, so the next detect of any photo runs the detector again."""
+        with self._lock:
+            self._faces.clear()
+
     def prepare(self, image: ImageSource, face_index: int = 0) -> PreparedFace:
         img = load_image(image)
         faces = self.detect(img)

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from stargan_app.config import CGANConfig
+
+
+def hidden_layers(width: int, widths: tuple[int, ...], middle: Callable[[int], nn.Module]) -> tuple[list[nn.Module], int]:
+    """Per hidden width: Linear, then middle(width) from the second layer on, then LeakyReLU(0.2).
+
+    Returns the layers and the last width. (The layer order fixes the state-dict keys of the shipped weights.)
+    """
+    layers: list[nn.Module] = []
+    for i, out in enumerate(widths):
+        layers.append(nn.Linear(width, out))
+        if i > 0:
+            layers.append(middle(out))
+        layers.append(nn.LeakyReLU(0.2, inplace=True))
+        width = out
+    return layers, width
 
 
 class CGANGenerator(nn.Module):
@@ -16,14 +33,7 @@ class CGANGenerator(nn.Module):
         self.cfg = cfg
         n = len(cfg.classes)
         self.label_emb = nn.Embedding(n, n)
-        layers: list[nn.Module] = []
-        width = cfg.noise_dim + n
-        for i, out in enumerate(cfg.g_hidden):
-            layers.append(nn.Linear(width, out))
-            if i > 0:
-                layers.append(nn.BatchNorm1d(out))
-            layers.append(nn.LeakyReLU(0.2, inplace=True))
-            width = out
+        layers, width = hidden_layers(cfg.noise_dim + n, cfg.g_hidden, nn.BatchNorm1d)
         layers += [nn.Linear(width, cfg.image_size**2), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
@@ -40,14 +50,7 @@ class CGANDiscriminator(nn.Module):
         self.cfg = cfg
         n = len(cfg.classes)
         self.label_emb = nn.Embedding(n, n)
-        layers: list[nn.Module] = []
-        width = cfg.image_size**2 + n
-        for i, out in enumerate(cfg.d_hidden):
-            layers.append(nn.Linear(width, out))
-            if i > 0:
-                layers.append(nn.Dropout(0.4))
-            layers.append(nn.LeakyReLU(0.2, inplace=True))
-            width = out
+        layers, width = hidden_layers(cfg.image_size**2 + n, cfg.d_hidden, lambda _: nn.Dropout(0.4))
         layers.append(nn.Linear(width, 1))
         self.model = nn.Sequential(*layers)
         self.projection = nn.Embedding(n, width) if cfg.d_projection else None

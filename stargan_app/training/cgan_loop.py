@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from functools import lru_cache, partial
 from pathlib import Path
@@ -20,7 +19,15 @@ from stargan_app.training.checkpoints import GANState
 from stargan_app.training.config import CGANTrainConfig
 from stargan_app.training.data import load_idx_dataset
 from stargan_app.training.devices import Dist, hardware, setup
-from stargan_app.training.runs import Driver, train_and_export, update_ema, write_run_config
+from stargan_app.training.runs import (
+    Driver,
+    frozen,
+    new_gan_state,
+    optimizer_step,
+    train_and_export,
+    update_ema,
+    write_run_config,
+)
 
 CLASSES = {"mnist": DIGIT_CLASSES, "fashion": FASHION_CLASSES}
 SAMPLES_PER_CLASS = 8  # columns of the sample grid
@@ -73,15 +80,10 @@ def train_step(
     fake_y = torch.randint(0, classes, (n,), device=real.device)
     fake = g_train(z, fake_y)
     d_loss = compute_d_loss(d_train, real, y, fake, fake_y)
-    gan.opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    gan.opt_d.step()
-    gan.D.requires_grad_(False)
-    g_loss = compute_g_loss(gan.D, fake, fake_y)
-    gan.opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
-    gan.opt_g.step()
-    gan.D.requires_grad_(True)
+    optimizer_step(gan.opt_d, d_loss)
+    with frozen(gan.D):
+        g_loss = compute_g_loss(gan.D, fake, fake_y)
+        optimizer_step(gan.opt_g, g_loss)
     if gan.G_ema is not None:
         update_ema(gan.G_ema, gan.G, cfg.ema_decay, step)
     return {"D": d_loss, "G": g_loss}
@@ -101,38 +103,20 @@ def train_cgan(cfg: CGANTrainConfig) -> Path:
     images, labels = images.to(dev), labels.to(dev)
     torch.manual_seed(cfg.seed + dist.rank)
     G, D = CGANGenerator(mcfg).to(dev), CGANDiscriminator(mcfg).to(dev)
-    fused = dev.type == "cuda" or None
-    gan = GANState(
-        "cgan",
-        mcfg,
-        G,
-        D,
-        opt_g=torch.optim.Adam(G.parameters(), cfg.lr, (cfg.beta1, cfg.beta2), fused=fused),
-        opt_d=torch.optim.Adam(D.parameters(), cfg.lr, (cfg.beta1, cfg.beta2), fused=fused),
-        G_ema=copy.deepcopy(G).requires_grad_(False).eval() if cfg.ema_decay else None,
-        info={
-            "data": f"{cfg.dataset} training split, {len(images)} images, 28x28",
-            "hardware": hardware(dist),
-            "epochs": cfg.epochs,
-            "batch_size": cfg.batch_size * dist.world,
-            "ema_decay": cfg.ema_decay,
-        },
-    )
+    info = {
+        "data": f"{cfg.dataset} training split, {len(images)} images, 28x28",
+        "hardware": hardware(dist),
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size * dist.world,
+        "ema_decay": cfg.ema_decay,
+    }
+    gan = new_gan_state("cgan", mcfg, G, D, cfg, cfg.lr, cfg.lr, info)
     g_train = DistributedDataParallel(G) if dist.world > 1 else G
     d_train = DistributedDataParallel(D) if dist.world > 1 else D
     fixed_z = torch.randn(SAMPLES_PER_CLASS * len(mcfg.classes), mcfg.noise_dim, generator=torch.Generator().manual_seed(0))
-    driver = Driver(
-        run_dir=run_dir,
-        dist=dist,
-        num_steps=cfg.epochs * (len(images) // (cfg.batch_size * dist.world)),
-        log_every=cfg.log_every,
-        save_every=cfg.save_every,
-        sample_every=cfg.sample_every,
-        keep_checkpoints=cfg.keep_checkpoints,
-        gan=gan,
-        sample_fn=partial(save_sample_grid, gan, run_dir, fixed_z),
-        desc=f"cgan-{cfg.dataset}",
-    )
+    steps = cfg.epochs * (len(images) // (cfg.batch_size * dist.world))
+    sample_fn = partial(save_sample_grid, gan, run_dir, fixed_z)
+    driver = Driver.for_run(cfg, dist, gan, steps, sample_fn, f"cgan-{cfg.dataset}")
     start = driver.resume()
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from stargan_app.runtime import module_device
 from stargan_app.training.checkpoints import GANState, load_resume, save_resume
+from stargan_app.training.config import CGANTrainConfig, StarGANTrainConfig
 from stargan_app.training.devices import Dist, teardown
 
 
@@ -55,6 +59,30 @@ class Driver:
     desc: str = "train"
     seconds_before: float = 0.0  # training seconds of the run's earlier sessions (from its checkpoint)
     started: float = field(default_factory=time.perf_counter)  # when this session's steps began
+
+    @classmethod
+    def for_run(
+        cls,
+        cfg: StarGANTrainConfig | CGANTrainConfig,
+        dist: Dist,
+        gan: GANState,
+        num_steps: int,
+        sample_fn: Callable[[int], None] | None,
+        desc: str,
+    ) -> Driver:
+        """A driver with the run's own dir, intervals and checkpoint count."""
+        return cls(
+            Path(cfg.run_dir),
+            dist,
+            num_steps,
+            cfg.log_every,
+            cfg.save_every,
+            cfg.sample_every,
+            cfg.keep_checkpoints,
+            gan,
+            sample_fn,
+            desc,
+        )
 
     def resume(self) -> int:
         """Restore the newest complete checkpoint of the run dir into `gan`; returns the step to continue from."""
@@ -179,3 +207,45 @@ def train_and_export(driver: Driver, start: int, step_fn: Callable[[int], dict[s
 
         print(f"wrote {export_run(driver.run_dir, out, fp16=fp16)}")
     return driver.run_dir
+
+
+def new_gan_state(
+    kind: str,
+    model_config: Any,
+    G: torch.nn.Module,
+    D: torch.nn.Module,
+    cfg: StarGANTrainConfig | CGANTrainConfig,
+    g_lr: float,
+    d_lr: float,
+    info: dict[str, Any],
+) -> GANState:
+    """Adam for G and D with the run's betas (fused on CUDA), and a frozen copy of G for its moving average when
+    cfg.ema_decay is set."""
+    fused = module_device(G).type == "cuda" or None
+    return GANState(
+        kind,
+        model_config,
+        G,
+        D,
+        opt_g=torch.optim.Adam(G.parameters(), g_lr, (cfg.beta1, cfg.beta2), fused=fused),
+        opt_d=torch.optim.Adam(D.parameters(), d_lr, (cfg.beta1, cfg.beta2), fused=fused),
+        G_ema=copy.deepcopy(G).requires_grad_(False).eval() if cfg.ema_decay else None,
+        info=info,
+    )
+
+
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """Fresh gradients of `loss`, then one step of `opt`."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+@contextmanager
+def frozen(module: torch.nn.Module) -> Iterator[None]:
+    """No gradients for `module`'s parameters inside the block (D while G trains through it)."""
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        module.requires_grad_(True)

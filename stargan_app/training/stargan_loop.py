@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass
 from functools import partial
@@ -22,7 +21,17 @@ from stargan_app.training.checkpoints import GANState
 from stargan_app.training.config import StarGANTrainConfig
 from stargan_app.training.data import load_celeba, load_face_crops
 from stargan_app.training.devices import Autocast, autocast_for, hardware, setup
-from stargan_app.training.runs import Driver, linear_decay, step_generator, train_and_export, update_ema, write_run_config
+from stargan_app.training.runs import (
+    Driver,
+    frozen,
+    linear_decay,
+    new_gan_state,
+    optimizer_step,
+    step_generator,
+    train_and_export,
+    update_ema,
+    write_run_config,
+)
 
 RECIPES = ("wgan-gp", "v2")
 DECONV_MODES = {"deconv", "deconv_blur"}
@@ -163,16 +172,11 @@ def train_step(
         for group in opt.param_groups:
             group["lr"] = linear_decay(base, step, cfg.num_iters)
     d_loss, logs = compute_d_loss(d_train, gan.G, batch, cfg, step, precision)
-    gan.opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    gan.opt_d.step()
+    optimizer_step(gan.opt_d, d_loss)
     if (step + 1) % n_critic(cfg) == 0:
-        gan.D.requires_grad_(False)
-        g_loss, g_logs = compute_g_loss(g_train, gan.D, batch, cfg, step, precision)
-        gan.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        gan.opt_g.step()
-        gan.D.requires_grad_(True)
+        with frozen(gan.D):
+            g_loss, g_logs = compute_g_loss(g_train, gan.D, batch, cfg, step, precision)
+            optimizer_step(gan.opt_g, g_loss)
         if gan.G_ema is not None:
             update_ema(gan.G_ema, gan.G, cfg.ema_decay, step)
         logs.update(g_logs)
@@ -205,44 +209,23 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
     D = Discriminator(mcfg).to(dev, memory_format=layout)
     if mcfg.output == "masked":
         init_mask_bias(G)
-    fused = dev.type == "cuda" or None
-    gan = GANState(
-        "stargan",
-        mcfg,
-        G,
-        D,
-        opt_g=torch.optim.Adam(G.parameters(), cfg.g_lr, (cfg.beta1, cfg.beta2), fused=fused),
-        opt_d=torch.optim.Adam(D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2), fused=fused),
-        G_ema=copy.deepcopy(G).requires_grad_(False).eval() if cfg.ema_decay else None,
-        info={
-            "data": f"CelebA layout at {cfg.data_dir}: {len(split.images)} training images ({split.skipped} skipped), "
-            f"last {cfg.test_size} ids held out, {cfg.image_size}x{cfg.image_size}",
-            "hardware": hardware(dist),
-            "batch_size": cfg.batch_size * dist.world,
-            "recipe": cfg.recipe,
-            "precision": "bf16 autocast" if precision.enabled else "fp32",
-        },
-    )
+    info = {
+        "data": f"CelebA layout at {cfg.data_dir}: {len(split.images)} training images ({split.skipped} skipped), "
+        f"last {cfg.test_size} ids held out, {cfg.image_size}x{cfg.image_size}",
+        "hardware": hardware(dist),
+        "batch_size": cfg.batch_size * dist.world,
+        "recipe": cfg.recipe,
+        "precision": "bf16 autocast" if precision.enabled else "fp32",
+    }
+    gan = new_gan_state("stargan", mcfg, G, D, cfg, cfg.g_lr, cfg.d_lr, info)
     g_train = DistributedDataParallel(G) if dist.world > 1 else G
     d_train = DistributedDataParallel(D) if dist.world > 1 else D
     if cfg.compile:  # D is left eager: the gradient penalty needs double backward, which compile lacks
         g_train = torch.compile(g_train)
 
     sample_faces = load_face_crops(Path(cfg.data_dir) / "img_align_celeba", split.test_files[:8], cfg.image_size)
-    driver = Driver(
-        run_dir=run_dir,
-        dist=dist,
-        num_steps=cfg.num_iters,
-        log_every=cfg.log_every,
-        save_every=cfg.save_every,
-        sample_every=cfg.sample_every,
-        keep_checkpoints=cfg.keep_checkpoints,
-        gan=gan,
-        sample_fn=partial(save_sample_grid, gan, run_dir, sample_faces, split.test_labels[: len(sample_faces)])
-        if len(sample_faces)
-        else None,
-        desc="stargan",
-    )
+    sample_fn = partial(save_sample_grid, gan, run_dir, sample_faces, split.test_labels[: len(sample_faces)])
+    driver = Driver.for_run(cfg, dist, gan, cfg.num_iters, sample_fn if len(sample_faces) else None, "stargan")
     start = driver.resume()
     if start == 0 and cfg.init_weights:  # a resumed run already holds its weights: the file is not read again
         gan.info.update(init_from_weights(cfg.init_weights, mcfg, G, D))
