@@ -1,15 +1,32 @@
-"""Shared pytest configuration and fixtures."""
+"""Shared pytest configuration, fixtures and builders; test files import the plain helpers with `from conftest import ...`."""
 
+import gzip
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
+
+from stargan_app.checkpoint import save_weights
+from stargan_app.config import GROUP_A, GROUP_B, StarGANConfig
+from stargan_app.face.align import celeba_reference_points
+from stargan_app.face.detect import DetectedFace
+from stargan_app.models import Discriminator, Generator
 
 ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "weights"
+
+# The tiny StarGAN every fast test builds: 32 px, 8 channels, one residual block (a few ms per forward on a CPU).
+TINY_STARGAN = StarGANConfig(image_size=32, conv_dim=8, g_repeat_num=1, d_conv_dim=8, d_repeat_num=4)
+TINY_DIMS = ("image_size", "conv_dim", "g_repeat_num", "d_conv_dim", "d_repeat_num")  # its fields a training config shares
+CELEBA_COLUMNS = (*GROUP_A, *GROUP_B, "Male")  # the columns of the synthetic list_attr_celeba.txt (Male: one no model reads)
 
 
 def pytest_configure(config):
@@ -17,6 +34,88 @@ def pytest_configure(config):
         "markers",
         "shared_data: needs the data sets under ../shared/data (skipped when absent)",
     )
+
+
+def needs_weights(*files: str) -> pytest.MarkDecorator:
+    """Skips a test (or, as pytestmark, a module) when one of the shipped files weights/<files> is missing."""
+    missing = [f for f in files if not (WEIGHTS / f).exists()]
+    return pytest.mark.skipif(bool(missing), reason=f"no shipped {', '.join(missing)}")
+
+
+# ---------------------------------------------------------------- tiny models and synthetic data
+
+
+def tiny_stargan(cfg: StarGANConfig = TINY_STARGAN, seed: int = 0) -> tuple[Generator, Discriminator]:
+    """A random-weight G and D of `cfg`, the same for the same seed."""
+    torch.manual_seed(seed)
+    return Generator(cfg), Discriminator(cfg)
+
+
+def tiny_stargan_weights(path: Path, cfg: StarGANConfig = TINY_STARGAN, seed: int = 0) -> Path:
+    """A weights file of tiny_stargan(cfg, seed)."""
+    G, D = tiny_stargan(cfg, seed)
+    return save_weights(path, "stargan", cfg, {"G": G, "D": D})
+
+
+def set_mask_logit(G: Generator, logit: float) -> None:
+    """Make a masked G's mask M constant: zero mask weights, bias = logit (-1e4: closed, G returns x exactly)."""
+    last = G.main[-1]
+    with torch.no_grad():
+        last.weight[3].zero_()
+        last.bias[3] = logit
+
+
+def make_celeba(root: Path, n: int = 24, corrupt: int = 0, p_on: float = 0.3) -> Path:
+    """A CelebA layout under root: n random-noise 89x109 JPEGs (the first `corrupt` of them not JPEGs at all) and a
+    list_attr_celeba.txt in which each of CELEBA_COLUMNS is on with probability p_on. Seeded: the same every time."""
+    (root / "img_align_celeba").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(1, n + 1):
+        name = f"{i:06d}.jpg"
+        if i <= corrupt:
+            (root / "img_align_celeba" / name).write_bytes(b"not a jpeg")
+        else:
+            Image.fromarray(rng.integers(0, 255, (109, 89, 3), dtype=np.uint8)).save(root / "img_align_celeba" / name)
+        values = rng.choice([-1, 1], size=len(CELEBA_COLUMNS), p=[1 - p_on, p_on])
+        rows.append(name + " " + " ".join(f"{v:2d}" for v in values))
+    (root / "list_attr_celeba.txt").write_text(f"{n}\n" + " ".join(CELEBA_COLUMNS) + "\n" + "\n".join(rows) + "\n")
+    return root
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """A gzipped unsigned-byte idx file, as MNIST ships them."""
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+# ---------------------------------------------------------------- faces without MTCNN
+
+
+def celeba_landmarks(size: float) -> np.ndarray:
+    """5 MTCNN-style landmarks (eyes, nose, mouth corners) where CelebA geometry puts them in a size x size square."""
+    left_eye, right_eye, mouth = celeba_reference_points(size)
+    k = size / 128
+    return np.array([left_eye, right_eye, np.array([63.6, 80.0]) * k, mouth - [12.0 * k, 0.0], mouth + [12.0 * k, 0.0]])
+
+
+class FakeDetector:
+    """Stands in for FaceDetector: `count` faces in CelebA geometry, each filling a `size` px square whose corner is at
+    `origin`, the k-th moved right by k * `step` px (all the same size, so any order is largest first)."""
+
+    def __init__(self, count: int = 1, size: float = 256, origin: tuple[float, float] = (100, 100), step: float = 200):
+        self.count, self.size, self.origin, self.step = count, size, origin, step
+
+    def detect(self, img) -> list[DetectedFace]:
+        faces = []
+        for k in range(self.count):
+            x, y = self.origin[0] + k * self.step, self.origin[1]
+            faces.append(DetectedFace((x, y, x + self.size, y + self.size), celeba_landmarks(self.size) + [x, y], 0.99))
+        return faces
+
+
+# ---------------------------------------------------------------- the running app
 
 
 def free_port() -> int:
@@ -70,7 +169,6 @@ def app_url(running_app) -> str:
 @pytest.fixture(scope="session")
 def astronaut(tmp_path_factory) -> Path:
     skimage_data = pytest.importorskip("skimage.data")
-    from PIL import Image
 
     path = tmp_path_factory.mktemp("img") / "astronaut.png"
     Image.fromarray(skimage_data.astronaut()).save(path)

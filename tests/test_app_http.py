@@ -3,11 +3,11 @@
 from pathlib import Path
 
 import pytest
+from conftest import needs_weights
 
-ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("gradio_client")
 skimage_data = pytest.importorskip("skimage.data")
-pytestmark = pytest.mark.skipif(not (ROOT / "weights" / "stargan_celeba.safetensors").exists(), reason="no shipped StarGAN weights")
+pytestmark = [pytest.mark.shipped_weights, needs_weights("stargan_celeba.safetensors")]
 
 
 def test_detect_edit_and_bad_input(app_url, astronaut, tmp_path):
@@ -28,7 +28,7 @@ def test_detect_edit_and_bad_input(app_url, astronaut, tmp_path):
     assert len(client.predict(handle_file(str(astronaut)), api_name="/detect")) == 1  # still answering
 
 
-@pytest.mark.skipif(not (ROOT / "weights" / "cgan_mnist.safetensors").exists(), reason="no shipped MNIST weights")
+@needs_weights("cgan_mnist.safetensors")
 def test_sample_count(app_url):
     from gradio_client import Client
 
@@ -49,7 +49,7 @@ def test_named_endpoints_are_described_and_ui_events_private(app_url):
     assert [p["parameter_default"] for p in named["/sample"]["parameters"]] == ["mnist", "0", 16, 0]
 
 
-@pytest.mark.skipif(not (ROOT / "weights" / "cgan_mnist.safetensors").exists(), reason="no shipped MNIST weights")
+@needs_weights("cgan_mnist.safetensors")
 def test_sample_grid_is_a_file(app_url):
     from gradio_client import Client
     from PIL import Image

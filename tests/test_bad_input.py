@@ -4,11 +4,10 @@ import re
 
 import pytest
 from bad_inputs import Edited, cases
+from conftest import tiny_stargan
 
-from stargan_app.config import LabelSchema, StarGANConfig
 from stargan_app.errors import StarGANAppError
 from stargan_app.inference import FaceEditor
-from stargan_app.models import Discriminator, Generator
 
 skimage_data = pytest.importorskip("skimage.data")
 pytest.importorskip("facenet_pytorch")
@@ -16,12 +15,11 @@ pytest.importorskip("facenet_pytorch")
 from PIL import Image  # noqa: E402
 
 CASES = cases(Image.fromarray(skimage_data.astronaut()))
-TINY = StarGANConfig(image_size=32, conv_dim=8, g_repeat_num=1, d_conv_dim=8, d_repeat_num=4, labels=LabelSchema())
 
 
 @pytest.fixture(scope="module")
 def editor() -> FaceEditor:
-    return FaceEditor(Generator(TINY), Discriminator(TINY))
+    return FaceEditor(*tiny_stargan())
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -1,30 +1,26 @@
 """The bad-input table through the running app's /edit endpoint: a readable error or a photo, and the server
 keeps answering the next normal request."""
 
-from pathlib import Path
-
 import pytest
 from bad_inputs import Edited, cases
+from conftest import needs_weights
 
-ROOT = Path(__file__).resolve().parents[1]
+from stargan_app.config import HAIR_COLOURS
+
 pytest.importorskip("gradio_client")
 skimage_data = pytest.importorskip("skimage.data")
-pytestmark = [
-    pytest.mark.shipped_weights,
-    pytest.mark.skipif(not (ROOT / "weights" / "stargan_celeba.safetensors").exists(), reason="no shipped weights"),
-]
+pytestmark = [pytest.mark.shipped_weights, needs_weights("stargan_celeba.safetensors")]
 
 from PIL import Image  # noqa: E402
 
 CASES = cases(Image.fromarray(skimage_data.astronaut()))
-HAIR = {"Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair"}
 
 
 def edit_arguments(edit: dict) -> tuple:
     """FaceEditor.edit keywords -> the /edit endpoint's (hair, attributes to switch on, strength, face index)."""
     targets = edit.get("targets", {})
-    hair = next((a for a, on in targets.items() if on and a in HAIR), "keep")
-    others = [a for a, on in targets.items() if on and a not in HAIR]
+    hair = next((a for a, on in targets.items() if on and a in HAIR_COLOURS), "keep")
+    others = [a for a, on in targets.items() if on and a not in HAIR_COLOURS]
     return hair, others or None, edit.get("strength", 1.0), edit.get("face_index", 0)
 
 

@@ -4,17 +4,21 @@ A session at 1280 px and one at 400 px each upload a group photo, pick the secon
 intensity, open the edit gallery and click a tile, and download the result; the asserts read what the page shows.
 """
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+from conftest import ROOT, WEIGHTS, needs_weights
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 pytest.importorskip("playwright.sync_api")
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed (apt-get install -y chromium)"),
-    pytest.mark.skipif(not (ROOT / "weights" / "stargan_celeba.safetensors").exists(), reason="no shipped weights"),
+    pytest.mark.shipped_weights,
+    needs_weights("stargan_celeba.safetensors"),
 ]
 FLAGS = [
     "--headless",
@@ -28,6 +32,7 @@ FLAGS = [
 ]
 SHOTS = ROOT / "artifacts" / "screenshots"
 GROUP_SIZE = (900, 560)
+HOPPER_BOX = (620, 270, 840, 528)  # where Grace Hopper (Face 2) is pasted into the group photo
 SLIDER_IMAGES = "Array.from(document.querySelectorAll('#before-after img')).map(i => [i.naturalWidth, i.naturalHeight, i.src])"
 
 
@@ -45,6 +50,25 @@ def group_photo(astronaut, tmp_path_factory) -> Path:
     faces = FaceEditor.from_pretrained().detect(canvas)
     assert len(faces) == 2 and faces[0].box[0] < 500 < faces[1].box[0]  # astronaut first (larger), then Hopper
     return path
+
+
+@contextlib.contextmanager
+def chromium_page(width: int, **options) -> Iterator:
+    """A page of a headless Debian Chromium, `width` x 800 px; the browser is closed afterwards, pass or fail."""
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        try:
+            yield browser.new_page(viewport={"width": width, "height": 800}, **options)
+        finally:
+            browser.close()
+
+
+def assert_no_sideways_scrolling(page) -> None:
+    width = page.viewport_size["width"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= width, f"the page is wider than the {width} px screen"
 
 
 def slider_images(page) -> list:
@@ -95,6 +119,8 @@ def edit_session(page, url: str, photo: Path, width: int, tmp_path: Path) -> Non
     page.get_by_label("Blond hair", exact=True).check()  # a live edit already; the button gives the same one
     page.get_by_role("button", name="Edit", exact=True).click()
     edited = wait_for_result(page)
+    expect(page.get_by_label("Blond hair", exact=True)).to_be_checked()
+    assert_no_sideways_scrolling(page)
     images = slider_images(page)
     assert [im[:2] for im in images] == [list(GROUP_SIZE)] * 2, images  # before and after at the photo's full size
     assert images[0][2] != images[1][2]  # file names are content hashes: the edit changed the photo
@@ -136,50 +162,56 @@ def edit_session(page, url: str, photo: Path, width: int, tmp_path: Path) -> Non
         page.locator("#download").click()
     saved = tmp_path / f"download_{width}{Path(info.value.suggested_filename).suffix}"
     info.value.save_as(saved)
-    with Image.open(saved) as im:
+    with Image.open(saved) as im, Image.open(photo) as original:
         assert im.size == GROUP_SIZE and im.format == "PNG"  # under 1 MP: lossless
+        change = np.abs(np.asarray(im.convert("RGB"), np.int16) - np.asarray(original.convert("RGB"), np.int16)).sum(2)
+    x0, y0, x1, y1 = HOPPER_BOX
+    assert change[y0:y1, x0:x1].mean() > 1, "the downloaded photo does not show the edit of Face 2"
+    assert not change[:, :500].any(), "the edit of Face 2 reached the astronaut (Face 1)"
     page.screenshot(path=str(SHOTS / f"tile_applied_{width}.png"), full_page=True)
 
     if width >= 640:  # the same change on every face: the astronaut (Face 1) turns gray too, another photo
         page.get_by_label("Edit every face").check()
-        wait_for_result(page, other_than=edited)
+        every = wait_for_result(page, other_than=edited)
+        assert every != edited and [im[:2] for im in slider_images(page)] == [list(GROUP_SIZE)] * 2
+        expect(page.get_by_label("Gray hair", exact=True)).to_be_checked()  # the same edit, now on both faces
         page.screenshot(path=str(SHOTS / f"every_face_{width}.png"), full_page=True)
 
 
 @pytest.mark.parametrize("width", [1280, 400])
 def test_group_photo_session(app_url, group_photo, width, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": width, "height": 800}, accept_downloads=True)
-            edit_session(page, app_url, group_photo, width, tmp_path)
-        finally:
-            browser.close()
+    with chromium_page(width, accept_downloads=True) as page:
+        edit_session(page, app_url, group_photo, width, tmp_path)
 
 
-def test_single_face_hides_the_picker_and_digits_grid(app_url, astronaut):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
+def test_single_face_hides_the_face_picker(app_url, astronaut):
+    with chromium_page(1280) as page:
         page.goto(app_url)
         page.locator("input[type=file]").first.set_input_files(str(astronaut))
         page.get_by_role("button", name="Edit", exact=True).wait_for(timeout=60_000)
         page.wait_for_function("!document.querySelector('#editor-row button.primary').disabled", timeout=60_000)
         text = page.inner_text("body")
         assert "faces found" not in text and "Edit every face" not in text  # no picker for a single face
+        assert not page.locator("#faces").is_visible()
+        assert page.get_by_label("Blond hair", exact=True).is_enabled()  # and the face is ready to edit
+
+
+@needs_weights("cgan_mnist.safetensors")
+def test_digits_tab_shows_a_row_of_samples_per_class(app_url):
+    from stargan_app.inference import ClassSampler
+
+    grid = ClassSampler.from_pretrained(WEIGHTS / "cgan_mnist.safetensors").grid(n_per_class=8, seed=0)
+    expected = [grid.width * 3, grid.height * 3]  # the UI's seed 0, upscaled 3x
+    sizes = "Array.from(document.querySelectorAll('img')).map(i => [i.naturalWidth, i.naturalHeight])"
+    with chromium_page(1280) as page:
+        page.goto(app_url)
         page.get_by_role("tab", name="Digits & clothing").click()
-        if (ROOT / "weights" / "cgan_mnist.safetensors").exists():
-            before = page.evaluate("document.querySelectorAll('img').length")
-            page.get_by_role("button", name="All classes").click()
-            page.wait_for_function(f"document.querySelectorAll('img').length > {before}", timeout=60_000)
-            page.wait_for_function("!document.body.innerText.includes('queue:')", timeout=60_000)
+        page.get_by_role("button", name="All classes").click()
+        page.wait_for_function(f"{sizes}.some(s => s[0] === {expected[0]} && s[1] === {expected[1]})", timeout=60_000)
+        page.wait_for_function("!document.body.innerText.includes('queue:')", timeout=60_000)
+        assert expected in page.evaluate(sizes)
+        assert "Error" not in page.inner_text("body")
         page.screenshot(path=str(SHOTS / "digits_1280.png"), full_page=True)
         page.set_viewport_size({"width": 400, "height": 800})
+        assert_no_sideways_scrolling(page)
         page.screenshot(path=str(SHOTS / "digits_400.png"), full_page=True)
-        browser.close()

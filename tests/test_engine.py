@@ -1,31 +1,30 @@
 """Fast engine tests: tiny random-weight models, synthetic inputs, CPU."""
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_STARGAN, FakeDetector, tiny_stargan, tiny_stargan_weights
 from PIL import Image
 
 from stargan_app.checkpoint import load_weights, save_weights
-from stargan_app.config import CGANConfig, LabelSchema, StarGANConfig
+from stargan_app.config import CGANConfig, LabelSchema
 from stargan_app.errors import LabelError, NoFaceError, WeightsError
-from stargan_app.face.align import celeba_reference_points
-from stargan_app.face.detect import DetectedFace
 from stargan_app.imaging import elliptical_window, gaussian_blur
 from stargan_app.inference import ClassSampler, FaceEditor
 from stargan_app.labels import edit_passes, single_attribute_edits
 from stargan_app.models import CGANGenerator, Discriminator, Generator
 from stargan_app.training.official import import_official
 
-TINY = StarGANConfig(image_size=32, conv_dim=8, g_repeat_num=1, d_conv_dim=8, d_repeat_num=4)
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "official_stargan_state_dict_layout.json"
 
 
 def test_shapes_and_label_layout():
-    assert TINY.labels.c_dim == 11 and TINY.labels.cls_dim == 9
-    G, D = Generator(TINY), Discriminator(TINY)
+    assert TINY_STARGAN.labels.c_dim == 11 and TINY_STARGAN.labels.cls_dim == 9
+    G, D = Generator(TINY_STARGAN), Discriminator(TINY_STARGAN)
     x = torch.randn(2, 3, 32, 32)
     assert G(x, torch.zeros(2, 11)).shape == x.shape
     src, cls = D(x)
@@ -33,8 +32,7 @@ def test_shapes_and_label_layout():
 
 
 def test_eval_mode_uses_instance_statistics():
-    cfg = StarGANConfig(image_size=32, conv_dim=8, g_repeat_num=1, d_repeat_num=4, track_running_stats=True)
-    G = Generator(cfg)
+    G = Generator(dataclasses.replace(TINY_STARGAN, track_running_stats=True))
     for m in G.modules():
         if hasattr(m, "running_mean") and m.running_mean is not None:
             m.running_mean.fill_(5.0)  # garbage running stats must not matter
@@ -43,43 +41,72 @@ def test_eval_mode_uses_instance_statistics():
         assert torch.equal(G.train()(x, c), G.eval()(x, c))
 
 
-def test_edit_passes_groups_strength_and_exclusive_hair():
+SOURCE = {"Black_Hair": 0.9, "Bangs": 0.8, "Eyeglasses": 0.1}
+
+
+def test_edit_pass_sets_one_hair_colour_and_keeps_the_untouched_source_labels():
     schema = LabelSchema()
-    source = {"Black_Hair": 0.9, "Bangs": 0.8, "Eyeglasses": 0.1}
-    (c,) = edit_passes(schema, {"Blond_Hair": True}, source, strength=1.0)
+    (c,) = edit_passes(schema, {"Blond_Hair": True}, SOURCE, strength=1.0)
     a = dict(zip(schema.attributes, c[:9].tolist()))
     assert a["Blond_Hair"] == 1 and a["Black_Hair"] == 0 and a["Bangs"] == 1  # untouched keeps source
     assert c[9:].tolist() == [1.0, 0.0] and c[5:9].abs().sum() == 0
-    passes = edit_passes(schema, {"Eyeglasses": True, "Gray_Hair": True}, source, strength=0.5)
+
+
+def test_edit_passes_one_per_label_group_scaled_by_strength():
+    schema = LabelSchema()
+    passes = edit_passes(schema, {"Eyeglasses": True, "Gray_Hair": True}, SOURCE, strength=0.5)
     assert len(passes) == 2 and passes[1][9:].tolist() == [0.0, 1.0] and passes[1][:5].abs().sum() == 0
     assert passes[1][schema.attributes.index("Eyeglasses")] == 0.5
-    (c0,) = edit_passes(schema, {"Blond_Hair": True}, source, strength=0.0)
-    assert c0[schema.attributes.index("Black_Hair")] == 1  # strength 0 = source labels
-    with pytest.raises(LabelError, match="Unknown attribute"):
-        edit_passes(schema, {"Smiling": True})
-    with pytest.raises(LabelError, match="Strength"):
-        edit_passes(schema, {"Bangs": True}, strength=2.5)
-    assert len(single_attribute_edits(schema)) == 9
 
 
-def test_weights_round_trip_and_errors(tmp_path):
-    G, D = Generator(TINY), Discriminator(TINY)
-    path = save_weights(tmp_path / "w.safetensors", "stargan", TINY, {"G": G, "D": D}, info={"steps": 3})
+def test_edit_pass_of_strength_zero_is_the_source_labels():
+    schema = LabelSchema()
+    (c0,) = edit_passes(schema, {"Blond_Hair": True}, SOURCE, strength=0.0)
+    assert c0[schema.attributes.index("Black_Hair")] == 1
+
+
+@pytest.mark.parametrize(
+    ("targets", "strength", "message"), [({"Smiling": True}, 1.0, "Unknown attribute"), ({"Bangs": True}, 2.5, "Strength")]
+)
+def test_edit_passes_refuse_unknown_attributes_and_strength_out_of_range(targets, strength, message):
+    with pytest.raises(LabelError, match=message):
+        edit_passes(LabelSchema(), targets, strength=strength)
+
+
+def test_single_attribute_edits_one_per_attribute():
+    assert len(single_attribute_edits(LabelSchema())) == 9
+
+
+def test_weights_round_trip(tmp_path):
+    G, D = Generator(TINY_STARGAN), Discriminator(TINY_STARGAN)
+    path = save_weights(tmp_path / "w.safetensors", "stargan", TINY_STARGAN, {"G": G, "D": D}, info={"steps": 3})
     loaded = load_weights(path)
-    assert loaded.config == TINY and loaded.info["steps"] == 3
+    assert loaded.config == TINY_STARGAN and loaded.info["steps"] == 3
     x, c = torch.randn(1, 3, 32, 32), torch.zeros(1, 11)
     with torch.no_grad():
         assert torch.equal(loaded.modules["G"](x, c), G(x, c))
+
+
+def test_weights_of_another_kind_are_refused(tmp_path):
     with pytest.raises(WeightsError, match="cgan model is needed"):
-        load_weights(path, kind="cgan")
+        load_weights(tiny_stargan_weights(tmp_path / "w.safetensors"), kind="cgan")
+
+
+def test_a_missing_weights_file_is_refused(tmp_path):
     with pytest.raises(WeightsError, match="not found"):
         load_weights(tmp_path / "missing.safetensors")
+
+
+def test_an_unreadable_weights_file_is_refused(tmp_path):
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"\x00" * 100)
     with pytest.raises(WeightsError, match="not a readable"):
         load_weights(junk)
-    wrong = StarGANConfig(image_size=32, conv_dim=16, g_repeat_num=1, d_conv_dim=8, d_repeat_num=4)
-    save_weights(tmp_path / "bad.safetensors", "stargan", wrong, {"G": G})  # metadata lies about the shapes
+
+
+def test_weights_whose_metadata_lies_about_the_shapes_are_refused(tmp_path):
+    wrong = dataclasses.replace(TINY_STARGAN, conv_dim=16)
+    save_weights(tmp_path / "bad.safetensors", "stargan", wrong, {"G": Generator(TINY_STARGAN)})
     with pytest.raises(WeightsError, match="do not match"):
         load_weights(tmp_path / "bad.safetensors")
 
@@ -113,60 +140,79 @@ def test_import_official_is_bit_exact(tmp_path):
         import_official(tmp_path / "celeba_5attrs_G.ckpt", None, "Black_Hair,Blond_Hair", 128, tmp_path / "x.safetensors")
 
 
-class FakeDetector:
-    """Returns one face whose landmarks sit where CelebA geometry puts them in a 256 px square."""
-
-    def __init__(self, faces: int = 1):
-        self.faces = faces
-
-    def detect(self, img):
-        p = celeba_reference_points(256) + 100
-        lm = np.array([p[0], p[1], (p[0] + p[1]) / 2 + [0, 15], p[2] - [12, 0], p[2] + [12, 0]])
-        return [DetectedFace((100.0, 100.0, 356.0, 356.0), lm, 0.99)] * self.faces
+@pytest.fixture(scope="module")
+def editor() -> FaceEditor:
+    return FaceEditor(*tiny_stargan(), detector=FakeDetector())
 
 
-def test_face_editor_edit_and_grid_with_tiny_model():
-    torch.manual_seed(0)
-    editor = FaceEditor(Generator(TINY), Discriminator(TINY), detector=FakeDetector())
-    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8))
-    result = editor.edit(img, {"Blond_Hair": True, "Eyeglasses": True}, strength=1.0)
-    assert result.image.size == img.size and result.face_after.size == (32, 32)
-    assert set(result.attributes_before) == set(TINY.labels.attributes)
-    diff = np.abs(np.asarray(result.image, np.int16) - np.asarray(img, np.int16))
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    return Image.fromarray(np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8))
+
+
+def test_edit_changes_the_photo_only_around_the_face(editor, photo):
+    result = editor.edit(photo, {"Blond_Hair": True, "Eyeglasses": True}, strength=1.0)
+    assert result.image.size == photo.size and result.face_after.size == (32, 32)
+    assert set(result.attributes_before) == set(TINY_STARGAN.labels.attributes)
+    diff = np.abs(np.asarray(result.image, np.int16) - np.asarray(photo, np.int16))
     assert diff[:50, :50].max() == 0 and diff[200:260, 200:260].mean() > 1  # edited only around the face
-    assert editor.preview_grid(img).size[0] > 9 * 32
-    nothing = editor.edit(img, {})
-    assert np.array_equal(np.asarray(nothing.image), np.asarray(img))
-    unchanged = editor.edit(img, {"Blond_Hair": True, "Eyeglasses": True}, strength=0.0)
-    assert np.array_equal(np.asarray(unchanged.image), np.asarray(img))  # G ran, but only its change is pasted
-    replaced = editor.edit(img, {"Blond_Hair": True}, strength=0.0, keep_detail=False)
-    assert not np.array_equal(np.asarray(replaced.image), np.asarray(img))  # the random G's own output
-    grid_raw = editor.preview_grid(img, keep_detail=False)
-    assert grid_raw.size == editor.preview_grid(img).size and grid_raw.tobytes() != editor.preview_grid(img).tobytes()
+
+
+def test_an_empty_edit_returns_the_photo(editor, photo):
+    assert np.array_equal(np.asarray(editor.edit(photo, {}).image), np.asarray(photo))
+
+
+def test_strength_zero_keeps_the_photo(editor, photo):
+    unchanged = editor.edit(photo, {"Blond_Hair": True, "Eyeglasses": True}, strength=0.0)
+    assert np.array_equal(np.asarray(unchanged.image), np.asarray(photo))  # G ran, but only its change is pasted
+
+
+def test_without_keep_detail_the_generator_output_replaces_the_face(editor, photo):
+    replaced = editor.edit(photo, {"Blond_Hair": True}, strength=0.0, keep_detail=False)
+    assert not np.array_equal(np.asarray(replaced.image), np.asarray(photo))  # the random G's own output
+
+
+def test_preview_grid_has_a_tile_per_edit_and_keep_detail_changes_it(editor, photo):
+    grid = editor.preview_grid(photo)
+    assert grid.size[0] > 9 * 32
+    grid_raw = editor.preview_grid(photo, keep_detail=False)
+    assert grid_raw.size == grid.size and grid_raw.tobytes() != grid.tobytes()
+
+
+def test_no_face_and_a_face_index_past_the_end_are_refused(editor, photo):
     with pytest.raises(NoFaceError):
-        FaceEditor(Generator(TINY), detector=FakeDetector(0)).edit(img, {"Bangs": True})
+        FaceEditor(Generator(TINY_STARGAN), detector=FakeDetector(0)).edit(photo, {"Bangs": True})
     with pytest.raises(NoFaceError, match="1 face"):
-        editor.edit(img, {"Bangs": True}, face_index=3)
+        editor.edit(photo, {"Bangs": True}, face_index=3)
 
 
-def test_class_sampler_seeded(tmp_path):
+@pytest.fixture(scope="module")
+def sampler(tmp_path_factory) -> ClassSampler:
     cfg = CGANConfig(g_hidden=(16, 32), d_hidden=(16,))
-    path = save_weights(tmp_path / "c.safetensors", "cgan", cfg, {"G": CGANGenerator(cfg)})
-    sampler = ClassSampler.from_pretrained(path)
+    path = save_weights(tmp_path_factory.mktemp("cgan") / "c.safetensors", "cgan", cfg, {"G": CGANGenerator(cfg)})
+    return ClassSampler.from_pretrained(path)
+
+
+def test_class_sampler_is_seeded(sampler):
     assert sampler.classes == [str(i) for i in range(10)]
     a, b = sampler.sample(3, n=4, seed=1), sampler.sample("3", n=4, seed=1)
     assert len(a) == 4 and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b))
     assert not np.array_equal(np.asarray(a[0]), np.asarray(sampler.sample(3, n=4, seed=2)[0]))
+
+
+def test_class_sampler_grid_has_a_row_per_class(sampler):
     assert sampler.grid(n_per_class=2).size[1] > 10 * 28
+
+
+def test_class_sampler_refuses_unknown_classes_and_stargan_weights(sampler, tmp_path):
     with pytest.raises(LabelError):
         sampler.sample("cat")
     with pytest.raises(WeightsError, match="cgan model is needed"):
-        ClassSampler.from_pretrained(save_weights(tmp_path / "s.safetensors", "stargan", TINY, {"G": Generator(TINY)}))
+        ClassSampler.from_pretrained(tiny_stargan_weights(tmp_path / "s.safetensors"))
 
 
 def test_re_edit_of_a_prepared_face_runs_g_once():
-    torch.manual_seed(0)
-    editor = FaceEditor(Generator(TINY), Discriminator(TINY), detector=FakeDetector())
+    editor = FaceEditor(*tiny_stargan(), detector=FakeDetector())
     img = Image.fromarray(np.random.default_rng(1).integers(0, 255, (480, 640, 3), dtype=np.uint8))
     prep = editor.prepare(img)
     calls = []
@@ -200,9 +246,9 @@ class CheckerboardChangeG(Generator):
 def checkerboard_change(sigma: float, window: float) -> np.ndarray:
     """|face_after - face_before| of a Bangs edit by CheckerboardChangeG on a grey photo, (H, W)."""
     img = Image.new("RGB", (480, 640), (128, 128, 128))
-    editor = FaceEditor(CheckerboardChangeG(TINY), detector=FakeDetector(), change_smoothing=sigma, change_window=window)
+    editor = FaceEditor(CheckerboardChangeG(TINY_STARGAN), detector=FakeDetector(), change_smoothing=sigma, change_window=window)
     prep = editor.prepare(img)
-    prep.attributes = {a: 0.0 for a in TINY.labels.attributes}
+    prep.attributes = {a: 0.0 for a in TINY_STARGAN.labels.attributes}
     after = np.asarray(editor.edit(prep, {"Bangs": True}).face_after, np.float32)
     return np.abs(after - np.asarray(prep.aligned.crop, np.float32)).mean(2)
 

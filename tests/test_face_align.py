@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import celeba_landmarks
 from PIL import Image
 
 from stargan_app.errors import NoFaceError
@@ -30,9 +31,7 @@ def apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 def face_landmarks(m: np.ndarray) -> np.ndarray:
     """5 MTCNN-style landmarks of a reference face (128 px space) placed in an image by similarity m."""
-    le, re, mouth = celeba_reference_points(128)
-    pts = np.array([le, re, [63.6, 80.0], mouth - [12.0, 0.0], mouth + [12.0, 0.0]])
-    return apply(m, pts)
+    return apply(m, celeba_landmarks(128))
 
 
 def blob_image(size: tuple[int, int], centre: np.ndarray, sigma: float) -> Image.Image:

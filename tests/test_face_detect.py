@@ -48,6 +48,14 @@ def assert_plausible(face: DetectedFace, img_size: tuple[int, int]) -> None:
     assert np.all((face.landmarks[:, 1] > y0) & (face.landmarks[:, 1] < y1))
 
 
+def the_one_face(detector: FaceDetector, img: Image.Image) -> DetectedFace:
+    """The face `detector` finds in `img`, asserting that there is exactly one and that it is plausible."""
+    faces = detector.detect(img)
+    assert len(faces) == 1
+    assert_plausible(faces[0], img.size)
+    return faces[0]
+
+
 def test_construction_is_cheap_and_lazy():
     det = FaceDetector(min_face_px=20, min_score=0.9, max_side=640)
     assert det._mtcnn is None
@@ -55,11 +63,11 @@ def test_construction_is_cheap_and_lazy():
 
 
 def test_astronaut_has_one_face(detector, astronaut):
-    faces = detector.detect(astronaut)
-    assert len(faces) == 1
-    face = faces[0]
-    assert_plausible(face, astronaut.size)
-    assert 60 < face.width < 150  # the astronaut's face is ~90 px wide in the 512 px portrait
+    assert 60 < the_one_face(detector, astronaut).width < 150  # the astronaut's face is ~90 px wide in the 512 px portrait
+
+
+def test_a_detected_face_as_json(detector, astronaut):
+    face = detector.detect(astronaut)[0]
     d = face.to_dict()
     json.dumps(d)
     assert d["box"] == [round(v, 1) for v in face.box]
@@ -72,11 +80,7 @@ def test_grey_input_is_accepted(detector, astronaut):
 
 def test_large_image_is_downscaled_and_mapped_back(detector, astronaut):
     small = detector.detect(astronaut)[0]
-    big_img = astronaut.resize((4000, 4000), Image.Resampling.BILINEAR)
-    faces = detector.detect(big_img)
-    assert len(faces) == 1
-    big = faces[0]
-    assert_plausible(big, big_img.size)
+    big = the_one_face(detector, astronaut.resize((4000, 4000), Image.Resampling.BILINEAR))
     k = 4000 / 512
     tol = 0.1 * small.width * k
     assert np.allclose(big.box, np.array(small.box) * k, atol=tol)
@@ -152,10 +156,7 @@ def test_shared_two_people(detector):
 
 @pytest.mark.shared_data
 def test_shared_grace_hopper(detector):
-    img = shared_photo("grace_hopper.jpg")
-    faces = detector.detect(img)
-    assert len(faces) == 1
-    assert_plausible(faces[0], img.size)
+    the_one_face(detector, shared_photo("grace_hopper.jpg"))
 
 
 # ---------------------------------------------------------------- tight crops, group photos

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-import struct
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from bad_inputs import encode, png_header_only
 from PIL import Image
 
 from stargan_app.errors import ImageError, ImageTooLargeError
@@ -22,23 +21,6 @@ from stargan_app.imaging import (
     tensor_to_pil,
     tensors_to_pils,
 )
-
-
-def encode(im: Image.Image, fmt: str, **kwargs) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, fmt, **kwargs)
-    return buf.getvalue()
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def crafted_png(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height; the pixel data is a stub (never decoded)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 64)
-    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
 
 
 def assert_rgb(im: Image.Image, size: tuple[int, int]) -> None:
@@ -231,7 +213,7 @@ def test_unsupported_type():
 
 
 def test_decompression_bomb_refused_before_decoding(tmp_path: Path):
-    data = crafted_png(20000, 20000)
+    data = png_header_only(20000, 20000)
     p = tmp_path / "bomb.png"
     p.write_bytes(data)
     for src in (data, p):
@@ -245,7 +227,7 @@ def test_decompression_bomb_refused_before_decoding(tmp_path: Path):
 
 
 def test_over_our_limit_but_under_pils():
-    data = crafted_png(8000, 8000)  # 64 MP: PIL would only warn, we refuse
+    data = png_header_only(8000, 8000)  # 64 MP: PIL would only warn, we refuse
     with pytest.raises(ImageTooLargeError, match="8000x8000"):
         load_image(data)
     assert MAX_PIXELS == 50_000_000
@@ -261,7 +243,7 @@ def test_custom_pixel_limit_applies_to_all_sources():
 
 def test_oversized_pil_image_is_refused():
     with pytest.raises(ImageTooLargeError):
-        load_image(Image.open(io.BytesIO(crafted_png(9000, 9000))))
+        load_image(Image.open(io.BytesIO(png_header_only(9000, 9000))))
 
 
 def test_tiny_and_extreme_aspect_images_are_returned():

@@ -3,21 +3,15 @@
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
+from conftest import RunningApp, needs_weights
 
-ROOT = Path(__file__).resolve().parents[1]
+from stargan_app.config import HAIR_COLOURS
+
 pytest.importorskip("gradio_client")
 psutil = pytest.importorskip("psutil")
-pytestmark = [
-    pytest.mark.shipped_weights,
-    pytest.mark.skipif(
-        not all((ROOT / "weights" / f).exists() for f in ("stargan_celeba.safetensors", "cgan_mnist.safetensors")),
-        reason="no shipped weights",
-    ),
-]
-HAIR = ["Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair"]
+pytestmark = [pytest.mark.shipped_weights, needs_weights("stargan_celeba.safetensors", "cgan_mnist.safetensors")]
 
 
 def timed_calls(client, calls: list[tuple[tuple, str]], workers: int) -> list[tuple[float, object]]:
@@ -45,7 +39,7 @@ def test_32_edits_and_32_samples_at_once_all_complete(running_app, astronaut):
     from gradio_client import Client, handle_file
 
     client = Client(running_app.url, verbose=False, max_workers=64)
-    calls = [((handle_file(str(astronaut)), HAIR[i % 4], None, 1.0, 0), "/edit") for i in range(32)]
+    calls = [((handle_file(str(astronaut)), HAIR_COLOURS[i % 4], None, 1.0, 0), "/edit") for i in range(32)]
     calls += [(("mnist" if i % 2 else "fashion", str(i % 10) if i % 2 else "Sneaker", 16, i), "/sample") for i in range(32)]
     results = timed_calls(client, calls, workers=64)
     errors = [out for _, out in results if isinstance(out, Exception)]
@@ -57,13 +51,12 @@ def test_32_edits_and_32_samples_at_once_all_complete(running_app, astronaut):
 
 
 def test_a_full_queue_answers_busy_at_once_and_recovers(astronaut):
-    from conftest import RunningApp
     from gradio_client import Client, handle_file
 
     app = RunningApp(STARGAN_APP_QUEUE_SIZE="2")
     try:
         client = Client(app.url, verbose=False, max_workers=24)
-        calls = [((handle_file(str(astronaut)), HAIR[i % 4], None, 1.0, 0), "/edit") for i in range(24)]
+        calls = [((handle_file(str(astronaut)), HAIR_COLOURS[i % 4], None, 1.0, 0), "/edit") for i in range(24)]
         results = timed_calls(client, calls, workers=24)
         busy = [s for s, out in results if isinstance(out, Exception) and "Queue is full" in str(out)]
         other_errors = [out for _, out in results if isinstance(out, Exception) and "Queue is full" not in str(out)]
@@ -82,7 +75,7 @@ def test_memory_settles_over_200_sequential_edits(running_app, astronaut):
 
     def edits(n: int) -> None:
         for i in range(n):
-            client.predict(handle_file(str(astronaut)), HAIR[i % 4], None, 0.5 + (i % 3) / 2, 0, api_name="/edit")
+            client.predict(handle_file(str(astronaut)), HAIR_COLOURS[i % 4], None, 0.5 + (i % 3) / 2, 0, api_name="/edit")
 
     edits(20)  # warm-up: models loaded, allocator pools and caches filled
     before = proc.memory_info().rss

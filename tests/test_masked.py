@@ -5,11 +5,12 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_STARGAN, FakeDetector, celeba_landmarks, set_mask_logit, tiny_stargan, tiny_stargan_weights
 from PIL import Image
 
-from stargan_app.checkpoint import load_weights, save_weights
+from stargan_app.checkpoint import load_weights
 from stargan_app.config import StarGANConfig
-from stargan_app.face.align import FacePaster, align_face, celeba_reference_points
+from stargan_app.face.align import FacePaster, align_face
 from stargan_app.imaging import mask_to_pil
 from stargan_app.labels import full_label_vector
 from stargan_app.models import Discriminator, Generator
@@ -19,16 +20,7 @@ from stargan_app.training.config import StarGANTrainConfig
 from stargan_app.training.devices import Autocast
 from stargan_app.training.stargan_loop import Batch, compute_d_loss, compute_g_loss, init_from_weights
 
-TINY = StarGANConfig(image_size=32, conv_dim=8, g_repeat_num=1, d_conv_dim=8, d_repeat_num=4)
-MASKED = dataclasses.replace(TINY, output="masked", upsample="deconv_blur")
-
-
-def set_mask_logit(G: Generator, logit: float) -> None:
-    """Make M constant: zero mask weights, bias = logit."""
-    last = G.main[-1]
-    with torch.no_grad():
-        last.weight[3].zero_()
-        last.bias[3] = logit
+MASKED = dataclasses.replace(TINY_STARGAN, output="masked", upsample="deconv_blur")
 
 
 def test_masked_g_with_closed_mask_returns_the_input_exactly():
@@ -57,15 +49,16 @@ def test_compose_masked_is_a_per_pixel_blend():
 
 
 def test_image_generator_has_no_mask():
-    out, colour, mask = Generator(TINY)(torch.zeros(1, 3, 32, 32), torch.zeros(1, 11), return_parts=True)
+    out, colour, mask = Generator(TINY_STARGAN)(torch.zeros(1, 3, 32, 32), torch.zeros(1, 11), return_parts=True)
     assert mask is None and out is colour
 
 
-@pytest.mark.parametrize("cfg", [TINY, MASKED, dataclasses.replace(MASKED, upsample="resize")], ids=["image", "masked", "resize"])
+@pytest.mark.parametrize(
+    "cfg", [TINY_STARGAN, MASKED, dataclasses.replace(MASKED, upsample="resize")], ids=["image", "masked", "resize"]
+)
 def test_each_output_mode_is_rebuilt_from_metadata(tmp_path, cfg):
-    torch.manual_seed(0)
-    G = Generator(cfg)
-    path = save_weights(tmp_path / "w.safetensors", "stargan", cfg, {"G": G, "D": Discriminator(cfg)})
+    path = tiny_stargan_weights(tmp_path / "w.safetensors", cfg)
+    G, _ = tiny_stargan(cfg)  # the same seed: the weights that were saved
     loaded = load_weights(path, kind="stargan")
     assert loaded.config == cfg
     x, c = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 11)
@@ -92,10 +85,9 @@ def test_blurred_upsampling_removes_the_checkerboard():
 
 
 def test_image_weights_seed_a_masked_generator(tmp_path):
-    torch.manual_seed(0)
-    G_img, D = Generator(TINY), Discriminator(TINY)
-    path = save_weights(tmp_path / "img.safetensors", "stargan", TINY, {"G": G_img, "D": D})
-    masked = dataclasses.replace(TINY, output="masked")
+    path = tiny_stargan_weights(tmp_path / "img.safetensors")
+    G_img, _ = tiny_stargan()  # the same seed: the weights that were saved
+    masked = dataclasses.replace(TINY_STARGAN, output="masked")
     G = Generator(masked)
     info = init_from_weights(str(path), masked, G, Discriminator(masked))
     assert info["init_output"] == "image"
@@ -123,8 +115,7 @@ def tiny_batch(cfg: StarGANConfig, n: int = 4) -> Batch:
 
 def mask_bias_grad(step: int, lambda_mask: float) -> float:
     """d G-loss / d (mask bias) of a tiny masked G at `step`, with a 100-step mask warm-up."""
-    torch.manual_seed(0)
-    G, D = Generator(MASKED), Discriminator(MASKED)
+    G, D = tiny_stargan(MASKED)
     cfg = StarGANTrainConfig(mask_warmup=100, lambda_mask=lambda_mask, lambda_mask_tv=lambda_mask)
     loss, _ = compute_g_loss(G, D, tiny_batch(MASKED), cfg, step, Autocast(torch.device("cpu"), False))
     loss.backward()
@@ -146,8 +137,7 @@ def test_collapse_guard_keeps_the_mask_penalty_off_during_warm_up():
 
 @pytest.mark.parametrize("recipe", ["wgan-gp", "v2"])
 def test_bf16_cpu_training_losses_are_finite(recipe):
-    torch.manual_seed(0)
-    G, D = Generator(MASKED), Discriminator(MASKED)
+    G, D = tiny_stargan(MASKED)
     cfg = StarGANTrainConfig(recipe=recipe, r1_every=1)
     bf16 = Autocast(torch.device("cpu"), True)
     batch = tiny_batch(MASKED)
@@ -164,8 +154,7 @@ def test_bf16_cpu_training_losses_are_finite(recipe):
 def test_masked_paste_back_changes_only_where_the_mask_is_open():
     rng = np.random.default_rng(0)
     photo = Image.fromarray(rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8))  # large and full of texture
-    p = celeba_reference_points(64)
-    landmarks = np.array([p[0], p[1], (p[0] + p[1]) / 2, p[2] - [5, 0], p[2] + [5, 0]]) * 12 + [1500, 900]
+    landmarks = celeba_landmarks(64) * 12 + [1500, 900]
     aligned = align_face(photo, landmarks, 64)
     mask = np.zeros((64, 64), np.uint8)
     mask[10:20, 20:40] = 255  # a "hair" patch at the top of the crop
@@ -188,25 +177,11 @@ def test_mask_below_one_step_is_exactly_closed():
     assert np.asarray(mask_to_pil(m)).tolist() == [[0, 0, 0, 1, 255]]
 
 
-class CentreFace:
-    """A detector that reports one face per 200 px tile of the photo, in CelebA geometry, largest first."""
-
-    def __init__(self, count: int = 1):
-        self.count = count
-
-    def detect(self, img):
-        from stargan_app.face.detect import DetectedFace
-
-        p = celeba_reference_points(128) + 36
-        lm = np.array([p[0], p[1], (p[0] + p[1]) / 2 + [0, 8], p[2] - [8, 0], p[2] + [8, 0]])
-        return [DetectedFace((36.0 + 200 * k, 36.0, 164.0 + 200 * k, 164.0), lm + [200 * k, 0], 0.99) for k in range(self.count)]
-
-
 def masked_editor(count: int = 1):
+    """A tiny masked editor that finds `count` faces, one per 200 px tile of the photo, 128 px each."""
     from stargan_app.inference import FaceEditor
 
-    torch.manual_seed(0)
-    return FaceEditor(Generator(MASKED), Discriminator(MASKED), detector=CentreFace(count))
+    return FaceEditor(*tiny_stargan(MASKED), detector=FakeDetector(count, size=128, origin=(36, 36), step=200))
 
 
 def test_edit_previews_are_captioned_face_squares_that_apply_their_edit():

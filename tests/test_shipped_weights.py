@@ -4,23 +4,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import needs_weights
 
-from stargan_app.face.align import celeba_reference_points
-from stargan_app.face.detect import DetectedFace
 from stargan_app.inference import ClassSampler, FaceEditor
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 pytestmark = pytest.mark.shipped_weights
 
 
-class CentredFace:
-    def detect(self, img):
-        p = celeba_reference_points(256) + 50
-        lm = np.array([p[0], p[1], (p[0] + p[1]) / 2 + [0, 15], p[2] - [12, 0], p[2] + [12, 0]])
-        return [DetectedFace((50.0, 50.0, 306.0, 306.0), lm, 0.99)]
-
-
-@pytest.mark.skipif(not (WEIGHTS / "stargan_celeba.safetensors").exists(), reason="no shipped StarGAN weights")
+@needs_weights("stargan_celeba.safetensors")
 def test_shipped_stargan_edits_and_strength_zero_keeps_the_photo():
     skimage_data = pytest.importorskip("skimage.data")
     from PIL import Image
@@ -43,10 +34,8 @@ def test_shipped_stargan_edits_and_strength_zero_keeps_the_photo():
         assert moved.any() and moved.mean() < 0.2, moved.mean()
 
 
-@pytest.mark.parametrize("name", ["mnist", "fashion"])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=needs_weights(f"cgan_{n}.safetensors")) for n in ("mnist", "fashion")])
 def test_shipped_cgan_loads(name):
-    if not (WEIGHTS / f"cgan_{name}.safetensors").exists():
-        pytest.skip(f"no shipped cgan_{name} weights")
     sampler = ClassSampler.from_pretrained(name)
     assert len(sampler.classes) == 10 and sampler.grid(n_per_class=2).size[1] > 10 * 28
 
@@ -56,7 +45,7 @@ MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 @pytest.mark.shared_data
 @pytest.mark.skipif(not (MNIST / "train-images-idx3-ubyte.gz").exists(), reason="no ../shared/data/mnist")
-@pytest.mark.skipif(not (WEIGHTS / "cgan_mnist.safetensors").exists(), reason="no shipped MNIST weights")
+@needs_weights("cgan_mnist.safetensors")
 def test_shipped_mnist_digits_are_class_consistent():
     """A tiny CNN trained here on 2,000 real digits reads the shipped generator's samples about as well as real ones."""
     import torch

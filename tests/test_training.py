@@ -1,19 +1,17 @@
 """Fast training tests on synthetic CelebA-layout and idx data written to tmp (tiny configs, CPU)."""
 
 import dataclasses
-import gzip
 import os
-import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from conftest import ROOT, TINY_DIMS, TINY_STARGAN, make_celeba, write_idx
 
-from stargan_app.config import GROUP_A, GROUP_B
 from stargan_app.errors import WeightsError
 from stargan_app.inference import ClassSampler, FaceEditor
 from stargan_app.training import stargan_loop
@@ -22,36 +20,15 @@ from stargan_app.training.checkpoints import load_resume, resume_checkpoints
 from stargan_app.training.config import CGANTrainConfig, StarGANTrainConfig
 from stargan_app.training.stargan_loop import train_stargan
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def make_celeba(root: Path, n: int = 24, corrupt: int = 2) -> Path:
-    (root / "img_align_celeba").mkdir(parents=True)
-    names = list(GROUP_A + GROUP_B) + ["Male"]
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(1, n + 1):
-        name = f"{i:06d}.jpg"
-        if i <= corrupt:
-            (root / "img_align_celeba" / name).write_bytes(b"not a jpeg")
-        else:
-            Image.fromarray(rng.integers(0, 255, (109, 89, 3), dtype=np.uint8)).save(root / "img_align_celeba" / name)
-        values = rng.choice([-1, 1], size=len(names), p=[0.7, 0.3])
-        rows.append(name + " " + " ".join(f"{v:2d}" for v in values))
-    (root / "list_attr_celeba.txt").write_text(f"{n}\n" + " ".join(names) + "\n" + "\n".join(rows) + "\n")
-    return root
-
-
-def tiny_stargan(tmp_path: Path, **kw) -> StarGANTrainConfig:
+def tiny_train_config(tmp_path: Path, **kw) -> StarGANTrainConfig:
+    """A few CPU steps of TINY_STARGAN on a 24-image CelebA layout in tmp_path/celeba (2 of its files corrupt)."""
+    celeba = tmp_path / "celeba"
     base = dict(
-        data_dir=str(make_celeba(tmp_path / "celeba")) if not (tmp_path / "celeba").exists() else str(tmp_path / "celeba"),
+        data_dir=str(celeba if celeba.exists() else make_celeba(celeba, corrupt=2)),
         run_dir=str(tmp_path / "run"),
         out=str(tmp_path / "w.safetensors"),
-        image_size=32,
-        conv_dim=8,
-        g_repeat_num=1,
-        d_conv_dim=8,
-        d_repeat_num=4,
+        **{name: getattr(TINY_STARGAN, name) for name in TINY_DIMS},
         test_size=4,
         batch_size=4,
         num_iters=6,
@@ -62,12 +39,11 @@ def tiny_stargan(tmp_path: Path, **kw) -> StarGANTrainConfig:
         device="cpu",
         fp16_export=False,
     )
-    base.update(kw)
-    return StarGANTrainConfig(**base)
+    return StarGANTrainConfig(**{**base, **kw})
 
 
 def test_stargan_trains_exports_and_skips_corrupt(tmp_path, capsys):
-    cfg = tiny_stargan(tmp_path)
+    cfg = tiny_train_config(tmp_path)
     train_stargan(cfg)
     assert "2 skipped" in capsys.readouterr().out
     state = load_resume(cfg.run_dir)
@@ -77,24 +53,33 @@ def test_stargan_trains_exports_and_skips_corrupt(tmp_path, capsys):
     assert editor.config.image_size == 32 and editor.D is not None
 
 
-@pytest.mark.parametrize("recipe", ["wgan-gp", "v2"])
-def test_resume_after_ctrl_c_matches_uninterrupted_run(tmp_path, monkeypatch, recipe):
-    full = tiny_stargan(tmp_path, run_dir=str(tmp_path / "full"), out="", save_every=100, recipe=recipe)
-    train_stargan(full)
-    part = tiny_stargan(tmp_path, run_dir=str(tmp_path / "part"), out="", save_every=100, recipe=recipe)
+def at_step(monkeypatch, step: int, action: Callable[[], None]) -> None:
+    """Call `action` once training reaches `step` (0-based), inside that step's D loss: the step does not complete."""
     real_d_loss, calls = stargan_loop.compute_d_loss, []
 
-    def interrupt_at_step_3(*args):
+    def d_loss(*args):
         calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
+        if len(calls) == step + 1:  # one D loss per step
+            action()
         return real_d_loss(*args)
 
-    monkeypatch.setattr(stargan_loop, "compute_d_loss", interrupt_at_step_3)
+    monkeypatch.setattr(stargan_loop, "compute_d_loss", d_loss)
+
+
+def ctrl_c() -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("recipe", ["wgan-gp", "v2"])
+def test_resume_after_ctrl_c_matches_uninterrupted_run(tmp_path, monkeypatch, recipe):
+    full = tiny_train_config(tmp_path, run_dir=str(tmp_path / "full"), out="", save_every=100, recipe=recipe)
+    train_stargan(full)
+    part = tiny_train_config(tmp_path, run_dir=str(tmp_path / "part"), out="", save_every=100, recipe=recipe)
+    at_step(monkeypatch, 3, ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         train_stargan(part)
     assert load_resume(part.run_dir)["step"] == 3  # saved on Ctrl-C
-    monkeypatch.setattr(stargan_loop, "compute_d_loss", real_d_loss)
+    monkeypatch.undo()
     train_stargan(part)
     a, b = load_resume(full.run_dir), load_resume(part.run_dir)
     for key in ("G", "D", "G_ema"):
@@ -105,16 +90,8 @@ def test_resume_after_ctrl_c_matches_uninterrupted_run(tmp_path, monkeypatch, re
 def test_sigterm_saves_like_ctrl_c(tmp_path, monkeypatch):
     import signal
 
-    cfg = tiny_stargan(tmp_path, out="", save_every=100)
-    real_d_loss, calls = stargan_loop.compute_d_loss, []
-
-    def terminate_at_step_2(*args):
-        calls.append(1)
-        if len(calls) == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real_d_loss(*args)
-
-    monkeypatch.setattr(stargan_loop, "compute_d_loss", terminate_at_step_2)
+    cfg = tiny_train_config(tmp_path, out="", save_every=100)
+    at_step(monkeypatch, 2, lambda: os.kill(os.getpid(), signal.SIGTERM))
     with pytest.raises(KeyboardInterrupt):
         train_stargan(cfg)
     assert load_resume(cfg.run_dir)["step"] == 2  # steps 0 and 1 completed; the one in flight is dropped
@@ -122,35 +99,26 @@ def test_sigterm_saves_like_ctrl_c(tmp_path, monkeypatch):
 
 
 def test_truncated_checkpoint_falls_back_to_previous(tmp_path):
-    cfg = tiny_stargan(tmp_path, out="", num_iters=6, save_every=3)
+    cfg = tiny_train_config(tmp_path, out="", num_iters=6, save_every=3)
     train_stargan(cfg)
     newest, previous = resume_checkpoints(cfg.run_dir)[:2]
     newest.write_bytes(newest.read_bytes()[:1000])  # as if killed mid-write without the atomic rename
     assert load_resume(cfg.run_dir)["step"] == int(previous.stem.split("_")[1])
 
 
-def write_idx(path: Path, array: np.ndarray) -> None:
-    header = struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(">" + "I" * array.ndim, *array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
-def test_cgan_trains_and_sampler_loads(tmp_path):
+def tiny_cgan_config(tmp_path: Path, **kw) -> CGANTrainConfig:
+    """A cgan run on 64 random 28x28 idx images written to tmp_path."""
     rng = np.random.default_rng(0)
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 255, (64, 28, 28)))
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, (64,)))
-    cfg = CGANTrainConfig(
-        dataset="fashion",
-        data_dir=str(tmp_path),
-        run_dir=str(tmp_path / "run"),
-        out=str(tmp_path / "c.safetensors"),
-        batch_size=16,
-        epochs=2,
-        log_every=2,
-        save_every=4,
-        sample_every=4,
-        device="cpu",
+    base = dict(
+        data_dir=str(tmp_path), run_dir=str(tmp_path / "run"), out=str(tmp_path / "c.safetensors"), batch_size=16, device="cpu"
     )
+    return CGANTrainConfig(**{**base, **kw})
+
+
+def test_cgan_trains_and_sampler_loads(tmp_path):
+    cfg = tiny_cgan_config(tmp_path, dataset="fashion", epochs=2, log_every=2, save_every=4, sample_every=4)
     train_cgan(cfg)
     sampler = ClassSampler.from_pretrained(cfg.out)
     assert sampler.classes[0] == "T-shirt/top" and len(sampler.sample("Bag", n=3)) == 3
@@ -158,21 +126,7 @@ def test_cgan_trains_and_sampler_loads(tmp_path):
 
 
 def test_cgan_ships_the_moving_average_generator(tmp_path):
-    rng = np.random.default_rng(0)
-    write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 255, (64, 28, 28)))
-    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, (64,)))
-    cfg = CGANTrainConfig(
-        data_dir=str(tmp_path),
-        run_dir=str(tmp_path / "run"),
-        out=str(tmp_path / "c.safetensors"),
-        batch_size=16,
-        epochs=3,
-        log_every=4,
-        save_every=100,
-        sample_every=0,
-        device="cpu",
-        ema_decay=0.5,
-    )
+    cfg = tiny_cgan_config(tmp_path, epochs=3, log_every=4, save_every=100, sample_every=0, ema_decay=0.5)
     train_cgan(cfg)
     state = load_resume(cfg.run_dir)
     shipped = ClassSampler.from_pretrained(cfg.out).G.state_dict()
@@ -197,82 +151,55 @@ def test_projection_discriminator_depends_on_the_label():
         assert not torch.equal(D(img, torch.zeros(4, dtype=torch.long)), D(img, torch.ones(4, dtype=torch.long)))
 
 
-def test_stargan_init_weights_starts_from_a_weights_file(tmp_path):
-    first = tiny_stargan(tmp_path, run_dir=str(tmp_path / "first"), num_iters=2, save_every=2, sample_every=0)
+TWO_STEPS = dict(num_iters=2, save_every=2, sample_every=0)  # a checkpoint at the end, no sample sheets
+
+
+def init_weights_file(tmp_path: Path) -> str:
+    """The weights file of a 2-step run, to start others from."""
+    first = tiny_train_config(tmp_path, run_dir=str(tmp_path / "first"), **TWO_STEPS)
     train_stargan(first)
-    again = tiny_stargan(
-        tmp_path,
-        run_dir=str(tmp_path / "again"),
-        out=str(tmp_path / "again.safetensors"),
-        num_iters=2,
-        save_every=2,
-        sample_every=0,
-        seed=1,
-        init_weights=first.out,
-        g_lr=0.0,
-        d_lr=0.0,
-    )
-    train_stargan(again)  # learning rate 0: the weights must come through unchanged
-    a = FaceEditor.from_pretrained(first.out).G.state_dict()
-    b = FaceEditor.from_pretrained(again.out)
+    return first.out
+
+
+def frozen_run_from(tmp_path: Path, init: str) -> StarGANTrainConfig:
+    """A 2-step run started from `init` with learning rate 0: the weights must come through unchanged."""
+    again = dict(run_dir=str(tmp_path / "again"), out=str(tmp_path / "again.safetensors"), seed=1)
+    return tiny_train_config(tmp_path, **again, **TWO_STEPS, init_weights=init, g_lr=0.0, d_lr=0.0)
+
+
+def test_stargan_init_weights_starts_from_a_weights_file(tmp_path):
+    init = init_weights_file(tmp_path)
+    train_stargan(frozen_run_from(tmp_path, init))
+    a = FaceEditor.from_pretrained(init).G.state_dict()
+    b = FaceEditor.from_pretrained(tmp_path / "again.safetensors")
     for name, t in b.G.state_dict().items():
         assert torch.equal(t, a[name]), name
     assert b.info["init_steps"] == 2 and b.info["steps"] == 2
-    wider = tiny_stargan(tmp_path, run_dir=str(tmp_path / "wider"), conv_dim=16, num_iters=2, init_weights=first.out)
+
+
+def test_stargan_init_weights_of_another_shape_are_refused(tmp_path):
+    init = init_weights_file(tmp_path)
+    wider = tiny_train_config(tmp_path, run_dir=str(tmp_path / "wider"), conv_dim=16, num_iters=2, init_weights=init)
     with pytest.raises(WeightsError, match="trained with"):
         train_stargan(wider)
-    Path(first.out).unlink()  # a resume reads its own checkpoint, not the init file, and keeps its provenance
+
+
+def test_a_resumed_run_reads_its_own_checkpoint_and_keeps_the_init_provenance(tmp_path):
+    init = init_weights_file(tmp_path)
+    again = frozen_run_from(tmp_path, init)
+    train_stargan(again)
+    Path(init).unlink()  # a resume reads its own checkpoint, not the init file
     train_stargan(dataclasses.replace(again, num_iters=3))
     resumed = FaceEditor.from_pretrained(again.out)
     assert resumed.info["steps"] == 3 and resumed.info["init_steps"] == 2
 
 
 def test_torchrun_two_processes_rank0_writes(tmp_path):
-    cfg = tiny_stargan(tmp_path, num_iters=2, save_every=2, sample_every=0)
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29517",
-        str(ROOT / "app.py"),
-        "train",
-        "stargan",
-        "--data-dir",
-        cfg.data_dir,
-        "--run-dir",
-        cfg.run_dir,
-        "--out",
-        cfg.out,
-        "--image-size",
-        "32",
-        "--conv-dim",
-        "8",
-        "--g-repeat-num",
-        "1",
-        "--d-conv-dim",
-        "8",
-        "--d-repeat-num",
-        "4",
-        "--test-size",
-        "4",
-        "--batch-size",
-        "2",
-        "--num-iters",
-        "2",
-        "--n-critic",
-        "2",
-        "--log-every",
-        "1",
-        "--save-every",
-        "2",
-        "--sample-every",
-        "0",
-        "--device",
-        "cpu",
-    ]
+    cfg = tiny_train_config(tmp_path, **TWO_STEPS, batch_size=2, log_every=1)
+    flags = ["data_dir", "run_dir", "out", *TINY_DIMS, "test_size", "batch_size", "num_iters", "n_critic", "log_every"]
+    flags += ["save_every", "sample_every", "device"]  # the same run as `cfg`, from the command line
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", str(ROOT / "app.py")]
+    cmd += ["train", "stargan", *(arg for name in flags for arg in ("--" + name.replace("_", "-"), str(getattr(cfg, name))))]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]

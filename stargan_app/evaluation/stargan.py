@@ -123,7 +123,7 @@ def build_judge(
 
     def build() -> SmallCNN:
         imgs, keep = decode_images(folder, [files[i] for i in fit_ids], size)
-        return train_attribute_classifier(imgs, labels[fit_ids][torch.from_numpy(keep)])
+        return train_attribute_classifier(imgs, labels[fit_ids][torch.from_numpy(keep)], epochs=CLASSIFIER_EPOCHS)
 
     t0 = time.time()
     clf, cached = cached_classifier(cache, build, lambda: SmallCNN(3, len(attributes)))
