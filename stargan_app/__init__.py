@@ -1,4 +1,10 @@
-"""stargan-app: StarGAN face editing and class-conditional sampling. Importing this never loads gradio."""
+"""stargan-app: StarGAN face editing and class-conditional sampling.
+
+Importing the package is cheap (no torch, no gradio): FaceEditor, ClassSampler and EditResult load the inference
+modules on first use, so `app.py --help` and the training configs start at once.
+"""
+
+from typing import Any
 
 from stargan_app.errors import (
     ImageError,
@@ -8,7 +14,6 @@ from stargan_app.errors import (
     StarGANAppError,
     WeightsError,
 )
-from stargan_app.inference import ClassSampler, EditResult, FaceEditor
 
 __all__ = [
     "ClassSampler",
@@ -21,3 +26,13 @@ __all__ = [
     "StarGANAppError",
     "WeightsError",
 ]
+
+_INFERENCE = ("ClassSampler", "EditResult", "FaceEditor")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _INFERENCE:
+        from stargan_app import inference
+
+        return getattr(inference, name)
+    raise AttributeError(f"module 'stargan_app' has no attribute {name!r}")

@@ -26,7 +26,13 @@ def test_training_loop_does_not_load_gradio():
     assert loaded_by("stargan_app.training.stargan_loop", "gradio") == []
 
 
-def test_cli_does_not_load_gradio():
-    # stargan_app.cli itself needs only the training configs, but importing it runs the package's __init__, which
-    # imports the inference API and with it torch: so torch is allowed here, gradio is not
-    assert loaded_by("stargan_app.cli", "gradio") == []
+def test_cli_loads_neither_torch_nor_gradio():
+    # `app.py --help` and flag parsing need only the config dataclasses; each subcommand imports what it runs
+    assert loaded_by("stargan_app.cli", "torch", "gradio") == []
+
+
+def test_package_exports_the_inference_api_on_first_use():
+    assert loaded_by("stargan_app", "torch", "gradio") == []
+    code = "import sys, stargan_app; stargan_app.FaceEditor; from stargan_app import ClassSampler; print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["True"], proc.stderr[-2000:]
