@@ -120,7 +120,10 @@ def align_face(img: Image.Image, landmarks: np.ndarray, size: int) -> AlignedFac
     scale = math.sqrt(abs(float(np.linalg.det(matrix[:, :2]))))
     if not math.isfinite(scale) or size / scale < 1.0:
         raise NoFaceError("The face is too small to edit.")
-    inv = _invert(matrix)
+    try:
+        inv = _invert(matrix)
+    except ValueError:  # landmarks so far apart that the scale underflows (seen: one coordinate at 3e150)
+        raise NoFaceError(_DEGENERATE) from None
 
     # Downscaling a big face in one bicubic step aliases; box-reduce its region first so the warp scale is > 0.5.
     factor = max(1, int(1.0 / scale)) if scale < 0.5 else 1
