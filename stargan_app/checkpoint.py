@@ -50,10 +50,15 @@ def save_weights(
     modules: dict[str, nn.Module],
     info: dict[str, Any] | None = None,
     fp16: bool = False,
+    unserved: dict[str, nn.Module] | None = None,
 ) -> Path:
-    """Write modules' state dicts into one safetensors file; the config travels as JSON metadata."""
+    """Write modules' state dicts into one safetensors file; the config travels as JSON metadata.
+
+    `unserved` modules (a training state's raw G) are stored under their names but not listed as modules, so
+    load_weights never builds them; training reads them back with read_tensors.
+    """
     tensors = {}
-    for name, module in modules.items():
+    for name, module in {**modules, **(unserved or {})}.items():
         for key, t in module.state_dict().items():
             t = t.detach().cpu()
             if fp16 and t.is_floating_point():
@@ -83,6 +88,13 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise WeightsError(f"{path.name} is not a readable safetensors weights file ({e}).") from None
 
 
+def read_tensors(path: str | Path, prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file whose names start with `prefix` + ".", with the prefix removed."""
+    path = _existing(path)
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        return {k[len(prefix) + 1 :]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix + ".")}
+
+
 def load_weights(path: str | Path, kind: str | None = None, device: str | torch.device = "cpu") -> LoadedWeights:
     """Rebuild the models a weights file describes, from its metadata alone, and load them strictly."""
     path = _existing(path)
@@ -97,12 +109,10 @@ def load_weights(path: str | Path, kind: str | None = None, device: str | torch.
         info = json.loads(meta.get("info") or "{}")
     except (ValueError, TypeError) as e:
         raise WeightsError(f"{path.name} has an unreadable model config: {e}") from None
-    with safe_open(str(path), framework="pt", device="cpu") as f:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
     modules = {}
     for name in meta.get("modules", "G").split(","):
         module = builders[name](config)
-        state = {k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(name + ".")}
+        state = read_tensors(path, name)
         try:
             module.load_state_dict(state, strict=True)
         except RuntimeError as e:

@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="run directory (holds checkpoints/)")
     p.add_argument("--out", required=True, help="output .safetensors path")
     p.add_argument("--fp16", action="store_true", help="store floating-point tensors as fp16")
+    p.add_argument(
+        "--training-state",
+        action="store_true",
+        help="also store the raw G, so `train stargan --continue-from OUT` can go on from the file alone",
+    )
 
     p = sub.add_parser("publish", help="upload the app as a Hugging Face Space (and the weights as a model repo)")
     p.add_argument("--space", required=True, help="USER/NAME of the Space")
@@ -150,7 +155,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "export":
         from stargan_app.training.export import export_run
 
-        print(export_run(args.run_dir, args.out, fp16=args.fp16))
+        print(export_run(args.run_dir, args.out, fp16=args.fp16, training_state=args.training_state))
     elif args.command == "publish":
         from stargan_app.publish import publish
 

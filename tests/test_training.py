@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -224,3 +225,38 @@ def test_torchrun_two_processes_rank0_writes(tmp_path):
 def test_help_documents_flags(cmd):
     proc = subprocess.run([sys.executable, str(ROOT / "app.py"), *cmd], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "usage" in proc.stdout
+
+
+def test_a_campaign_continues_from_its_committed_training_state(tmp_path):
+    """Session 1 seeds from a file and exports a training state; session 2, on a machine without runs/, continues
+    from that file alone: the step count, the stages and the cumulative totals go on, G and D are the state's."""
+    from stargan_app.checkpoint import read_tensors
+    from stargan_app.training.export import TRAINING_G, export_run
+
+    seed = init_weights_file(tmp_path)  # 2 steps at n_critic 2: 1 G update
+    first = tiny_train_config(tmp_path, run_dir=str(tmp_path / "s1"), out="", num_iters=4, save_every=4, sample_every=0)
+    train_stargan(dataclasses.replace(first, init_weights=seed, recipe="v2", augment="translation,cutout"))
+    state = export_run(first.run_dir, tmp_path / "state.safetensors", fp16=True, training_state=True)
+    shutil.rmtree(first.run_dir)
+    assert FaceEditor.from_pretrained(state).info["total_g_updates"] == 1 + 2  # the file also serves
+
+    second = tiny_train_config(tmp_path, run_dir=str(tmp_path / "s2"), out=str(tmp_path / "s2.safetensors"), num_iters=6)
+    train_stargan(dataclasses.replace(second, continue_from=str(state), recipe="v2", g_lr=0.0, d_lr=0.0))
+    info = FaceEditor.from_pretrained(second.out).info
+    assert info["steps"] == 6
+    assert [s["steps"] for s in info["stages"]] == [[0, 2], [0, 4], [4, 6]]
+    assert [s["g_updates"] for s in info["stages"]] == [1, 2, 1] and info["total_g_updates"] == 4
+    assert info["stages"][1]["seeded_from"] == seed and info["stages"][1]["augment"] == "translation,cutout"
+    assert info["total_train_seconds"] == pytest.approx(sum(s["train_seconds"] for s in info["stages"]), abs=0.2)
+    resumed = load_resume(second.run_dir)
+    for name, t in read_tensors(state, TRAINING_G).items():  # learning rate 0: the raw G came through unchanged
+        torch.testing.assert_close(resumed["G"][name], t.float())
+    for name, t in read_tensors(state, "D").items():
+        torch.testing.assert_close(resumed["D"][name], t.float())
+
+
+def test_continue_from_a_plain_weights_file_is_refused(tmp_path):
+    seed = init_weights_file(tmp_path)
+    cfg = tiny_train_config(tmp_path, run_dir=str(tmp_path / "c"), num_iters=4, continue_from=seed)
+    with pytest.raises(WeightsError, match="not a training state"):
+        train_stargan(cfg)

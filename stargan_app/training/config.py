@@ -63,7 +63,18 @@ class StarGANTrainConfig(RunConfig):
     lambda_mask: float = opt(0.05, "weight of mean(M) on the translation pass (masked G keeps edits local)")
     lambda_mask_tv: float = opt(0.05, "weight of the total variation of M (smooth masks)")
     mask_warmup: int = opt(2000, "steps before the mask penalties start, then ramped over as many (collapse guard)")
+    augment: str = opt(
+        "",
+        "DiffAugment policy for every image D sees, real and fake: comma-separated from 'translation' (reflect-padded "
+        "shift up to 1/8) and 'cutout' (a grey square of 1/4 side); '' = none",
+    )
     init_weights: str = opt("", "start G and D from this stargan weights file (fine-tune; '' = random init)")
+    continue_from: str = opt(
+        "",
+        "continue a campaign from a training-state file (`export --training-state`): G, its moving average and D, "
+        "the step count (so the LR schedule: keep --num-iters the campaign's total) and the cumulative totals go on; "
+        "Adam restarts",
+    )
     amp: bool = opt(True, "bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16 / AMX)")
     compile: bool = opt(False, "torch.compile G and D (CUDA)")
 

@@ -16,11 +16,12 @@ from stargan_app.imaging import make_grid, tensor_to_pil, to_model_range
 from stargan_app.labels import full_label_vector, single_attribute_edits
 from stargan_app.models import Discriminator, Generator
 from stargan_app.runtime import module_device
-from stargan_app.training import losses
+from stargan_app.training import augment, losses
 from stargan_app.training.checkpoints import GANState
 from stargan_app.training.config import StarGANTrainConfig
 from stargan_app.training.data import load_celeba, load_face_crops
 from stargan_app.training.devices import Autocast, autocast_for, hardware, setup
+from stargan_app.training.lineage import stages_of
 from stargan_app.training.runs import (
     Driver,
     frozen,
@@ -63,6 +64,11 @@ class Batch:
     c_trg: torch.Tensor
     cls_slice: slice  # the group's columns in D's classification output
     alpha: torch.Tensor  # (B, 1, 1, 1) interpolation weights for the WGAN-GP penalty
+    aug_gen: torch.Generator  # the step's generator, past the draws above: DiffAugment's parameters come from it
+
+    def seen_by_d(self, images: torch.Tensor, cfg: StarGANTrainConfig) -> torch.Tensor:
+        """What D is shown of `images`: the run's DiffAugment policy applied (differentiably), or the images."""
+        return augment.diff_augment(images, augment.parse_policy(cfg.augment), self.aug_gen)
 
 
 def n_critic(cfg: StarGANTrainConfig) -> int:
@@ -80,16 +86,16 @@ def compute_d_loss(
         lazy_r1 = cfg.recipe == "v2" and cfg.lambda_r1 > 0 and step % cfg.r1_every == 0
         if lazy_r1:  # R1 needs the real forward on its own, with x requiring grad
             x_real = x.detach().requires_grad_(True)
-            src_real, cls_real = D(x_real)
-            src_fake, _ = D(x_fake)
+            src_real, cls_real = D(batch.seen_by_d(x_real, cfg))
+            src_fake, _ = D(batch.seen_by_d(x_fake, cfg))
         else:  # real and fake in one forward (D has no normalisation)
-            src, cls = D(torch.cat([x, x_fake]))
+            src, cls = D(batch.seen_by_d(torch.cat([x, x_fake]), cfg))
             (src_real, src_fake), cls_real = src.split(B), cls[:B]
     d_cls = losses.classification_loss(cls_real[:, batch.cls_slice], batch.label_org)
     if cfg.recipe == "wgan-gp":
         with autocast:  # the interpolates get their own forward so the double backward covers only them
             x_hat = (batch.alpha * x + (1 - batch.alpha) * x_fake.float()).requires_grad_(True)
-            src_hat, _ = D(x_hat)
+            src_hat, _ = D(batch.seen_by_d(x_hat, cfg))
         d_real, d_fake = losses.critic_real_loss(src_real), losses.critic_fake_loss(src_fake)
         d_reg = losses.gradient_penalty(src_hat, x_hat)
         d_loss = d_real + d_fake + cfg.lambda_cls * d_cls + cfg.lambda_gp * d_reg
@@ -110,7 +116,7 @@ def compute_g_loss(
     """Generator loss: fool D, show the target labels, reconstruct the input; a masked G also pays for its mask."""
     with autocast:
         x_fake, _, mask = G(batch.x, batch.c_trg, return_parts=True)
-        src, cls = D(x_fake)
+        src, cls = D(batch.seen_by_d(x_fake, cfg))
         x_rec = G(x_fake, batch.c_org)
     g_fake = losses.critic_real_loss(src) if cfg.recipe == "wgan-gp" else losses.bce_real(src.float())
     g_cls = losses.classification_loss(cls[:, batch.cls_slice], batch.label_trg)
@@ -158,6 +164,7 @@ def draw_batch(data: TrainingData, schema: LabelSchema, cfg: StarGANTrainConfig,
         full_label_vector(schema, group, label_trg),
         schema.group_slice(group),
         alpha,
+        gen,
     )
 
 
@@ -187,6 +194,9 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
     """Train (or continue the run in cfg.run_dir), then export G and D to cfg.out. Returns the run dir."""
     if cfg.recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {RECIPES}, got {cfg.recipe!r}")
+    augment.parse_policy(cfg.augment)  # an unknown name fails here, not at the first step
+    if cfg.continue_from and cfg.init_weights:
+        raise ValueError("--continue-from and --init-weights both name a starting point: give one")
     dist = setup(cfg.device)
     run_dir = Path(cfg.run_dir)
     mcfg = model_config(cfg)
@@ -215,6 +225,10 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
         "hardware": hardware(dist),
         "batch_size": cfg.batch_size * dist.world,
         "recipe": cfg.recipe,
+        "n_critic": n_critic(cfg),
+        "augment": cfg.augment or "none",
+        "output": cfg.output,
+        "upsample": cfg.upsample,
         "precision": "bf16 autocast" if precision.enabled else "fp32",
     }
     gan = new_gan_state("stargan", mcfg, G, D, cfg, cfg.g_lr, cfg.d_lr, info)
@@ -227,7 +241,10 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
     sample_fn = partial(save_sample_grid, gan, run_dir, sample_faces, split.test_labels[: len(sample_faces)])
     driver = Driver.for_run(cfg, dist, gan, cfg.num_iters, sample_fn if len(sample_faces) else None, "stargan")
     start = driver.resume()
-    if start == 0 and cfg.init_weights:  # a resumed run already holds its weights: the file is not read again
+    if start == 0 and cfg.continue_from:  # a resumed run already holds its weights: the file is not read again
+        gan.info.update(continue_from_state(cfg.continue_from, mcfg, gan))
+        start, driver.seconds_before = gan.info["init_campaign_step"], gan.info["init_campaign_seconds"]
+    elif start == 0 and cfg.init_weights:
         gan.info.update(init_from_weights(cfg.init_weights, mcfg, G, D))
         if gan.G_ema is not None:
             gan.G_ema.load_state_dict(G.state_dict())
@@ -279,6 +296,32 @@ def init_from_weights(path: str, mcfg: StarGANConfig, G: Generator, D: Discrimin
         "init_steps": int(loaded.info.get("steps", 0)),
         "init_train_seconds": float(loaded.info.get("train_seconds", 0.0)),
         "init_output": loaded.config.output,
+        "init_stages": stages_of(loaded.info),
+    }
+
+
+def continue_from_state(path: str, mcfg: StarGANConfig, gan: GANState) -> dict:
+    """Load a training-state file (export --training-state) into the run: G from its raw G, the moving average
+    from its served G, D; returns the provenance that makes the run continue its step count and totals."""
+    from stargan_app.checkpoint import load_weights, read_tensors
+    from stargan_app.errors import WeightsError
+    from stargan_app.training.export import TRAINING_G
+
+    loaded = load_weights(path, kind="stargan")
+    raw_g = read_tensors(path, TRAINING_G)
+    if loaded.config != mcfg:
+        raise WeightsError(f"--continue-from {path} was trained with {loaded.config}, not this run's {mcfg}.")
+    if not raw_g or "D" not in loaded.modules:
+        raise WeightsError(f"--continue-from {path} is not a training state (no raw G or D): write one with export --training-state.")
+    gan.G.load_state_dict(raw_g)
+    gan.D.load_state_dict(loaded.modules["D"].state_dict())
+    if gan.G_ema is not None:
+        gan.G_ema.load_state_dict(loaded.modules["G"].state_dict())
+    return {
+        "init_continued_from": str(path),
+        "init_campaign_step": int(loaded.info.get("steps", 0)),
+        "init_campaign_seconds": float(loaded.info.get("train_seconds", 0.0)),
+        "init_stages": stages_of(loaded.info),  # this run adds a stage of its own after them
     }
 
 

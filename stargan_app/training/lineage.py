@@ -1,0 +1,75 @@
+"""Where a weights file comes from, across runs and sessions: its training stages and their cumulative totals.
+
+A campaign trains one model over many sessions and machines. Every exported file carries `stages` (one per run:
+recipe, options, steps, G updates, seconds) and the totals over them, so a file seeded from another, or continued
+from a committed training state, still says how much training is in it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+STAGE_KEYS = ("recipe", "augment", "output", "upsample", "n_critic", "batch_size", "hardware", "precision")
+
+
+def recipe_n_critic(recipe: str) -> int:
+    """D steps per G step of a recipe when the run did not set n_critic: 5 for the paper's WGAN-GP, 1 for v2."""
+    return 5 if recipe == "wgan-gp" else 1
+
+
+def stages_of(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stages of a weights file's training, from its info; a file from before stages were recorded is one stage
+    of its `steps` with the paper's recipe (the only one those files were trained with)."""
+    if "stages" in info:
+        return list(info["stages"])
+    if "steps" not in info:
+        return []
+    recipe = info.get("recipe", "wgan-gp")
+    n_critic = int(info.get("n_critic") or recipe_n_critic(recipe))
+    steps = int(info["steps"])
+    return [
+        {
+            "recipe": recipe,
+            "n_critic": n_critic,
+            "steps": [0, steps],
+            "g_updates": steps // n_critic,
+            "train_seconds": float(info.get("train_seconds", 0.0)),
+        }
+    ]
+
+
+def run_stage(info: dict[str, Any], step: int, train_seconds: float) -> dict[str, Any]:
+    """This run's own stage: its options from the run's info, steps from where it began (0, or the step a
+    continued campaign picked up at) to `step`."""
+    start = int(info.get("init_campaign_step", 0))
+    seconds = train_seconds - float(info.get("init_campaign_seconds", 0.0))
+    n_critic = int(info.get("n_critic") or recipe_n_critic(info.get("recipe", "wgan-gp")))
+    stage = {k: info[k] for k in STAGE_KEYS if k in info}
+    stage.update(n_critic=n_critic, steps=[start, step], g_updates=(step - start) // n_critic)
+    stage["train_seconds"] = round(max(0.0, seconds), 1)
+    if info.get("init_weights") and start == 0:
+        stage["seeded_from"] = info["init_weights"]
+    return stage
+
+
+def earlier_stages(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stages before a run's own: those of the file it was seeded or continued from."""
+    if "init_stages" in info:
+        return list(info["init_stages"])
+    if "init_steps" in info:  # a run seeded before stages were recorded
+        return stages_of({"steps": info["init_steps"], "train_seconds": info.get("init_train_seconds", 0.0)})
+    return []
+
+
+def lineage(info: dict[str, Any], step: int, train_seconds: float) -> dict[str, Any]:
+    """`stages` (the earlier ones, then this run's) and their totals, for an exported file's info."""
+    stages = earlier_stages(info) + [run_stage(info, step, train_seconds)]
+    return {"stages": stages, **totals(stages)}
+
+
+def totals(stages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The cumulative figures over all stages."""
+    return {
+        "total_g_updates": sum(int(s.get("g_updates", 0)) for s in stages),
+        "total_train_seconds": round(sum(float(s.get("train_seconds", 0.0)) for s in stages), 1),
+    }
