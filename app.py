@@ -1,18 +1,8 @@
-"""Entry point: no arguments launches the web app (the Hugging Face Space); otherwise see `python app.py --help`."""
+"""Entry point of the Hugging Face Space: no arguments launches the web app; otherwise see `python app.py --help`."""
 
 import sys
 
-
-def main() -> int:
-    if len(sys.argv) > 1:
-        from stargan_app.cli import main as cli_main
-
-        return cli_main(sys.argv[1:])
-    from stargan_app.ui.blocks import launch
-
-    launch()
-    return 0
-
+from stargan_app.__main__ import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -127,26 +127,33 @@ def resolve_weights(name_or_path: str | Path | None, default: str) -> Path:
         return Path(name_or_path)
     filename = DEFAULT_FILES[str(name_or_path or default)]
     local = WEIGHTS_DIR / filename
-    repo = hub_repo()
-    if local.exists() or not repo:
+    if local.exists():
         return local
+    repo = hub_repo()
+    if not repo:
+        raise WeightsError(
+            f"{filename} is not in {WEIGHTS_DIR}: set {HUB_REPO_ENV}=USER/REPO to download it from a Hugging Face model repo, "
+            "or pass the path of a weights file."
+        )
     return _hub_download(repo, filename)
 
 
 def hub_repo() -> str:
-    """The Hugging Face model repo to fetch missing weights from: $STARGAN_APP_HUB_REPO, else the one named in
-    weights/HUB_REPO (written by `app.py publish` into a Space whose weights live in a model repo), else ''."""
+    """The Hugging Face model repo to fetch missing weights from, as USER/REPO or USER/REPO@REVISION:
+    $STARGAN_APP_HUB_REPO, else the one named in weights/HUB_REPO (written by `publish` into a Space whose weights
+    live in a model repo, pinned to the commit it uploaded), else ''."""
     marker = WEIGHTS_DIR / HUB_REPO_FILE
     return os.environ.get(HUB_REPO_ENV) or (marker.read_text().strip() if marker.is_file() else "")
 
 
-def _hub_download(repo_id: str, filename: str) -> Path:
+def _hub_download(repo: str, filename: str) -> Path:
+    repo_id, _, revision = repo.partition("@")
     try:
         from huggingface_hub import hf_hub_download
 
-        return Path(hf_hub_download(repo_id=repo_id, filename=filename))
+        return Path(hf_hub_download(repo_id=repo_id, filename=filename, revision=revision or None))
     except Exception as e:  # offline, no such repo, no such file: all the same to the user
-        raise WeightsError(f"Could not fetch {filename} from the Hugging Face repo {repo_id!r}: {e}") from None
+        raise WeightsError(f"Could not fetch {filename} from the Hugging Face repo {repo!r}: {e}") from None
 
 
 def _existing(path: str | Path) -> Path:

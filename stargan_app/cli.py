@@ -45,7 +45,8 @@ def build_config(cls: type, args: argparse.Namespace, prefix: str = "", resume: 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="app.py", description="StarGAN face editor and class-conditional GAN.")
+    # prog: the name it was started by (app.py, or the stargan-app console script)
+    parser = argparse.ArgumentParser(description="StarGAN face editor and class-conditional GAN. With no command, serves the web app.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train models and write the weights the app serves")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import math
 import signal
@@ -173,9 +174,14 @@ class Driver:
 
             writer = SummaryWriter(str(self.run_dir / "tb"))
         except ImportError:  # TensorBoard is optional
-            print("tensorboard not installed: scalars are not logged")
+            _say_tensorboard_is_missing()
         bar = tqdm(total=self.num_steps, initial=start, desc=self.desc, dynamic_ncols=True, mininterval=2.0)
         return writer, bar
+
+
+@functools.cache  # once per process, not once per run of `train all`
+def _say_tensorboard_is_missing() -> None:
+    print("TensorBoard is not installed, so runs log no scalars to RUN_DIR/tb: `pip install tensorboard` to get them.")
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
