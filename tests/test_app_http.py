@@ -59,13 +59,3 @@ def test_sample_grid_is_a_file(app_url):
         assert grid.width > 0 and grid.height > 0
     first = client.predict("mnist", "3", 2, 0, api_name="/sample")[0]
     assert set(first) == {"image", "caption"} and Path(first["image"]).exists()  # the Gallery's shape, as before
-
-
-def test_mcp_tools_when_the_extra_is_installed(running_app):
-    pytest.importorskip("mcp", reason="the optional gradio[mcp] extra is not installed")
-    import httpx
-
-    schema = httpx.get(running_app.url + "gradio_api/mcp/schema", timeout=30).json()
-    tools = {tool["name"]: tool for tool in schema}
-    assert set(tools) == {"detect", "edit", "preview_grid", "sample", "sample_grid"}, set(tools)
-    assert "hair colour" in tools["edit"]["inputSchema"]["properties"]["hair"]["description"]  # from Args:

@@ -6,16 +6,22 @@ schema; each function is named like its endpoint, since the MCP tool takes the f
 see a string.
 """
 
+import functools
+import json
+from collections.abc import Callable, Sequence
+
 import gradio as gr
 from gradio.data_classes import FileData
 from PIL import Image
 
+from stargan_app.inference import FaceEditor
 from stargan_app.ui.shared import (
     CGAN_JOBS,
     FACE_JOBS,
     KEEP,
     edit_targets,
     friendly,
+    other_attributes,
     present_attributes,
     require_editor,
     result_file,
@@ -40,6 +46,36 @@ def detect(image: str | None) -> list[dict]:
     return [f.to_dict() for f in require_editor().detect(image)]
 
 
+EDIT_DOC = """Edit one face of a photo and return the whole photo at its own resolution (PNG up to 1 MP, else JPEG).
+
+    Args:
+        image: the photo.
+        hair: "keep", or the hair colour to give the face{hair}.
+        attributes: the on/off attributes the face should show{attributes}; others are switched off (None: keep the face's own).
+        strength: how strongly to apply the change, 0 to 2 (1 is the trained strength).
+        face_index: which face to edit, 0 for the largest (the order of /detect).
+        keep_detail: add only the model's change to the photo's own pixels (sharper), instead of pasting its output.
+    """
+
+
+def edit_description(ed: FaceEditor | None) -> str:
+    """/edit's docstring, naming the loaded model's own hair colours and attributes (an agent reads them in the
+    MCP tool schema, so they must be the ones the weights know)."""
+    if ed is None:
+        return EDIT_DOC.format(hair="", attributes="")
+    others = other_attributes(ed)
+    return EDIT_DOC.format(
+        hair=f": {_one_of(ed.schema.exclusive)}" if ed.schema.exclusive else "",
+        attributes=f", any of {_one_of(others, 'and')} (e.g. {json.dumps(others[:2])})" if others else "",
+    )
+
+
+def _one_of(names: Sequence[str], last: str = "or") -> str:
+    """'"A", "B" or "C"'."""
+    quoted = [json.dumps(n) for n in names]
+    return f" {last} ".join([", ".join(quoted[:-1]), quoted[-1]]) if len(quoted) > 1 else "".join(quoted)
+
+
 @friendly
 def edit(
     image: str | None,
@@ -49,17 +85,6 @@ def edit(
     face_index: int = 0,
     keep_detail: bool = True,
 ) -> str:
-    """Edit one face of a photo and return the whole photo at its own resolution (PNG up to 1 MP, else JPEG).
-
-    Args:
-        image: the photo.
-        hair: "keep", or the hair colour to give the face: "Black_Hair", "Blond_Hair", "Brown_Hair" or "Gray_Hair".
-        attributes: the on/off attributes the face should show afterwards (e.g. ["Eyeglasses", "Male"]); every
-            attribute not listed is switched off. None keeps the face's own attributes.
-        strength: how strongly to apply the change, 0 to 2 (1 is the trained strength).
-        face_index: which face to edit, 0 for the largest (the order of /detect).
-        keep_detail: add only the model's change to the photo's own pixels (sharper), instead of pasting its output.
-    """
     if image is None:
         raise gr.Error("Please upload an image.")
     ed = require_editor()
@@ -67,6 +92,9 @@ def edit(
     checked = attributes if attributes is not None else present_attributes(ed, prep.attributes)
     targets = edit_targets(ed, hair, checked, prep.attributes)
     return result_file(ed.edit(prep, targets, strength=float(strength), keep_detail=bool(keep_detail)).image)
+
+
+edit.__doc__ = edit_description(None)
 
 
 @friendly
@@ -124,11 +152,27 @@ def sample_grid(dataset: str = "mnist", seed: int = 0) -> FileData:
     return FileData(path=result_file(class_grid_image(dataset, seed), "grid", 16))
 
 
-def register() -> None:
-    """Add the named endpoints to the Blocks being built (call inside `with gr.Blocks()`)."""
+def with_description(fn: Callable, doc: str) -> Callable:
+    """fn under its own name and signature, with another docstring (what Gradio and MCP describe it by)."""
+
+    @functools.wraps(fn)
+    def endpoint(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    endpoint.__doc__ = doc
+    return endpoint
+
+
+def register(ed: FaceEditor | None) -> None:
+    """Add the named endpoints to the Blocks being built (call inside `with gr.Blocks()`); /edit's description names
+    the attributes of `ed`, the editor the app serves."""
     with gr.Row(visible=False):
         api_image = gr.File(type="filepath", label="image")  # decoded by load_image, so bad files get a clear message
-        api_hair, api_attrs = gr.Textbox(value=KEEP, label="hair"), gr.JSON(label="attributes")
+        # choices, not free text or JSON (whose schema MCP clients refuse): the API page and the MCP tool schema list
+        # the names the model knows; another name still reaches edit(), whose error lists the known ones
+        choices = {"allow_custom_value": True}
+        api_hair = gr.Dropdown([KEEP, *(ed.schema.exclusive if ed else ())], value=KEEP, label="hair", **choices)
+        api_attrs = gr.Dropdown(other_attributes(ed) if ed else [], value=None, multiselect=True, label="attributes", **choices)
         api_strength = gr.Number(value=1.0, label="strength")
         api_index = gr.Number(value=0, precision=0, label="face_index")
         api_detail = gr.Checkbox(value=True, label="keep_detail")
@@ -137,7 +181,11 @@ def register() -> None:
         hidden = gr.Button()
     hidden.click(detect, [api_image], [api_faces], api_name="detect", **FACE_JOBS)
     hidden.click(
-        edit, [api_image, api_hair, api_attrs, api_strength, api_index, api_detail], [api_result], api_name="edit", **FACE_JOBS
+        with_description(edit, edit_description(ed)),
+        [api_image, api_hair, api_attrs, api_strength, api_index, api_detail],
+        [api_result],
+        api_name="edit",
+        **FACE_JOBS,
     )
     hidden.click(preview_grid, [api_image, api_index], [api_result], api_name="preview_grid", **FACE_JOBS)
     # no files in, so no components needed: gr.api types the endpoint from the signature

@@ -11,11 +11,11 @@ import threading
 from pathlib import Path
 
 import gradio as gr
+from huggingface_hub import ModelCard
 from PIL import Image
 
 from stargan_app.checkpoint import WEIGHTS_DIR
 from stargan_app.errors import StarGANAppError
-from stargan_app.publish import strip_front_matter
 from stargan_app.runtime import CONCURRENCY, configure_threads, queue_size
 from stargan_app.ui import api
 from stargan_app.ui.digits import build_digits_tab
@@ -45,8 +45,13 @@ def _about() -> str:
             parts.append(f"- **{name}**: not available ({e})")
     card = WEIGHTS_DIR / "README.md"
     if card.exists():
-        parts.append("\n" + strip_front_matter(card.read_text()))
+        parts.append("\n" + model_card_text(card))
     return "\n".join(parts)
+
+
+def model_card_text(path: Path) -> str:
+    """The model card's Markdown, without its YAML metadata."""
+    return ModelCard.load(path, ignore_metadata_errors=True).text.lstrip("\n")
 
 
 def build() -> gr.Blocks:
@@ -59,7 +64,7 @@ def build() -> gr.Blocks:
             build_digits_tab()
         with gr.Tab("About"):
             gr.Markdown(_about())
-        api.register()
+        api.register(ed)
     return demo
 
 

@@ -41,10 +41,9 @@ class FaceTab:
     original: gr.State  # path of the upright photo as encoded for the slider's "before" side
     tile_targets: gr.State  # targets of each edit-gallery tile
 
-    @property
-    def controls(self) -> list[gr.components.Component]:
-        """What only makes sense once a face is prepared: disabled until then."""
-        return [self.every_face, self.hair, self.others, self.keep_detail, self.edit_btn, self.grid_btn, self.reset_btn, self.strength]
+
+# The FaceTab fields that only make sense once a face is prepared: disabled until then.
+CONTROLS = ("every_face", "hair", "others", "keep_detail", "edit_btn", "grid_btn", "reset_btn", "strength")
 
 
 def build_face_tab(ed: FaceEditor | None, missing: str) -> FaceTab:
