@@ -2,6 +2,11 @@
 
     python benchmarks/train_throughput.py --steps 30 --conv-dim 32 --g-repeat-num 4 --d-conv-dim 32   # CPU
     python benchmarks/train_throughput.py --steps 200 --conv-dim 64 --g-repeat-num 6                  # GPU
+    python benchmarks/train_throughput.py --campaign       # the campaign's recipe: layout, batch 32, torch.compile
+
+`--campaign` times the recipe the face model is trained with (v2, image G, deconv_blur, DiffAugment) under the
+levers that could raise its G updates/s: bf16 with and without channels_last, batch 32 (images/s is the fair unit
+there) and torch.compile of G (inductor; D stays eager, since its R1 needs double backward).
 
 A "step" is one D update plus one G update every n_critic steps (5 for wgan-gp, 1 for v2), so the it/s of
 the two recipes are not the same unit: "G updates/s" is printed beside them. Synthetic data, same process.
@@ -29,10 +34,16 @@ from stargan_app.training.stargan_loop import TrainingData, draw_batch, model_co
 def measure(cfg: StarGANTrainConfig, device: torch.device, steps: int) -> float:
     """Steps per second of the training loop's own train_step (losses, optimiser steps, LR decay, EMA) on batches
     drawn by its own draw_batch from a synthetic uint8 training set."""
+    bf16 = autocast_for(device, cfg.amp).enabled
+    layout = torch.channels_last if bf16 or device.type == "cuda" else torch.contiguous_format
+    return measure_layout(cfg, device, steps, layout)
+
+
+def measure_layout(cfg: StarGANTrainConfig, device: torch.device, steps: int, layout: torch.memory_format) -> float:
+    """measure() with the memory format given; cfg.compile compiles G as train_stargan does."""
     torch.manual_seed(0)
     mcfg = model_config(cfg)
     precision = autocast_for(device, cfg.amp)
-    layout = torch.channels_last if precision.enabled or device.type == "cuda" else torch.contiguous_format
     G = Generator(mcfg).to(device, memory_format=layout)
     D = Discriminator(mcfg).to(device, memory_format=layout)
     gan = new_gan_state("stargan", mcfg, G, D, cfg, cfg.g_lr, cfg.d_lr, info={})
@@ -41,9 +52,10 @@ def measure(cfg: StarGANTrainConfig, device: torch.device, steps: int) -> float:
     labels = (torch.rand(n, mcfg.labels.cls_dim, device=device) < 0.3).float()
     groups = [torch.arange(g, n, len(mcfg.labels.groups)) for g in range(len(mcfg.labels.groups))]
     data = TrainingData(images, labels, groups, layout)
+    g_train = torch.compile(G) if cfg.compile else G
 
     def step(i: int) -> None:
-        train_step(gan, G, D, draw_batch(data, mcfg.labels, cfg, i, rank=0), cfg, i, precision)
+        train_step(gan, g_train, D, draw_batch(data, mcfg.labels, cfg, i, rank=0), cfg, i, precision)
 
     for i in range(max(5, n_critic(cfg))):  # warm-up (oneDNN primitive caches)
         step(i)
@@ -66,6 +78,7 @@ def main() -> None:
     p.add_argument("--d-conv-dim", type=int, default=32)
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--device", default="auto")
+    p.add_argument("--campaign", action="store_true", help="time the campaign's recipe under layout, batch and compile")
     args = p.parse_args()
     device = setup(args.device).device
     base = StarGANTrainConfig(
@@ -76,6 +89,8 @@ def main() -> None:
         image_size=args.image_size,
     )
     print(f"device {device}, {torch.get_num_threads()} threads, bf16 autocast available: {autocast_for(device, True).enabled}")
+    if args.campaign:
+        return campaign_levers(base, device, args.steps)
     rows = []
     variants = (
         ("wgan-gp", "image", "deconv"),
@@ -94,6 +109,26 @@ def main() -> None:
     print(f"{'recipe   G      upsample':29s} {'fp32 it/s':>10s} {'bf16 it/s':>10s} {'bf16/fp32':>10s} {'G upd/s bf16':>13s}")
     for name, fp32, bf16, g_per_step in rows:
         print(f"{name:29s} {fp32:10.2f} {bf16:10.2f} {bf16 / fp32:10.2f}x {bf16 * g_per_step:13.2f}")
+
+
+def campaign_levers(base: StarGANTrainConfig, device: torch.device, steps: int) -> None:
+    """The campaign recipe, bf16, under each lever; v2 makes one G update per step."""
+    recipe = dataclasses.replace(base, recipe="v2", output="image", upsample="deconv_blur", augment="translation,cutout")
+    levers = (
+        ("bf16, channels_last, batch 16, compile G", dataclasses.replace(recipe, compile=True), torch.channels_last),
+        ("bf16, channels_last, batch 16 (the loop's)", recipe, torch.channels_last),
+        ("bf16, contiguous, batch 16", recipe, torch.contiguous_format),
+        ("fp32, contiguous, batch 16", dataclasses.replace(recipe, amp=False), torch.contiguous_format),
+        ("bf16, channels_last, batch 32", dataclasses.replace(recipe, batch_size=2 * base.batch_size), torch.channels_last),
+    )
+    print(f"{'lever':42s} {'G upd/s':>8s} {'images/s':>9s}")
+    for name, cfg, layout in levers:
+        try:
+            rate = measure_layout(cfg, device, steps, layout)
+        except Exception as e:  # inductor on the CPU: a failure is a result too
+            print(f"{name:42s} failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}", flush=True)
+            continue
+        print(f"{name:42s} {rate:8.2f} {rate * cfg.batch_size:9.1f}", flush=True)
 
 
 if __name__ == "__main__":

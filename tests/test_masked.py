@@ -84,6 +84,19 @@ def test_blurred_upsampling_removes_the_checkerboard():
     assert set(blurred.state_dict()) == set(plain.state_dict())
 
 
+def test_blurred_upsampling_replicates_the_border_as_f_pad_does():
+    """The blur's border is written as concatenation (torch.compile-safe); its values are F.pad(mode="replicate")'s."""
+    from stargan_app.models.stargan import BlurredConvTranspose2d
+
+    layer = BlurredConvTranspose2d(3, 2, 4, 2, 1)
+    x = torch.randn(2, 3, 5, 7)
+    with torch.no_grad():
+        up = torch.nn.ConvTranspose2d.forward(layer, x)
+        padded = torch.nn.functional.pad(up, (1, 1, 1, 1), mode="replicate")
+        expected = torch.nn.functional.conv2d(padded, layer.blur_kernel.expand(2, 1, 3, 3), groups=2)
+        assert torch.equal(layer(x), expected)
+
+
 def test_image_weights_seed_a_masked_generator(tmp_path):
     path = tiny_stargan_weights(tmp_path / "img.safetensors")
     G_img, _ = tiny_stargan()  # the same seed: the weights that were saved

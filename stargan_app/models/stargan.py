@@ -32,7 +32,11 @@ class BlurredConvTranspose2d(nn.ConvTranspose2d):
         self.register_buffer("blur_kernel", (k[:, None] * k[None, :] / 16.0)[None, None], persistent=False)
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        y = F.pad(super().forward(x, output_size), (1, 1, 1, 1), mode="replicate")
+        y = super().forward(x, output_size)
+        # replicate-pad by one pixel, written as concatenation: the same values as F.pad(mode="replicate"), whose
+        # backward inductor miscompiles on the CPU (a stride assertion in replication_pad2d_backward, torch 2.14)
+        y = torch.cat([y[:, :, :1], y, y[:, :, -1:]], 2)
+        y = torch.cat([y[:, :, :, :1], y, y[:, :, :, -1:]], 3)
         return F.conv2d(y, self.blur_kernel.to(y.dtype).expand(y.size(1), 1, 3, 3), groups=y.size(1))
 
 

@@ -76,7 +76,9 @@ class StarGANTrainConfig(RunConfig):
         "Adam restarts",
     )
     amp: bool = opt(True, "bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16 / AMX)")
-    compile: bool = opt(False, "torch.compile G and D (CUDA)")
+    compile: bool = opt(
+        False, "torch.compile G (D stays eager: its R1 and gradient penalty need double backward); pays on the CPU too"
+    )
 
 
 @dataclass(frozen=True)

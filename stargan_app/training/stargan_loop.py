@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -64,7 +64,7 @@ class Batch:
     c_trg: torch.Tensor
     cls_slice: slice  # the group's columns in D's classification output
     alpha: torch.Tensor  # (B, 1, 1, 1) interpolation weights for the WGAN-GP penalty
-    aug_gen: torch.Generator  # the step's generator, past the draws above: DiffAugment's parameters come from it
+    aug_gen: torch.Generator = field(default_factory=torch.Generator)  # DiffAugment's draws (draw_batch: the step's)
 
     def seen_by_d(self, images: torch.Tensor, cfg: StarGANTrainConfig) -> torch.Tensor:
         """What D is shown of `images`: the run's DiffAugment policy applied (differentiably), or the images."""
