@@ -2,9 +2,12 @@
 
     python benchmarks/edit_latency.py                 # 4000x3000 JPEG with one face, 2 threads
     python benchmarks/edit_latency.py --threads 1 --repeats 3
+    python benchmarks/edit_latency.py --threads 1 --no-naive   # only the served paste-back settings
 
-The naive path runs MTCNN on the full-resolution photo, then the same G and paste-back. Both are measured in one
-run, uncached (a fresh detection cache for every repeat), and the ratio is printed. Use an idle machine.
+Rows: the served editor (region maps + guided paste-back, when the maps ship beside the weights); the same editor
+with the maps off (the ellipse and the plain warp, as before the maps); the naive path, which runs MTCNN on the
+full-resolution photo, then the same G and paste-back. All are measured in one run, uncached (a fresh detection
+cache for every repeat), and the naive/ours ratio is printed. Use an idle machine.
 """
 
 from __future__ import annotations
@@ -50,21 +53,23 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--weights", default=None)
+    p.add_argument("--no-naive", action="store_true", help="skip the naive path (seconds per repeat)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     data = big_jpeg()
     ours = FaceEditor.from_pretrained(args.weights)
-    naive = FaceEditor(ours.G, ours.D, detector=FaceDetector(max_side=10**6))  # MTCNN on every pixel
-    for editor in (ours, naive):
+    editors = {"ours": ours, "ours, region maps off": FaceEditor.from_pretrained(args.weights, regions=False)}
+    if not args.no_naive:  # MTCNN on every pixel
+        editors["naive (MTCNN at full resolution)"] = FaceEditor(ours.G, ours.D, detector=FaceDetector(max_side=10**6))
+    for editor in editors.values():
         first_edit(editor, data)  # build MTCNN, warm the kernels
-    rows = {}
-    for name, editor in (("ours", ours), ("naive (MTCNN at full resolution)", naive)):
-        times = [first_edit(editor, data)[0] for _ in range(args.repeats)]
-        rows[name] = statistics.median(times)
+    rows = {name: statistics.median(first_edit(editor, data)[0] for _ in range(args.repeats)) for name, editor in editors.items()}
     print(f"4000x3000 JPEG, one face, {args.threads} threads, median of {args.repeats} uncached first edits")
+    print(f"  ours: region maps {'on' if ours.regions else 'absent'}, guided paste-back {'on' if ours.guided else 'off'}")
     for name, seconds in rows.items():
         print(f"  {name:34s} {seconds * 1000:8.1f} ms")
-    print(f"  naive / ours: {rows['naive (MTCNN at full resolution)'] / rows['ours']:.2f}x")
+    if not args.no_naive:
+        print(f"  naive / ours: {rows['naive (MTCNN at full resolution)'] / rows['ours']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -90,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=128, help="resolution the model was trained at")
     p.add_argument("--out", required=True, help="output .safetensors path")
 
+    p = sub.add_parser("build-regions", help="estimate where each attribute lives on the crop (maps shipped beside the weights)")
+    p.add_argument("--weights", default=None, help="weights file whose attributes and size to use (default: the shipped one)")
+    p.add_argument("--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder (only the training ids are read)")
+    p.add_argument("--test-size", type=int, default=1000, help="held-out last ids, never read")
+    p.add_argument("--out", default=None, help="output file (default: NAME.regions.safetensors beside the weights)")
+    p.add_argument("--sheet", default=None, help="also write a labelled PNG of the maps here")
+
     p = sub.add_parser("eval", help="measure shipped or given weights")
     esub = p.add_subparsers(dest="model", required=True)
     e = esub.add_parser("stargan", help="attribute transfer, reconstruction and classifier ceiling on held-out faces")
@@ -111,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="fade an image generator's change from this fraction of the crop's half-width (default: the app's)",
+    )
+    e.add_argument("--regions", default=None, help="'off', or a region-maps file (default: the one beside the weights, if any)")
+    e.add_argument(
+        "--guided",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="edge-aware (guided-filter) paste-back of the change (default: on exactly when there are region maps)",
     )
     e.add_argument("--json", default=None, help="also write the results here")
     e = esub.add_parser("cgan", help="class accuracy and diversity of samples per a reference classifier")
@@ -165,6 +179,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from stargan_app.training.official import import_official
 
         print(import_official(args.g_ckpt, args.d_ckpt, args.attrs, args.image_size, args.out))
+    elif args.command == "build-regions":
+        from stargan_app.evaluation.regions import build_regions
+
+        print(build_regions(args.weights, args.data_dir, args.out, args.test_size, args.sheet))
     elif args.command == "eval":
         if args.model == "stargan":
             from stargan_app.evaluation.stargan import eval_stargan
@@ -179,6 +197,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                 args.faces_dir,
                 args.change_smoothing,
                 args.change_window,
+                args.regions,
+                args.guided,
             )
         else:
             from stargan_app.evaluation.cgan import eval_cgan

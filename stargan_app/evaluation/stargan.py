@@ -188,17 +188,22 @@ def eval_stargan(
     faces_dir: str | None = None,
     change_smoothing: float | None = None,
     change_window: float | None = None,
+    regions: str | None = None,
+    guided: bool | None = None,
 ) -> dict[str, Any]:
     """All figures for one weights file; prints the tables and returns them as a dict (see the module doc).
 
     change_smoothing, change_window: how the editor blurs and windows an image generator's change (None: the app's
-    defaults).
+    defaults). regions: "off", or a region-maps file (None: the one beside the weights, if any); guided: the
+    edge-aware paste-back on or off (None: on exactly when there are maps).
     """
     from stargan_app.inference import FaceEditor
     from stargan_app.training.data import decode_images, read_celeba_attributes
 
     options = {k: v for k, v in (("change_smoothing", change_smoothing), ("change_window", change_window)) if v is not None}
-    editor = FaceEditor.from_pretrained(weights, **options)
+    if regions is not None:
+        options["regions"] = False if regions == "off" else regions
+    editor = FaceEditor.from_pretrained(weights, guided=guided, **options)
     schema, size, attributes = editor.schema, editor.config.image_size, editor.attributes
     files, names, values = read_celeba_attributes(data_dir)
     missing = [a for a in attributes if a not in names]
@@ -241,6 +246,8 @@ def eval_stargan(
         "weights": editor.info.get("path"),
         "change_smoothing": editor.change_smoothing,
         "change_window": editor.change_window,
+        "regions": editor.regions.info.get("path") if editor.regions else None,
+        "guided": editor.guided,
         "test_faces": len(test_files),
         "pipeline_no_face": missed,
         "transfer_raw": raw,
@@ -258,8 +265,9 @@ def eval_stargan(
         "pipeline_seconds": round(pipeline_seconds, 1),
     }
     rows = [[a, raw[a], pipeline[a], result["faces_switched_on"][a], recall[k], specificity[k]] for k, a in enumerate(attributes)]
+    paste = f"regions {result['regions'] or 'off'}, guided paste-back {'on' if editor.guided else 'off'}"
     print_table(
-        f"StarGAN on {len(test_files)} held-out faces ({missed} without a detected face); judge "
+        f"StarGAN on {len(test_files)} held-out faces ({missed} without a detected face; {paste}); judge "
         f"{'cached' if judge.cached else 'trained'}: {judge.cache}",
         ["attribute", "raw", "pipeline", "faces", "judge_recall", "judge_spec"],
         rows,

@@ -82,10 +82,18 @@ def _invert(matrix: np.ndarray) -> np.ndarray:
 
 
 def _bounds(
-    inv: np.ndarray, width: float, height: float, margin: int, limit: tuple[int, int] | None
+    inv: np.ndarray,
+    width: float,
+    height: float,
+    margin: int,
+    limit: tuple[int, int] | None,
+    origin: tuple[float, float] = (0.0, 0.0),
 ) -> tuple[int, int, int, int] | None:
-    """Integer bounding box, clipped to ``limit`` (None: not clipped), of the image-space footprint of a crop."""
-    corners = np.array([[0.0, 0.0, 1.0], [width, 0.0, 1.0], [0.0, height, 1.0], [width, height, 1.0]])
+    """Integer bounding box, clipped to ``limit`` (None: not clipped), of the image-space footprint of the crop
+    rectangle at ``origin`` of size width x height (crop coordinates)."""
+    x0, y0 = origin
+    x1, y1 = x0 + width, y0 + height
+    corners = np.array([[x0, y0, 1.0], [x1, y0, 1.0], [x0, y1, 1.0], [x1, y1, 1.0]])
     with np.errstate(all="ignore"):
         pts = corners @ inv.T
     if not np.isfinite(pts).all():
@@ -160,8 +168,32 @@ def align_face(img: Image.Image, landmarks: np.ndarray, size: int) -> AlignedFac
     return AlignedFace(crop=crop, matrix=matrix, size=size)
 
 
+def footprint(
+    matrix: np.ndarray, rect: tuple[float, float, float, float], limit: tuple[int, int], margin: int = 2
+) -> tuple[int, int, int, int] | None:
+    """Integer box (x0, y0, x1, y1) of the image covering the crop rectangle ``rect`` (x0, y0, x1, y1 in crop
+    coordinates) under ``matrix`` (image -> crop), plus ``margin`` px, clipped to ``limit``; None if it misses."""
+    x0, y0, x1, y1 = rect
+    return _bounds(_invert(np.asarray(matrix, np.float64)), x1 - x0, y1 - y0, margin, limit, (x0, y0))
+
+
+def grid_matrix(matrix: np.ndarray, origin: tuple[float, float], step: float) -> np.ndarray:
+    """2x3 map from a grid whose cells are ``step`` image px, its corner at image point ``origin``, to crop
+    coordinates (``matrix``: image -> crop)."""
+    m = np.asarray(matrix, np.float64)
+    out = np.empty((2, 3))
+    out[:, :2] = m[:, :2] * step
+    out[:, 2] = m[:, :2] @ np.asarray(origin, np.float64) + m[:, 2]
+    return out
+
+
+def view_matrix(matrix: np.ndarray, box: tuple[float, float, float, float], size: int) -> np.ndarray:
+    """The image -> crop matrix seen from a view: ``box`` of the image resized to ``size`` px wide (view px -> crop px)."""
+    return grid_matrix(matrix, box[:2], (box[2] - box[0]) / size)
+
+
 @lru_cache(maxsize=16)
-def _feather_mask(width: int, height: int, feather: float) -> Image.Image:
+def feather_mask(width: int, height: int, feather: float) -> Image.Image:
     """Rectangular mask, 0 on a 2 px rim (bicubic edge bleed) then a smoothstep ramp over feather*size px."""
 
     def ramp(n: int) -> np.ndarray:
@@ -185,9 +217,7 @@ def _warp_region(
     x0, y0, x1, y1 = box
     width, height = x1 - x0, y1 - y0
     step = max(1, min(step, width, height))
-    grid_to_src = np.empty((2, 3))
-    grid_to_src[:, :2] = m[:, :2] * step
-    grid_to_src[:, 2] = m[:, :2] @ np.array([x0, y0], dtype=np.float64) + m[:, 2]
+    grid_to_src = grid_matrix(m, (x0, y0), step)
     grid = (math.ceil(width / step), math.ceil(height / step))
     warped = src.transform(grid, Image.Transform.AFFINE, tuple(grid_to_src.ravel()), resample=resample)
     if step == 1:
@@ -278,7 +308,7 @@ class FacePaster:
 
     def _warped_mask(self) -> Image.Image:
         if self._mask is None:
-            mask = _feather_mask(*self.crop_size, self.feather)
+            mask = feather_mask(*self.crop_size, self.feather)
             self._mask = _warp_region(mask, self.m, self.box, int(1.0 / self.scale), Image.Resampling.BILINEAR)
         return self._mask
 

@@ -10,28 +10,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
 from stargan_app.checkpoint import LoadedWeights, load_weights, resolve_weights
 from stargan_app.config import LabelSchema, StarGANConfig
 from stargan_app.errors import NoFaceError
-from stargan_app.face.align import AlignedFace, FacePaster, align_face
+from stargan_app.face.align import AlignedFace, align_face, view_matrix
 from stargan_app.face.detect import DetectedFace, FaceDetector
-from stargan_app.imaging import (
-    ImageSource,
-    elliptical_window,
-    gaussian_blur,
-    load_image,
-    make_grid,
-    mask_to_pil,
-    pil_to_tensor,
-    tensor_to_pil,
+from stargan_app.imaging import ImageSource, load_image, make_grid, pil_to_tensor, tensor_to_pil
+from stargan_app.inference.compositing import (
+    CHANGE_SMOOTHING,
+    CHANGE_WINDOW,
+    Compositor,
+    FaceCanvas,
+    RegionMaps,
+    changed_attributes,
+    find_regions,
 )
 from stargan_app.labels import display_name, edit_passes, single_attribute_edits, source_label_vector
 from stargan_app.models import Discriminator, Generator
 from stargan_app.runtime import module_device
+
+__all__ = ["CHANGE_SMOOTHING", "CHANGE_WINDOW", "EditPreview", "EditResult", "FaceEditor", "PreparedFace", "face_square"]
 
 
 @dataclass
@@ -43,8 +44,8 @@ class PreparedFace:
     aligned: AlignedFace  # crop + transform into it
     tensor: torch.Tensor  # crop as (1, 3, S, S) in [-1, 1]
     attributes: dict[str, float] | None  # D's estimate of the current attributes, if D was shipped
-    paster: FacePaster  # pastes edited crops back into `image` (caches what does not depend on the edit)
-    no_edit_outputs: dict[bytes, torch.Tensor] = field(default_factory=dict, repr=False)  # G(x, c_src) by c_src
+    canvas: FaceCanvas  # the photo and the face's place in it, for the paste-back
+    no_edit_outputs: dict[tuple[float, ...], torch.Tensor] = field(default_factory=dict, repr=False)  # G(x, c_src) by c_src
 
 
 @dataclass
@@ -67,12 +68,6 @@ class EditResult:
 
 
 NO_FACE_MESSAGE = "No face was found in this image. Try a photo where the face is clearly visible and at least about 40 pixels wide."
-# An image generator's change G(x, c_trg) - G(x, c_src) is blurred (sigma in model pixels) before it reaches the photo:
-# that removes the transposed convolutions' checkerboard speckle, which is most of what looks wrong in an edit.
-# It also tints the background in the crop's corners, which shows as a square: the change is faded from this fraction
-# of the crop's half-width to zero on the inscribed circle. 0 turns either off. Chosen by `eval stargan` (weights/README.md).
-CHANGE_SMOOTHING = 0.6
-CHANGE_WINDOW = 0.8
 FACE_PADDING = 0.5  # face squares (thumbnails, previews) extend this fraction of the face box on every side
 
 
@@ -104,10 +99,15 @@ class FaceEditor:
         info: dict[str, Any] | None = None,
         change_smoothing: float = CHANGE_SMOOTHING,
         change_window: float = CHANGE_WINDOW,
+        regions: RegionMaps | None = None,
+        guided: bool | None = None,
     ):
+        """change_smoothing: see CHANGE_SMOOTHING (0 pastes the change as G made it); change_window: see CHANGE_WINDOW,
+        used only without region maps (0 keeps the change up to the crop's edge); regions: where each attribute lives,
+        which gates the change; guided: edge-aware upsampling of the change (None: on exactly when there are regions)."""
         self.G = generator.eval()
-        self.change_smoothing = change_smoothing  # see CHANGE_SMOOTHING; 0 pastes the change as G made it
-        self.change_window = change_window  # see CHANGE_WINDOW; 0 keeps the change up to the crop's edge
+        guided = regions is not None if guided is None else guided
+        self.compositor = Compositor(regions, change_smoothing, change_window, guided)
         self.D = discriminator.eval() if discriminator is not None else None
         self.config: StarGANConfig = generator.cfg
         self.detector = detector or FaceDetector()
@@ -122,16 +122,39 @@ class FaceEditor:
         device: str = "cpu",
         change_smoothing: float = CHANGE_SMOOTHING,
         change_window: float = CHANGE_WINDOW,
+        regions: str | Path | bool | RegionMaps | None = None,
+        guided: bool | None = None,
     ) -> FaceEditor:
-        """Load a weights file (None: the shipped weights/stargan_celeba.safetensors)."""
+        """Load a weights file (None: the shipped weights/stargan_celeba.safetensors) and its region maps: by default
+        NAME.regions.safetensors beside it when that exists (a file without maps edits as before them), False none,
+        or a path."""
         loaded: LoadedWeights = load_weights(resolve_weights(path, "stargan"), kind="stargan", device=device)
+        maps = find_regions(loaded.path, regions)
         return cls(
             loaded.modules["G"],
             loaded.modules.get("D"),
-            info={**loaded.info, "path": str(loaded.path)},
+            info={**loaded.info, "path": str(loaded.path), "regions": maps.info.get("path") if maps else None},
             change_smoothing=change_smoothing,
             change_window=change_window,
+            regions=maps,
+            guided=guided,
         )
+
+    @property
+    def change_smoothing(self) -> float:
+        return self.compositor.smoothing
+
+    @property
+    def change_window(self) -> float:
+        return self.compositor.window
+
+    @property
+    def regions(self) -> RegionMaps | None:
+        return self.compositor.regions
+
+    @property
+    def guided(self) -> bool:
+        return self.compositor.guided
 
     @property
     def schema(self) -> LabelSchema:
@@ -173,8 +196,8 @@ class FaceEditor:
     def _prepare_face(self, img: Image.Image, face: DetectedFace) -> PreparedFace:
         aligned = align_face(img, face.landmarks, self.config.image_size)
         tensor = pil_to_tensor(aligned.crop)[None]
-        paster = FacePaster(img, aligned.matrix, aligned.crop.size)
-        return PreparedFace(img, face, aligned, tensor, self.estimate_attributes(tensor), paster)
+        canvas = FaceCanvas(img, aligned.matrix, aligned.crop.size)
+        return PreparedFace(img, face, aligned, tensor, self.estimate_attributes(tensor), canvas)
 
     @torch.inference_mode()
     def estimate_attributes(self, crop: torch.Tensor) -> dict[str, float] | None:
@@ -195,57 +218,51 @@ class FaceEditor:
     ) -> EditResult:
         """Edit one face: targets {attribute: on/off}; untouched attributes keep their source value.
 
-        A masked generator's edit is always local: only the upsampled change M * (C - x) is added to the photo, so
-        pixels outside the mask stay bit-exact and the photo keeps its own texture (keep_detail is ignored).
-        For an image generator, keep_detail (default) adds only the change G(x, c_trg) - G(x, c_src) to the
-        photo's own pixels; False pastes the generator's output itself (blurred by upscaling from the model's size).
+        Only the generator's change reaches the photo's own pixels, gated by the regions of the attributes it edits
+        (see FaceEditor): for an image generator G(x, c_trg) - G(x, c_src), for a masked one M * (C - x), so that
+        pixels outside the change's footprint stay bit-exact (a masked generator ignores keep_detail). With
+        keep_detail=False an image generator's output itself is pasted (blurred by upscaling from the model's size).
         """
         prep = image if isinstance(image, PreparedFace) else self.prepare(image, face_index)
         source = source if source is not None else prep.attributes
         passes = edit_passes(self.schema, targets, source, strength)
         if not passes:
             return EditResult(prep.image.copy(), prep.aligned.crop, prep.aligned.crop, prep.attributes, prep.face)
-        full, after = self._edit_photo(prep, prep.paster, passes, targets, source, keep_detail)
+        full, after = self._edit_photo(prep, prep.canvas, passes, targets, source, keep_detail)
         return EditResult(full, prep.aligned.crop, after, prep.attributes, prep.face)
 
     def _edit_photo(
         self,
         prep: PreparedFace,
-        paster: FacePaster,
+        canvas: FaceCanvas,
         passes: list[torch.Tensor],
         targets: Mapping[str, bool],
         source: Mapping[str, float] | None,
         keep_detail: bool,
     ) -> tuple[Image.Image, Image.Image]:
-        """(photo with the edit pasted back through `paster`, edited crop) for one face and its label passes."""
+        """(photo with the edit composed into `canvas`, edited crop) for one face and its label passes."""
         layers = self._generate(prep.tensor, passes)
         edited = layers[-1][0]
-        if self.masked:
-            return paster.paste_masked(
-                [
-                    (tensor_to_pil(x[0]), tensor_to_pil(colour[0]), mask_to_pil(mask[0]))
-                    for (_, colour, mask), x in zip(layers, [prep.tensor] + [out for out, _, _ in layers[:-1]])
-                ]
-            ), tensor_to_pil(edited[0])
-        if not keep_detail:
+        if not (keep_detail or self.masked):
             edited_crop = tensor_to_pil(edited[0])
-            return paster.paste(edited_crop), edited_crop
+            return self.compositor.paste_output(canvas, edited_crop), edited_crop
         no_edit = edit_passes(self.schema, targets, source, 0.0)  # same label groups, source labels
-        key = torch.stack(no_edit).numpy().tobytes()
-        if key not in prep.no_edit_outputs:  # re-edits of this face reuse it: one G pass per label group
-            prep.no_edit_outputs[key] = self._generate(prep.tensor, no_edit)[-1][0]
-        reference = prep.no_edit_outputs[key]
-        change = self._pasted_change(edited, reference)
-        after = tensor_to_pil(prep.tensor[0] + change[0])
-        return paster.paste(tensor_to_pil(reference[0] + change[0]), reference_crop=tensor_to_pil(reference[0])), after
+        gate = self.compositor.gate(changed_attributes(self.schema, passes, no_edit), self.config.image_size, self.masked)
+        x = prep.tensor[0]
+        if self.masked:
+            change = (edited[0] - x) * (1 if gate is None else gate)
+            layers = [(out[0], colour[0], mask[0]) for out, colour, mask in layers]
+            return self.compositor.paste_masked(canvas, x, layers, gate), tensor_to_pil(x + change)
+        reference = self._no_edit_output(prep, no_edit)
+        change = self.compositor.image_change(edited, reference, gate)[0]
+        return self.compositor.paste_change(canvas, change, reference[0], x), tensor_to_pil(x + change)
 
-    def _pasted_change(self, edited: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        """The change edited - reference as it reaches the photo: blurred by change_smoothing and faded out towards
-        the crop's corners by change_window (no visible square)."""
-        change = gaussian_blur(edited - reference, self.change_smoothing)
-        if self.change_window:
-            change = change * elliptical_window(change.size(-1), self.change_window).to(change)
-        return change
+    def _no_edit_output(self, prep: PreparedFace, no_edit: list[torch.Tensor]) -> torch.Tensor:
+        """G(x, c_src) through the same label groups; re-edits of this face reuse it (one G pass per label group)."""
+        key = tuple(torch.cat(no_edit).tolist())
+        if key not in prep.no_edit_outputs:
+            prep.no_edit_outputs[key] = self._generate(prep.tensor, no_edit)[-1][0]
+        return prep.no_edit_outputs[key]
 
     def _generate(self, x: torch.Tensor, passes: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         """G applied once per label-group pass, each on the previous output with its own c (and so its own mask).
@@ -285,8 +302,16 @@ class FaceEditor:
         cs = torch.stack([c for _, c in edits] + (no_edit if with_reference else []))
         with torch.inference_mode():
             out = self.G(prep.tensor.to(self._device).expand(len(cs), -1, -1, -1), cs.to(self._device)).cpu()
+        size = self.config.image_size
+        gates = [
+            self.compositor.gate(changed_attributes(self.schema, [c], [no_edit[g]]), size, self.masked)
+            for (_, c), g in zip(edits, groups)
+        ]
         if with_reference:
-            out = prep.tensor + self._pasted_change(out[: len(edits)], out[len(edits) :][groups])
+            gate = None if gates[0] is None else torch.stack(gates)[:, None]
+            out = prep.tensor + self.compositor.image_change(out[: len(edits)], out[len(edits) :][groups], gate)
+        elif self.masked and gates[0] is not None:
+            out = prep.tensor + (out - prep.tensor) * torch.stack(gates)[:, None]
         return make_grid([prep.aligned.crop] + [tensor_to_pil(o) for o in out], ncols=len(edits) + 1)
 
     def edit_previews(self, image: ImageSource | PreparedFace, face_index: int = 0, size: int = 256) -> list[EditPreview]:
@@ -295,16 +320,13 @@ class FaceEditor:
         prep = image if isinstance(image, PreparedFace) else self.prepare(image, face_index)
         square = face_square(prep.face.box, prep.image.size)
         view = prep.image.resize((size, size), Image.Resampling.LANCZOS, box=square, reducing_gap=3.0)
-        scale = size / (square[2] - square[0])
-        a, t = prep.aligned.matrix[:, :2], prep.aligned.matrix[:, 2]
-        matrix = np.column_stack([a / scale, a @ np.array(square[:2], dtype=np.float64) + t])  # view px -> crop px
-        paster = FacePaster(view, matrix, prep.aligned.crop.size)
+        canvas = FaceCanvas(view, view_matrix(prep.aligned.matrix, square, size), prep.aligned.crop.size)
         previews = []
         for label, _ in single_attribute_edits(self.schema, prep.attributes):
             attribute, on = label[1:], label[0] == "+"
             targets = {attribute: on}
             passes = edit_passes(self.schema, targets, prep.attributes)
-            photo, _ = self._edit_photo(prep, paster, passes, targets, prep.attributes, keep_detail=True)
+            photo, _ = self._edit_photo(prep, canvas, passes, targets, prep.attributes, keep_detail=True)
             caption = display_name(attribute) if on else f"No {display_name(attribute).lower()}"
             previews.append(EditPreview(attribute, caption, targets, photo))
         return previews

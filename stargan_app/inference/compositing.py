@@ -1,0 +1,296 @@
+"""How an edit reaches the photo: where each attribute lives (region maps), the gate, the edge-aware (guided)
+upsampling of the change and the paste-back.
+
+The generator works on a 64 px crop. Its change, upsampled onto a face hundreds of pixels wide, bleeds across every
+edge unless the photo says where the edges are: the guided filter (He, Sun and Tang, "Guided Image Filtering",
+ECCV 2010 / TPAMI 2013) fits the change, in each small window of the crop, as a linear function of the crop's own
+colours, and evaluates that function on the photo's pixels. A colour change fitted on "dark hair" then stops where
+the photo's dark hair stops.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from stargan_app.config import LabelSchema
+from stargan_app.errors import WeightsError
+from stargan_app.face.align import FacePaster, feather_mask, footprint, grid_matrix
+from stargan_app.imaging import elliptical_window, gaussian_blur, mask_to_pil, tensor_to_pil
+
+# An image generator's change G(x, c_trg) - G(x, c_src) is blurred (sigma in model pixels) before it reaches the photo:
+# that removes the transposed convolutions' checkerboard speckle, which is most of what looks wrong in an edit.
+# Without region maps it is also faded from this fraction of the crop's half-width to zero on the inscribed circle,
+# so no square of tinted background shows. 0 turns either off. Chosen by `eval stargan` (weights/README.md).
+CHANGE_SMOOTHING = 0.6
+CHANGE_WINDOW = 0.8
+# Guided upsampling: window radius in model px (the bleed of a 64 px change is 1-2 px), and the regulariser on a
+# guide in [0, 1] (edges of contrast below about sqrt(eps) are smoothed over, above it they are kept).
+GUIDED_RADIUS = 2
+GUIDED_EPS = 1e-3
+# The guided step runs on at most this many photo pixels (a big face is reduced first; the result is upsampled).
+GUIDED_MAX_PIXELS = 250_000
+REGIONS_FORMAT = "stargan-app-regions/1"
+REGIONS_SUFFIX = ".regions.safetensors"
+
+
+# ---------------------------------------------------------------- where each attribute lives
+
+
+@dataclass(frozen=True)
+class RegionMaps:
+    """Per attribute, a soft map in [0, 1] on the aligned model-size crop of where that attribute lives."""
+
+    maps: Mapping[str, torch.Tensor]  # attribute -> (S, S) float
+    info: Mapping[str, Any] = field(default_factory=dict)  # how they were estimated
+
+    @property
+    def size(self) -> int:
+        return next(iter(self.maps.values())).size(-1)
+
+    def union(self, attributes: Iterable[str], size: int, fallback: torch.Tensor) -> torch.Tensor:
+        """(size, size): the pixel-wise max of the attributes' maps; an attribute without a map counts as `fallback`."""
+        out = torch.zeros(size, size)
+        for a in attributes:
+            m = self.maps.get(a)
+            if m is None:
+                m = fallback
+            elif m.size(-1) != size:
+                m = F.interpolate(m[None, None], size=(size, size), mode="bilinear", align_corners=False)[0, 0]
+            out = torch.maximum(out, m)
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {a: m.detach().float().clone() for a, m in self.maps.items()}  # clone: maps may share memory
+        save_file(tensors, str(path), metadata={"format": REGIONS_FORMAT, "info": json.dumps(dict(self.info))})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> RegionMaps:
+        path = Path(path)
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as f:
+                meta = f.metadata() or {}
+                maps = {k: f.get_tensor(k).float() for k in f.keys()}
+            info = json.loads(meta.get("info") or "{}")
+        except Exception as e:  # missing, truncated, not safetensors, bad JSON: all one message for the user
+            raise WeightsError(f"{path.name} is not a readable region-maps file ({e}).") from None
+        if meta.get("format") != REGIONS_FORMAT or not maps or any(m.ndim != 2 or m.size(0) != m.size(1) for m in maps.values()):
+            raise WeightsError(f"{path.name} is not a region-maps file of this app.")
+        return cls(maps, {**info, "path": str(path)})
+
+
+def regions_path(weights: str | Path) -> Path:
+    """Where the region maps of a weights file live: beside it, `NAME.regions.safetensors`."""
+    weights = Path(weights)
+    return weights.with_name(weights.name.removesuffix(".safetensors") + REGIONS_SUFFIX)
+
+
+def find_regions(weights: str | Path, regions: str | Path | bool | RegionMaps | None = None) -> RegionMaps | None:
+    """The maps to use with a weights file: None/True the file beside it if there is one, False none, else that path."""
+    if regions is False:
+        return None
+    if isinstance(regions, RegionMaps):
+        return regions
+    if regions is None or regions is True:
+        path = regions_path(weights)
+        return RegionMaps.load(path) if path.is_file() else None
+    return RegionMaps.load(regions)
+
+
+def changed_attributes(schema: LabelSchema, passes: Sequence[torch.Tensor], reference: Sequence[torch.Tensor]) -> list[str]:
+    """The attributes whose label value an edit changes (passes against the source-label passes); for a hair colour
+    switched on that includes the colour it clears."""
+    n = schema.cls_dim
+    changed = torch.zeros(n, dtype=torch.bool)
+    for c, r in zip(passes, reference):
+        changed |= (c[:n] - r[:n]).abs() > 0
+    return [a for a, on in zip(schema.attributes, changed.tolist()) if on]
+
+
+# ---------------------------------------------------------------- the guided filter (O(N) box filters)
+
+
+def _box_sum(x: torch.Tensor, radius: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums over a window of +-radius along `dim`, clipped at the ends (a cumulative-sum difference: O(N) for any
+    radius, and exactly 0 where the window holds only zeros), and the window lengths."""
+    n = x.size(dim)
+    zero = torch.zeros_like(x.narrow(dim, 0, 1))
+    c = torch.cat([zero, torch.cumsum(x, dim)], dim)
+    idx = torch.arange(n)
+    hi, lo = (idx + radius + 1).clamp(max=n), (idx - radius).clamp(min=0)
+    return c.index_select(dim, hi) - c.index_select(dim, lo), (hi - lo).to(x.dtype)
+
+
+def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean of (..., H, W) over (2 radius + 1)^2 windows; at the borders over the part inside the image."""
+    rows, nh = _box_sum(x, radius, -2)
+    both, nw = _box_sum(rows, radius, -1)
+    return both / (nh[:, None] * nw[None, :])
+
+
+def guided_coefficients(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """He et al.'s colour guided filter: per pixel, the window-averaged linear model src ~ a . guide + b.
+
+    guide (G, H, W), src (C, H, W) -> a (C, G, H, W), b (C, H, W). Where src is 0 on a whole window, a and b are
+    exactly 0 (nothing leaks into an area without change).
+    """
+    g, c = guide.size(0), src.size(0)
+    mean_i, mean_p = box_mean(guide, radius), box_mean(src, radius)
+    cov_ip = box_mean(src[:, None] * guide[None], radius) - mean_p[:, None] * mean_i[None]  # (C, G, H, W)
+    cov_ii = box_mean(guide[:, None] * guide[None], radius) - mean_i[:, None] * mean_i[None]  # (G, G, H, W)
+    cov_ii = cov_ii + eps * torch.eye(g, dtype=guide.dtype)[:, :, None, None]
+    a = torch.linalg.solve(cov_ii.permute(2, 3, 0, 1), cov_ip.permute(2, 3, 1, 0))  # (H, W, G, C)
+    a = a.permute(3, 2, 0, 1).contiguous()
+    b = mean_p - (a * mean_i[None]).sum(1)
+    return box_mean(a.reshape(c * g, *a.shape[2:]), radius).view_as(a), box_mean(b, radius)
+
+
+def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
+    """The guided filter's output q = a . guide + b at the guide's own resolution, (C, H, W)."""
+    a, b = guided_coefficients(guide, src, radius, eps)
+    return (a * guide[None]).sum(1) + b
+
+
+# ---------------------------------------------------------------- composition
+
+
+class FaceCanvas:
+    """One view of a photo (the photo itself, or a preview square cut from it) and where the aligned face lies in
+    it (matrix: view px -> crop px). What does not depend on the edit is computed once per view."""
+
+    def __init__(self, photo: Image.Image, matrix: np.ndarray, crop_size: tuple[int, int]):
+        self.photo, self.matrix = photo, np.asarray(matrix, np.float64)
+        self.paster = FacePaster(photo, self.matrix, crop_size)
+
+
+@dataclass(frozen=True)
+class Compositor:
+    """How a face edit reaches the photo; one per FaceEditor.
+
+    regions: where each attribute lives (None: the fixed ellipse `window` for an image generator, no gate for a
+    masked one). guided: bring the change to the photo's resolution with the guided filter (False: a plain bicubic
+    warp, as before region maps).
+    """
+
+    regions: RegionMaps | None = None
+    smoothing: float = CHANGE_SMOOTHING
+    window: float = CHANGE_WINDOW
+    guided: bool = False
+    radius: int = GUIDED_RADIUS
+    eps: float = GUIDED_EPS
+
+    def gate(self, attributes: Iterable[str], size: int, masked: bool = False) -> torch.Tensor | None:
+        """(size, size) weights of an edit's change: the union of its attributes' regions; None when nothing gates it."""
+        fallback = elliptical_window(size, self.window) if self.window and not masked else torch.ones(size, size)
+        if self.regions is not None:
+            return self.regions.union(attributes, size, fallback)
+        return None if masked or not self.window else fallback
+
+    def image_change(self, edited: torch.Tensor, reference: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
+        """An image generator's change as it reaches the photo: edited - reference, blurred, gated. (B, 3, S, S)."""
+        change = gaussian_blur(edited - reference, self.smoothing)
+        return change if gate is None else change * gate
+
+    def paste_output(self, canvas: FaceCanvas, crop: Image.Image) -> Image.Image:
+        """The generator's output itself pasted over the face (feathered), replacing the photo's detail."""
+        return canvas.paster.paste(crop)
+
+    def paste_change(self, canvas: FaceCanvas, change: torch.Tensor, reference: torch.Tensor, x: torch.Tensor) -> Image.Image:
+        """An image generator's change (3, S, S; from `image_change`) added to the photo's own pixels.
+
+        reference: G at the source labels (the plain warp pastes reference + change over reference); x: the aligned
+        crop, the guide of the guided filter (blurred like the change, so that both hold the same edges).
+        """
+        if self.guided:
+            return self._guided_paste(canvas, change, gaussian_blur(x[None], self.smoothing)[0])
+        return canvas.paster.paste(tensor_to_pil(reference + change), reference_crop=tensor_to_pil(reference))
+
+    def paste_masked(
+        self,
+        canvas: FaceCanvas,
+        x: torch.Tensor,
+        layers: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+        gate: torch.Tensor | None,
+    ) -> Image.Image:
+        """A masked generator's edit: per label-group pass (output, colour C, mask M), each (3 or 1, S, S), on the
+        previous output starting from x. Only the change M * (C - input) reaches the photo, times the gate."""
+        if self.guided:
+            change = layers[-1][0] - x
+            return self._guided_paste(canvas, change if gate is None else change * gate, x)
+        inputs = [x] + [out for out, _, _ in layers[:-1]]
+        return canvas.paster.paste_masked(
+            [
+                (tensor_to_pil(src), tensor_to_pil(colour), mask_to_pil(mask if gate is None else mask * gate))
+                for (_, colour, mask), src in zip(layers, inputs)
+            ]
+        )
+
+    def _guided_paste(self, canvas: FaceCanvas, change: torch.Tensor, guide: torch.Tensor) -> Image.Image:
+        """Add a crop-size change (3, S, S, model units) to the photo: the guided filter's linear models (fitted on
+        the crop, guide = the crop) evaluated on the photo's own pixels (He and Sun's fast guided filter, used for
+        upsampling), over the footprint of the change only, so the rest of the photo stays bit-exact. A big face is
+        reduced to GUIDED_MAX_PIXELS first and the result upsampled."""
+        out = canvas.photo.copy()
+        size = change.size(-1)
+        rim = torch.from_numpy(np.asarray(feather_mask(size, size, canvas.paster.feather), np.float32) / 255.0)
+        guide, change = (guide + 1) / 2, change * rim * 127.5  # the guide in [0, 1], the change in 8-bit levels
+        a, b = guided_coefficients(guide, change, self.radius, self.eps)
+        # Where the guide is flat it says nothing about where the change should stop, and the filter would only blur
+        # the change (a moustache fades): there the change keeps its own detail, the part the linear models miss.
+        variance = (box_mean(guide.pow(2), self.radius) - box_mean(guide, self.radius).pow(2)).mean(0).clamp(min=0)
+        detail = (change - ((a * guide[None]).sum(1) + b)) * (self.eps / (variance + self.eps))
+        coefficients = torch.cat([a.flatten(0, 1), b, detail])  # (9 + 3 + 3, S, S), all 0 where there is no change
+        rows, cols = torch.nonzero(coefficients.abs().amax(0)).unbind(1)
+        if not len(rows):
+            return out
+        rect = (float(cols.min()), float(rows.min()), float(cols.max()) + 1, float(rows.max()) + 1)
+        box = footprint(canvas.matrix, rect, canvas.photo.size)
+        if box is None:
+            return out
+        width, height = box[2] - box[0], box[3] - box[1]
+        step = max(1, math.ceil(math.sqrt(width * height / GUIDED_MAX_PIXELS)))
+        small = canvas.photo.reduce(step, box=box) if step > 1 else canvas.photo.crop(box)
+        photo = torch.from_numpy(np.asarray(small, np.float32)).permute(2, 0, 1) / 255.0
+        sampled = _sample(coefficients, grid_matrix(canvas.matrix, box[:2], step), photo.shape[1:])
+        q = (sampled[:9].view(3, 3, *photo.shape[1:]) * photo[None]).sum(1) + sampled[9:12] + sampled[12:]
+        levels = q.round().permute(1, 2, 0).numpy().astype(np.int16)
+        if step > 1:  # the two signs as 8-bit images: PIL's bilinear resize of uint8 is the fastest upsampling here
+            full, src = (width, height), (0.0, 0.0, width / step, height / step)
+            up = [
+                np.asarray(
+                    Image.fromarray(np.clip(s * levels, 0, 255).astype(np.uint8)).resize(full, Image.Resampling.BILINEAR, box=src)
+                )
+                for s in (1, -1)
+            ]
+            levels = up[0].astype(np.int16) - up[1]
+        region = np.asarray(canvas.photo.crop(box), np.int16) + levels
+        out.paste(Image.fromarray(np.clip(region, 0, 255).astype(np.uint8)), box[:2])
+        return out
+
+
+def _sample(maps: torch.Tensor, grid_to_crop: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
+    """Bilinear samples of crop-size maps (K, S, S) at the pixel centres of a (H, W) grid; grid_to_crop maps grid
+    coordinates to crop coordinates (both with pixel centres at +0.5). 0 outside the crop."""
+    size = maps.size(-1)
+    h, w = shape
+    # affine_grid wants normalised coordinates on both sides: grid [-1, 1] -> crop [-1, 1]
+    scale = np.diag([w / 2.0, h / 2.0])
+    theta = np.empty((2, 3))
+    theta[:, :2] = grid_to_crop[:, :2] @ scale * (2.0 / size)
+    theta[:, 2] = (grid_to_crop[:, :2] @ scale @ np.ones(2) + grid_to_crop[:, 2]) * (2.0 / size) - 1.0
+    grid = F.affine_grid(torch.tensor(theta, dtype=torch.float32)[None], [1, 1, h, w], align_corners=False)
+    return F.grid_sample(maps[None].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
