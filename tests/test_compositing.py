@@ -176,6 +176,8 @@ def test_old_keyword_arguments_still_work_and_maps_can_be_turned_off(tmp_path):
     band_maps(slice(4, 10)).save(tmp_path / "w.regions.safetensors")
     editor = FaceEditor.from_pretrained(weights, change_smoothing=1.0, change_window=0.6)
     assert (editor.change_smoothing, editor.change_window) == (1.0, 0.6) and editor.regions is not None and editor.guided
+    editor.change_window = 0.0  # assignable, as the attributes they were
+    assert editor.compositor.window == 0.0
     assert not FaceEditor.from_pretrained(weights, guided=False).guided
     assert FaceEditor.from_pretrained(weights, regions=False).regions is None
     photo = random_photo()

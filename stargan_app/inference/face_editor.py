@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from collections import OrderedDict
@@ -144,9 +145,17 @@ class FaceEditor:
     def change_smoothing(self) -> float:
         return self.compositor.smoothing
 
+    @change_smoothing.setter
+    def change_smoothing(self, sigma: float) -> None:
+        self.compositor = dataclasses.replace(self.compositor, smoothing=sigma)
+
     @property
     def change_window(self) -> float:
         return self.compositor.window
+
+    @change_window.setter
+    def change_window(self, inner: float) -> None:
+        self.compositor = dataclasses.replace(self.compositor, window=inner)
 
     @property
     def regions(self) -> RegionMaps | None:
