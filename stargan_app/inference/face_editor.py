@@ -17,7 +17,7 @@ from PIL import Image
 from stargan_app.checkpoint import LoadedWeights, load_weights, resolve_weights
 from stargan_app.config import LabelSchema, StarGANConfig
 from stargan_app.errors import NoFaceError
-from stargan_app.face.align import AlignedFace, align_face, view_matrix
+from stargan_app.face.align import AlignedFace, FacePaster, align_face, view_matrix
 from stargan_app.face.detect import DetectedFace, FaceDetector
 from stargan_app.imaging import ImageSource, load_image, make_grid, pil_to_tensor, tensor_to_pil
 from stargan_app.inference.compositing import (
@@ -47,6 +47,11 @@ class PreparedFace:
     attributes: dict[str, float] | None  # D's estimate of the current attributes, if D was shipped
     canvas: FaceCanvas  # the photo and the face's place in it, for the paste-back
     no_edit_outputs: dict[tuple[float, ...], torch.Tensor] = field(default_factory=dict, repr=False)  # G(x, c_src) by c_src
+
+    @property
+    def paster(self) -> FacePaster:
+        """The feathered crop paster of this face (what PreparedFace held before the canvas)."""
+        return self.canvas.paster
 
 
 @dataclass
