@@ -87,17 +87,17 @@ def test_picking_the_second_face_clears_the_last_result(events, photo):
 def test_edit_returns_before_and_after_at_the_photos_size(events, uploaded, photo):
     t = events.tab
     prep, original = uploaded[t.prepared], uploaded[t.original]
-    out = check_declared(events, events.on_edit, events.on_edit(prep, original, "Blond_Hair", [], 1.0, True, False))
+    out = check_declared(events, events.on_edit, events.on_edit(prep, original, "Blond_Hair", [], 1.0, False))
     before, after = out[t.before_after]
     assert before == original and out[t.download]["value"] == after and out[t.download]["interactive"]
     assert Image.open(after).size == photo.size
-    every = events.on_edit(prep, original, "Blond_Hair", [], 1.0, True, True)[t.before_after][1]
+    every = events.on_edit(prep, original, "Blond_Hair", [], 1.0, True)[t.before_after][1]
     assert every != after  # the second face edited too
 
 
 def test_edit_before_a_photo_warns_and_changes_nothing(events):
     with pytest.warns(UserWarning, match=NO_PHOTO_MESSAGE):
-        assert events.on_edit(None, None, KEEP, [], 1.0, True, False) == {}
+        assert events.on_edit(None, None, KEEP, [], 1.0, False) == {}
 
 
 def test_a_gallery_tile_sets_the_controls_to_its_edit_and_applies_it(events, uploaded):
@@ -107,7 +107,7 @@ def test_a_gallery_tile_sets_the_controls_to_its_edit_and_applies_it(events, upl
     tiles = grid[t.tile_targets]
     assert len(grid[t.grid]["value"]) == len(tiles) > 1 and grid[t.grid]["visible"]
     gray = next(k for k, targets in enumerate(tiles) if targets.get("Gray_Hair"))
-    out = check_declared(events, events.on_tile, events.on_tile(prep, original, tiles, 1.0, True, False, select(gray)))
+    out = check_declared(events, events.on_tile, events.on_tile(prep, original, tiles, 1.0, False, select(gray)))
     assert out[t.hair] == "Gray_Hair" and out[t.before_after][0] == original
 
 

@@ -54,7 +54,7 @@ EDIT_DOC = """Edit one face of a photo and return the whole photo at its own res
         attributes: the on/off attributes the face should show{attributes}; others are switched off (None: keep the face's own).
         strength: how strongly to apply the change, 0 to 2 (1 is the trained strength).
         face_index: which face to edit, 0 for the largest (the order of /detect).
-        keep_detail: add only the model's change to the photo's own pixels (sharper), instead of pasting its output.
+        keep_detail: True (default) adds only the model's change, where the attribute lives; False pastes its 64 px output (blurry).
     """
 
 

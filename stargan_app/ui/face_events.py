@@ -120,14 +120,13 @@ class FaceEvents:
         hair: str,
         checked: list[str] | None,
         strength: float,
-        detail: bool,
         every: bool,
     ) -> Updates:
         """Apply the controls' choices: only what differs from the face's own attributes becomes a target."""
         if prep is None or self.ed is None:
             gr.Warning(NO_PHOTO_MESSAGE)
             return {}
-        return self._apply(prep, original, edit_targets(self.ed, hair, checked, prep.attributes), strength, detail, every)
+        return self._apply(prep, original, edit_targets(self.ed, hair, checked, prep.attributes), strength, every)
 
     @updates("grid", "tile_targets")
     def on_grid(self, prep: PreparedFace | None) -> Updates:
@@ -148,7 +147,6 @@ class FaceEvents:
         original: str | None,
         targets_per_tile: list[dict[str, bool]],
         strength: float,
-        detail: bool,
         every: bool,
         evt: gr.SelectData,
     ) -> Updates:
@@ -158,7 +156,7 @@ class FaceEvents:
         targets = targets_per_tile[evt.index]
         hair = next((a for a, on in targets.items() if on and a in self.ed.schema.exclusive), KEEP)
         checked = [a for a in other_attributes(self.ed) if targets.get(a, is_present(prep.attributes, a))]
-        return {self.tab.hair: hair, self.tab.others: checked, **self._apply(prep, original, targets, strength, detail, every)}
+        return {self.tab.hair: hair, self.tab.others: checked, **self._apply(prep, original, targets, strength, every)}
 
     @updates("hair", "others", "strength", *RESULT)
     def on_reset(self, prep: PreparedFace | None) -> Updates:
@@ -172,14 +170,12 @@ class FaceEvents:
             t.download: gr.update(value=None, interactive=False),
         }
 
-    def _apply(
-        self, prep: PreparedFace, original: str | None, targets: dict[str, bool], strength: float, detail: bool, every: bool
-    ) -> Updates:
+    def _apply(self, prep: PreparedFace, original: str | None, targets: dict[str, bool], strength: float, every: bool) -> Updates:
         try:
             if every:
-                r: EditResult = self.ed.edit_all_faces(prep.image, targets, float(strength), keep_detail=bool(detail))
+                r: EditResult = self.ed.edit_all_faces(prep.image, targets, float(strength))
             else:
-                r = self.ed.edit(prep, targets, strength=float(strength), keep_detail=bool(detail))
+                r = self.ed.edit(prep, targets, strength=float(strength))
         except StarGANAppError as e:
             gr.Warning(str(e))
             return {}
@@ -222,7 +218,7 @@ def wire_face_tab(tab: FaceTab, ed: FaceEditor | None, missing: str) -> FaceEven
     t.photo.change(ev.on_upload, [t.photo], ev.outputs(ev.on_upload), show_progress_on=[t.photo], **PRIVATE, **FACE_JOBS)
     t.faces.select(ev.on_pick_face, [t.photo], ev.outputs(ev.on_pick_face), show_progress_on=[t.faces], **PRIVATE, **FACE_JOBS)
 
-    edit_inputs = [t.prepared, t.original, t.hair, t.others, t.strength, t.keep_detail, t.every_face]
+    edit_inputs = [t.prepared, t.original, t.hair, t.others, t.strength, t.every_face]
     result = ev.outputs(ev.on_edit)
     # the button's edit (often the first, the slowest) shows progress, then the page scrolls to the result if its top
     # is out of view (on a phone it sits above the controls once it holds an image)
@@ -232,7 +228,7 @@ def wire_face_tab(tab: FaceTab, ed: FaceEditor | None, missing: str) -> FaceEven
     # .input fires on the user's own changes only, not when upload pre-fills the checkboxes; always_last runs the
     # newest value once the running edit is done instead of dropping it
     gr.on(
-        [t.hair.input, t.others.input, t.keep_detail.input, t.every_face.input],
+        [t.hair.input, t.others.input, t.every_face.input],
         ev.on_edit,
         edit_inputs,
         result,
@@ -247,7 +243,7 @@ def wire_face_tab(tab: FaceTab, ed: FaceEditor | None, missing: str) -> FaceEven
     t.grid_btn.click(ev.on_grid, [t.prepared], ev.outputs(ev.on_grid), **PRIVATE, **FACE_JOBS)
     t.grid.select(
         ev.on_tile,
-        [t.prepared, t.original, t.tile_targets, t.strength, t.keep_detail, t.every_face],
+        [t.prepared, t.original, t.tile_targets, t.strength, t.every_face],
         ev.outputs(ev.on_tile),
         show_progress_on=[t.before_after],
         **PRIVATE,

@@ -29,7 +29,6 @@ class FaceTab:
     every_face: gr.Checkbox
     hair: gr.Radio
     others: gr.CheckboxGroup
-    keep_detail: gr.Checkbox
     edit_btn: gr.Button
     grid_btn: gr.Button
     reset_btn: gr.Button
@@ -43,7 +42,7 @@ class FaceTab:
 
 
 # The FaceTab fields that only make sense once a face is prepared: disabled until then.
-CONTROLS = ("every_face", "hair", "others", "keep_detail", "edit_btn", "grid_btn", "reset_btn", "strength")
+CONTROLS = ("every_face", "hair", "others", "edit_btn", "grid_btn", "reset_btn", "strength")
 
 
 def build_face_tab(ed: FaceEditor | None, missing: str) -> FaceTab:
@@ -71,10 +70,6 @@ def build_face_tab(ed: FaceEditor | None, missing: str) -> FaceTab:
             hair_choices = [("Keep", KEEP)] + [(display_name(a), a) for a in ed.schema.exclusive] if ed else [KEEP]
             hair = gr.Radio(hair_choices, value=KEEP, label="Hair colour", **off)
             others = gr.CheckboxGroup([(display_name(a), a) for a in other_attributes(ed)] if ed else [], label="Attributes", **off)
-            # a masked model's edit is always local and keeps the photo's own texture: no choice to offer
-            keep_detail = gr.Checkbox(
-                value=True, label="Blend the change into the photo's own detail (sharper)", visible=bool(ed) and not ed.masked, **off
-            )
             with gr.Row():
                 edit_btn = gr.Button("Edit", variant="primary", **off)
                 grid_btn = gr.Button("Show every single edit", **off)
@@ -116,7 +111,6 @@ def build_face_tab(ed: FaceEditor | None, missing: str) -> FaceTab:
         every_face,
         hair,
         others,
-        keep_detail,
         edit_btn,
         grid_btn,
         reset_btn,
