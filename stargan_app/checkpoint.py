@@ -24,6 +24,7 @@ DEFAULT_FILES = {
     "mnist": "cgan_mnist.safetensors",
     "fashion": "cgan_fashion.safetensors",
 }
+REGIONS_SUFFIX = ".regions.safetensors"  # a stargan file's attribute region maps live beside it: NAME.regions.safetensors
 HUB_REPO_ENV = "STARGAN_APP_HUB_REPO"  # optional: fetch missing weights from this Hugging Face repo id
 HUB_REPO_FILE = "HUB_REPO"  # the same, written into weights/ of a published Space
 
@@ -135,7 +136,17 @@ def resolve_weights(name_or_path: str | Path | None, default: str) -> Path:
             f"{filename} is not in {WEIGHTS_DIR}: set {HUB_REPO_ENV}=USER/REPO to download it from a Hugging Face model repo, "
             "or pass the path of a weights file."
         )
-    return _hub_download(repo, filename)
+    path = _hub_download(repo, filename)
+    try:  # the region maps land in the same snapshot folder, where the editor looks for them; optional
+        _hub_download(repo, companion_name(filename))
+    except WeightsError:
+        pass
+    return path
+
+
+def companion_name(filename: str) -> str:
+    """The name of the region maps that belong beside a weights file."""
+    return filename.removesuffix(".safetensors") + REGIONS_SUFFIX
 
 
 def hub_repo() -> str:

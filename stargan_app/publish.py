@@ -16,7 +16,7 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard, SpaceCard
 
-from stargan_app.checkpoint import DEFAULT_FILES, HUB_REPO_FILE, WEIGHTS_DIR
+from stargan_app.checkpoint import DEFAULT_FILES, HUB_REPO_FILE, WEIGHTS_DIR, companion_name
 from stargan_app.errors import StarGANAppError
 
 ROOT = WEIGHTS_DIR.parent
@@ -43,7 +43,9 @@ class PublishError(StarGANAppError):
 
 
 def shipped_weights() -> list[Path]:
-    return [WEIGHTS_DIR / name for name in DEFAULT_FILES.values() if (WEIGHTS_DIR / name).is_file()]
+    """The weights files to publish, with the region maps beside them where there are any."""
+    names = [n for name in DEFAULT_FILES.values() for n in (name, companion_name(name))]
+    return [WEIGHTS_DIR / name for name in names if (WEIGHTS_DIR / name).is_file()]
 
 
 def model_card() -> ModelCard:

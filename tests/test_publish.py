@@ -18,7 +18,7 @@ from stargan_app.cli import main as cli_main
 ROOT = Path(__file__).resolve().parents[1]
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")  # owner/name
 COMMIT = "c0ffee" * 6 + "beef"  # 40 hex digits, as the Hub's commit ids
-SHIPPED = sorted(name for name in DEFAULT_FILES.values() if (WEIGHTS_DIR / name).is_file())
+SHIPPED = sorted(p.name for p in publish.shipped_weights())  # the weights files and the region maps beside them
 
 
 def lfs_patterns(gitattributes: Path) -> list[str]:
@@ -204,3 +204,28 @@ def test_missing_weights_without_a_hub_repo_say_how_to_get_them(hub_cache, monke
     with pytest.raises(checkpoint.WeightsError, match=checkpoint.HUB_REPO_ENV) as info:
         checkpoint.resolve_weights(None, "stargan")
     assert len(str(info.value).rstrip(".").split(". ")) == 1  # one sentence
+
+
+@pytest.mark.parametrize("maps_on_the_hub", [True, False])
+def test_hub_download_brings_the_region_maps_beside_the_weights(tmp_path, monkeypatch, maps_on_the_hub):
+    calls = []
+
+    def download(repo: str, filename: str) -> Path:
+        calls.append(filename)
+        if filename.endswith(checkpoint.REGIONS_SUFFIX) and not maps_on_the_hub:
+            raise checkpoint.WeightsError("no such file")
+        return tmp_path / filename
+
+    monkeypatch.setattr(checkpoint, "_hub_download", download)
+    monkeypatch.setattr(checkpoint, "WEIGHTS_DIR", tmp_path / "not-a-checkout")
+    monkeypatch.setenv(checkpoint.HUB_REPO_ENV, "me/weights")
+    weights = DEFAULT_FILES["stargan"]
+    assert checkpoint.resolve_weights(None, "stargan") == tmp_path / weights  # maps or not, the weights come
+    assert calls == [weights, checkpoint.companion_name(weights)]
+
+
+def test_publish_ships_the_region_maps_with_the_weights(tmp_path, monkeypatch):
+    for name in (DEFAULT_FILES["stargan"], checkpoint.companion_name(DEFAULT_FILES["stargan"])):
+        (tmp_path / name).write_bytes(b"x")
+    monkeypatch.setattr(publish, "WEIGHTS_DIR", tmp_path)
+    assert [p.name for p in publish.shipped_weights()] == ["stargan_celeba.safetensors", "stargan_celeba.regions.safetensors"]

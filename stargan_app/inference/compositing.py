@@ -24,6 +24,7 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from stargan_app.checkpoint import companion_name
 from stargan_app.config import LabelSchema
 from stargan_app.errors import WeightsError
 from stargan_app.face.align import FacePaster, feather_mask, footprint, grid_matrix
@@ -42,7 +43,6 @@ GUIDED_EPS = 1e-3
 # The guided step runs on at most this many photo pixels (a big face is reduced first; the result is upsampled).
 GUIDED_MAX_PIXELS = 250_000
 REGIONS_FORMAT = "stargan-app-regions/1"
-REGIONS_SUFFIX = ".regions.safetensors"
 
 
 # ---------------------------------------------------------------- where each attribute lives
@@ -96,7 +96,7 @@ class RegionMaps:
 def regions_path(weights: str | Path) -> Path:
     """Where the region maps of a weights file live: beside it, `NAME.regions.safetensors`."""
     weights = Path(weights)
-    return weights.with_name(weights.name.removesuffix(".safetensors") + REGIONS_SUFFIX)
+    return weights.with_name(companion_name(weights.name))
 
 
 def find_regions(weights: str | Path, regions: str | Path | bool | RegionMaps | None = None) -> RegionMaps | None:
