@@ -241,12 +241,13 @@ def test_a_campaign_continues_from_its_committed_training_state(tmp_path):
     assert FaceEditor.from_pretrained(state).info["total_g_updates"] == 1 + 2  # the file also serves
 
     second = tiny_train_config(tmp_path, run_dir=str(tmp_path / "s2"), out=str(tmp_path / "s2.safetensors"), num_iters=6)
-    train_stargan(dataclasses.replace(second, continue_from=str(state), recipe="v2", g_lr=0.0, d_lr=0.0))
+    train_stargan(dataclasses.replace(second, continue_from=str(state), recipe="v2", g_lr=0.0, d_lr=0.0, lambda_r1=0.1))
     info = FaceEditor.from_pretrained(second.out).info
     assert info["steps"] == 6
     assert [s["steps"] for s in info["stages"]] == [[0, 2], [0, 4], [4, 6]]
     assert [s["g_updates"] for s in info["stages"]] == [1, 2, 1] and info["total_g_updates"] == 4
     assert info["stages"][1]["seeded_from"] == seed and info["stages"][1]["augment"] == "translation,cutout"
+    assert [s["loss_weights"].get("r1") for s in info["stages"][1:]] == [1.0, 0.1]  # a changed option is a new stage's
     assert info["total_train_seconds"] == pytest.approx(sum(s["train_seconds"] for s in info["stages"]), abs=0.2)
     resumed = load_resume(second.run_dir)
     for name, t in read_tensors(state, TRAINING_G).items():  # learning rate 0: the raw G came through unchanged

@@ -219,6 +219,7 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
     D = Discriminator(mcfg).to(dev, memory_format=layout)
     if mcfg.output == "masked":
         init_mask_bias(G)
+    penalty = {"gp": cfg.lambda_gp} if cfg.recipe == "wgan-gp" else {"r1": cfg.lambda_r1, "r1_every": cfg.r1_every}
     info = {
         "data": f"CelebA layout at {cfg.data_dir}: {len(split.images)} training images ({split.skipped} skipped), "
         f"last {cfg.test_size} ids held out, {cfg.image_size}x{cfg.image_size}",
@@ -229,6 +230,7 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
         "augment": cfg.augment or "none",
         "output": cfg.output,
         "upsample": cfg.upsample,
+        "loss_weights": {"cls": cfg.lambda_cls, "rec": cfg.lambda_rec, **penalty},
         "precision": "bf16 autocast" if precision.enabled else "fp32",
     }
     gan = new_gan_state("stargan", mcfg, G, D, cfg, cfg.g_lr, cfg.d_lr, info)
