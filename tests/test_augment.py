@@ -5,6 +5,8 @@ How the pinned literals were produced: `losses_and_step(recipe)` below, run on t
 augmentation existed), CPU, torch 2.14.1; printed to 6 decimals and pasted here.
 """
 
+from dataclasses import replace
+
 import pytest
 import torch
 from conftest import TINY_DIMS, TINY_STARGAN, tiny_stargan
@@ -145,3 +147,16 @@ def test_real_and_fake_images_pass_through_the_same_policy(monkeypatch):
     assert policies == {("translation", "cutout")}
     assert (8, ("translation", "cutout")) in seen  # the joint real + fake batch of wgan-gp
     assert len(seen) >= 6  # every D forward of both losses went through it
+
+
+def test_the_identity_loss_is_the_l1_of_g_at_the_source_labels_and_off_by_default():
+    cfg = tiny_config(recipe="v2")
+    G, D = tiny_stargan()
+    schema, data = stargan_loop.model_config(cfg).labels, tiny_data()
+    plain, plain_logs = compute_g_loss(G, D, draw_batch(data, schema, cfg, 0, 0), cfg, 0, FP32)
+    with_id, logs = compute_g_loss(G, D, draw_batch(data, schema, cfg, 0, 0), replace(cfg, lambda_id=2.0), 0, FP32)
+    batch = draw_batch(data, schema, cfg, 0, 0)
+    expected = (G(batch.x, batch.c_org) - batch.x).abs().mean()
+    assert "G/id" not in plain_logs
+    torch.testing.assert_close(logs["G/id"], expected)
+    torch.testing.assert_close(with_id - plain, 2.0 * expected)

@@ -57,6 +57,9 @@ class StarGANTrainConfig(RunConfig):
     d_lr: float = opt(1e-4, "D learning rate")
     lambda_cls: float = opt(1.0, "weight of the classification loss")
     lambda_rec: float = opt(10.0, "weight of the reconstruction loss")
+    lambda_id: float = opt(
+        0.0, "weight of the identity loss: G at the source labels returns the input (AttGAN; 0 = off, as the paper)"
+    )
     lambda_gp: float = opt(10.0, "weight of the gradient penalty (wgan-gp)")
     lambda_r1: float = opt(1.0, "weight of the R1 penalty on real images (v2)")
     r1_every: int = opt(4, "lazy R1: penalise every this many D steps, scaled up to match (v2)")

@@ -123,6 +123,12 @@ def compute_g_loss(
     g_rec = losses.reconstruction_loss(batch.x, x_rec)
     g_loss = g_fake + cfg.lambda_rec * g_rec + cfg.lambda_cls * g_cls
     logs = {"G/fake": g_fake, "G/cls": g_cls, "G/rec": g_rec}
+    if cfg.lambda_id > 0:  # the cycle alone leaves G(x, c_org) free to drift (colour casts) as long as it inverts
+        with autocast:
+            x_id = G(batch.x, batch.c_org)
+        g_id = losses.reconstruction_loss(batch.x, x_id)
+        g_loss = g_loss + cfg.lambda_id * g_id
+        logs["G/id"] = g_id
     if mask is not None:  # penalised on the translation pass only: reconstruction may open the mask freely
         mask_mean, mask_tv = losses.mask_penalties(mask)
         scale = losses.mask_penalty_scale(step, cfg.mask_warmup)
@@ -230,7 +236,7 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
         "augment": cfg.augment or "none",
         "output": cfg.output,
         "upsample": cfg.upsample,
-        "loss_weights": {"cls": cfg.lambda_cls, "rec": cfg.lambda_rec, **penalty},
+        "loss_weights": {"cls": cfg.lambda_cls, "rec": cfg.lambda_rec, "id": cfg.lambda_id, **penalty},
         "precision": "bf16 autocast" if precision.enabled else "fp32",
     }
     gan = new_gan_state("stargan", mcfg, G, D, cfg, cfg.g_lr, cfg.d_lr, info)
