@@ -20,10 +20,15 @@ def test_shipped_stargan_edits_and_strength_zero_keeps_the_photo():
     img = Image.fromarray(skimage_data.astronaut())
     prep = editor.prepare(img)
     before = np.asarray(prep.aligned.crop, np.float32)
-    flipped = np.asarray(editor.edit(prep, {"Black_Hair": True}, keep_detail=False).face_after, np.float32)
     kept = np.asarray(editor.edit(prep, {"Black_Hair": True}, strength=0.0, keep_detail=False).face_after, np.float32)
-    change = np.abs(flipped - kept).mean(2)
-    assert np.percentile(change, 95) > 25, np.percentile(change, 95)  # black hair visibly changes part of the face
+
+    def hair_change(colour: str) -> float:  # 95th percentile of the per-pixel change of the face crop, 8-bit levels
+        flipped = np.asarray(editor.edit(prep, {colour: True}, keep_detail=False).face_after, np.float32)
+        return float(np.percentile(np.abs(flipped - kept).mean(2), 95))
+
+    # a colour the model reads the hair as already having changes nothing, so the test takes the strongest of two
+    changes = {c: hair_change(c) for c in ("Black_Hair", "Blond_Hair")}
+    assert max(changes.values()) > 25, changes  # a hair colour visibly changes part of the face
     # Strength 0 is the model's own reconstruction G(x, c_src): `eval stargan` measures it on held-out faces;
     # this guards against a regression on one out-of-distribution photo.
     assert np.abs(kept - before).mean() < 0.25 * 127.5
