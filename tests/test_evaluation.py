@@ -177,7 +177,7 @@ def random_g_eval(eval_stargan, tmp_path_factory) -> dict:
 def test_eval_stargan_reports_every_attribute_for_every_held_out_face(random_g_eval):
     result = random_g_eval["result"]
     json.dumps(result)
-    assert set(result["transfer_raw"]) == set(ATTRIBUTES) == set(result["transfer_pipeline"])
+    assert set(result["transfer_raw"]) == set(ATTRIBUTES) == set(result["transfer_pipeline"]) == set(result["false_on_reconstruction"])
     assert all(0.0 <= v <= 1.0 for v in result["transfer_pipeline"].values() if v == v)
     assert result["test_faces"] == TEST_SIZE and result["pipeline_no_face"] == 0
     assert result["summary"]["reconstruction_l1"] > 0.0 and result["summary"]["fd_pipeline"] >= 0.0
@@ -235,6 +235,7 @@ def test_an_edit_that_changes_nothing_scores_the_judges_false_positive_rate(eval
     # the faces an edit switches on are the judge's negatives: an unchanged face is "switched on" where the judge errs
     for a in ATTRIBUTES:
         assert result["transfer_raw"][a] == pytest.approx(1.0 - specificity[a], abs=1e-6), a
+        assert result["false_on_reconstruction"][a] == pytest.approx(1.0 - specificity[a], abs=1e-6), a
         assert result["transfer_pipeline"][a] == pytest.approx(1.0 - specificity[a], abs=1e-6), a
 
 

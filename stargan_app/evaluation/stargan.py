@@ -5,7 +5,9 @@ tuned on a validation slice of the training ids) reads:
 - transfer on raw crops: G applied to the training-geometry crop of each held-out face;
 - transfer through the pipeline: FaceEditor.edit on the whole held-out photo (detect, align, edit, paste back),
   then the same crop cut from the edited photo;
-- reconstruction L1 of the raw G at the source labels;
+- reconstruction L1 of the raw G at the source labels, and how often the judge reads each attribute on that
+  reconstruction of the faces without it (the raw figures' control: a G whose every output carries texture the judge
+  reads as an attribute scores high raw transfer without editing anything);
 - realism: the Fréchet distance, in the classifier's feature space, between edited and unedited crops.
 Its own recall and specificity on the real held-out faces stand beside every figure.
 """
@@ -225,6 +227,11 @@ def eval_stargan(
 
     raw, raw_crops = raw_transfer(editor, judge, x, truth)
     rec = editor.translate_crops(x, full_label_vector(schema, 0, truth[:, schema.group_slice(0)]))
+    read_on_rec = judge(rec)
+    false_on_rec = {
+        a: float(read_on_rec[sel, j].float().mean()) if (sel := switch_on_faces(a, truth, attributes)).any() else float("nan")
+        for j, a in enumerate(attributes)
+    }
     t0 = time.time()
     pipeline, pipeline_crops, missed = pipeline_transfer(editor, judge, [folder / f for f in test_files], truth, size)
     pipeline_seconds = time.time() - t0
@@ -237,6 +244,8 @@ def eval_stargan(
         "hair_raw": float(np.mean([raw[a] for a in hair])),
         "others_pipeline": float(np.mean([pipeline[a] for a in others])),
         "others_raw": float(np.mean([raw[a] for a in others])),
+        "hair_false_on_reconstruction": float(np.mean([false_on_rec[a] for a in hair])),
+        "others_false_on_reconstruction": float(np.mean([false_on_rec[a] for a in others])),
         "reconstruction_l1": float((rec - x).abs().mean()),
         "fd_pipeline": frechet_distance(judge.features(torch.cat(pipeline_crops)), real_features),
         "fd_raw": frechet_distance(judge.features(torch.cat(raw_crops)), real_features),
@@ -252,6 +261,7 @@ def eval_stargan(
         "pipeline_no_face": missed,
         "transfer_raw": raw,
         "transfer_pipeline": pipeline,
+        "false_on_reconstruction": false_on_rec,
         "faces_switched_on": {a: int(switch_on_faces(a, truth, attributes).sum()) for a in attributes},
         "judge": {
             "recall": dict(zip(attributes, recall)),
@@ -264,12 +274,15 @@ def eval_stargan(
         "summary": summary,
         "pipeline_seconds": round(pipeline_seconds, 1),
     }
-    rows = [[a, raw[a], pipeline[a], result["faces_switched_on"][a], recall[k], specificity[k]] for k, a in enumerate(attributes)]
+    rows = [
+        [a, raw[a], false_on_rec[a], pipeline[a], result["faces_switched_on"][a], recall[k], specificity[k]]
+        for k, a in enumerate(attributes)
+    ]
     paste = f"regions {result['regions'] or 'off'}, guided paste-back {'on' if editor.guided else 'off'}"
     print_table(
         f"StarGAN on {len(test_files)} held-out faces ({missed} without a detected face; {paste}); judge "
         f"{'cached' if judge.cached else 'trained'}: {judge.cache}",
-        ["attribute", "raw", "pipeline", "faces", "judge_recall", "judge_spec"],
+        ["attribute", "raw", "raw_on_recon", "pipeline", "faces", "judge_recall", "judge_spec"],
         rows,
     )
     print("summary: " + ", ".join(f"{k} {v:.4f}" for k, v in summary.items()))
