@@ -160,3 +160,46 @@ def test_the_identity_loss_is_the_l1_of_g_at_the_source_labels_and_off_by_defaul
     assert "G/id" not in plain_logs
     torch.testing.assert_close(logs["G/id"], expected)
     torch.testing.assert_close(with_id - plain, 2.0 * expected)
+
+
+# ---------------------------------------------------------------- region-gated fakes (--edit-regions)
+
+
+def test_the_edit_gate_opens_the_maps_of_the_changed_attributes_only():
+    maps = torch.zeros(3, 4, 4)
+    maps[0, 0], maps[1, 1], maps[2, 2] = 1.0, 0.5, 0.25
+    org = torch.tensor([[1.0, 0, 0], [1, 0, 0], [0, 1, 1]])
+    trg = torch.tensor([[0.0, 1, 0], [1, 0, 0], [0, 1, 0]])
+    gate = stargan_loop.edit_gate(org, trg, maps)
+    assert gate.shape == (3, 1, 4, 4)
+    torch.testing.assert_close(gate[0, 0], torch.maximum(maps[0], maps[1]))  # two labels changed: both maps
+    torch.testing.assert_close(gate[1, 0], torch.ones(4, 4))  # nothing changed: G's whole output, as ungated
+    torch.testing.assert_close(gate[2, 0], maps[2])
+
+
+def test_a_gated_fake_is_the_input_outside_the_changed_attributes_regions(tmp_path):
+    from stargan_app.inference.compositing import RegionMaps
+
+    schema = stargan_loop.model_config(tiny_config()).labels
+    maps = {a: torch.zeros(32, 32) for group in schema.groups for a in group}
+    maps["Bangs"][:8] = 1.0
+    path = RegionMaps(maps).save(tmp_path / "regions.safetensors")
+    regions = stargan_loop.load_edit_regions(str(path), schema, 32, torch.device("cpu"))
+    assert [r.shape for r in regions] == [(5, 32, 32), (4, 32, 32)]
+    data = tiny_data()
+    data.edit_regions = regions
+    cfg = tiny_config(recipe="v2", edit_regions=str(path))
+    batch = draw_batch(data, schema, cfg, 0, 0)
+    changed = batch.label_org != batch.label_trg
+    G, D = tiny_stargan()
+    fake = batch.composed(batch.x, G(batch.x, batch.c_trg))
+    for i in range(len(fake)):
+        if changed[i].any() and not changed[i, 0]:  # only maps other than Bangs' (all zero) open: the input itself
+            torch.testing.assert_close(fake[i], batch.x[i])
+        elif changed[i, 0]:  # Bangs changed: G's output in the top rows, the input below
+            torch.testing.assert_close(fake[i, :, 8:], batch.x[i, :, 8:])
+            assert not torch.allclose(fake[i, :, :8], batch.x[i, :, :8])
+    assert changed.any(1).all() and changed[:, 0].any() and not changed[:, 0].all()  # both cases occur
+    plain, _ = compute_g_loss(G, D, draw_batch(tiny_data(), schema, cfg, 0, 0), tiny_config(recipe="v2"), 0, FP32)
+    gated, _ = compute_g_loss(G, D, batch, cfg, 0, FP32)
+    assert torch.isfinite(gated) and abs(gated.item() - plain.item()) > 1e-4

@@ -71,6 +71,11 @@ class StarGANTrainConfig(RunConfig):
         "DiffAugment policy for every image D sees, real and fake: comma-separated from 'translation' (reflect-padded "
         "shift up to 1/8) and 'cutout' (a grey square of 1/4 side); '' = none",
     )
+    edit_regions: str = opt(
+        "",
+        "region-maps file (`build-regions`): every fake D sees is G's output inside the union of the maps of the "
+        "attributes its target changes and the input elsewhere, as the app pastes an edit; '' = G's whole output",
+    )
     init_weights: str = opt("", "start G and D from this stargan weights file (fine-tune; '' = random init)")
     continue_from: str = opt(
         "",

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-STAGE_KEYS = ("recipe", "augment", "output", "upsample", "loss_weights", "n_critic", "batch_size", "hardware", "precision")
+STAGE_KEYS = (
+    "recipe",
+    "augment",
+    "edit_regions",
+    "output",
+    "upsample",
+    "loss_weights",
+    "n_critic",
+    "batch_size",
+    "hardware",
+    "precision",
+)
 
 
 def recipe_n_critic(recipe: str) -> int:

@@ -65,6 +65,11 @@ class Batch:
     cls_slice: slice  # the group's columns in D's classification output
     alpha: torch.Tensor  # (B, 1, 1, 1) interpolation weights for the WGAN-GP penalty
     aug_gen: torch.Generator = field(default_factory=torch.Generator)  # DiffAugment's draws (draw_batch: the step's)
+    gate: torch.Tensor | None = None  # (B, 1, S, S) where an edit may change the image (cfg.edit_regions; None: all)
+
+    def composed(self, source: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        """G's output where the gate is open and its input elsewhere (G's output itself without a gate)."""
+        return output if self.gate is None else source + self.gate.to(output.dtype) * (output - source)
 
     def seen_by_d(self, images: torch.Tensor, cfg: StarGANTrainConfig) -> torch.Tensor:
         """What D is shown of `images`: the run's DiffAugment policy applied (differentiably), or the images."""
@@ -82,7 +87,7 @@ def compute_d_loss(
     x, B = batch.x, batch.x.size(0)
     with autocast:
         with torch.no_grad():
-            x_fake = G(x, batch.c_trg).to(x.dtype)
+            x_fake = batch.composed(x, G(x, batch.c_trg).to(x.dtype))
         lazy_r1 = cfg.recipe == "v2" and cfg.lambda_r1 > 0 and step % cfg.r1_every == 0
         if lazy_r1:  # R1 needs the real forward on its own, with x requiring grad
             x_real = x.detach().requires_grad_(True)
@@ -116,8 +121,9 @@ def compute_g_loss(
     """Generator loss: fool D, show the target labels, reconstruct the input; a masked G also pays for its mask."""
     with autocast:
         x_fake, _, mask = G(batch.x, batch.c_trg, return_parts=True)
+        x_fake = batch.composed(batch.x, x_fake)
         src, cls = D(batch.seen_by_d(x_fake, cfg))
-        x_rec = G(x_fake, batch.c_org)
+        x_rec = batch.composed(x_fake, G(x_fake, batch.c_org))
     g_fake = losses.critic_real_loss(src) if cfg.recipe == "wgan-gp" else losses.bce_real(src.float())
     g_cls = losses.classification_loss(cls[:, batch.cls_slice], batch.label_trg)
     g_rec = losses.reconstruction_loss(batch.x, x_rec)
@@ -145,6 +151,23 @@ class TrainingData:
     labels: torch.Tensor  # (N, n_attributes) in {0, 1}
     group_indices: list[torch.Tensor]  # per label group, rows of `images` (on the CPU: indexed by the step's generator)
     layout: torch.memory_format  # memory format of the batches (channels_last where it pays)
+    edit_regions: list[torch.Tensor] | None = None  # per label group, (n_group, S, S) attribute maps (cfg.edit_regions)
+
+
+def edit_gate(label_org: torch.Tensor, label_trg: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """(B, 1, S, S): per face, the pixel-wise max of the maps (n, S, S) of the attributes whose label the target
+    changes; all ones where the target changes none (the fake is then G's reconstruction, as without a gate)."""
+    changed = (label_org != label_trg).to(maps.dtype)
+    gate = (changed[:, :, None, None] * maps[None]).amax(1, keepdim=True)
+    return torch.where((changed.sum(1) > 0)[:, None, None, None], gate, torch.ones_like(gate))
+
+
+def load_edit_regions(path: str, schema: LabelSchema, size: int, device: torch.device) -> list[torch.Tensor]:
+    """The maps of a region-maps file, stacked per label group; an attribute without a map is never gated (ones)."""
+    from stargan_app.inference.compositing import RegionMaps
+
+    regions, everywhere = RegionMaps.load(path), torch.ones(size, size)
+    return [torch.stack([regions.union([a], size, everywhere) for a in group]).to(device) for group in schema.groups]
 
 
 def draw_batch(data: TrainingData, schema: LabelSchema, cfg: StarGANTrainConfig, step: int, rank: int) -> Batch:
@@ -162,6 +185,7 @@ def draw_batch(data: TrainingData, schema: LabelSchema, cfg: StarGANTrainConfig,
     x = torch.where(flip, x.flip(3), x).contiguous(memory_format=data.layout)
     label_org = data.labels[pick][:, schema.group_slice(group)]
     label_trg = label_org[perm]  # target labels: a shuffle of the real ones
+    gate = None if data.edit_regions is None else edit_gate(label_org, label_trg, data.edit_regions[group])
     return Batch(
         x,
         label_org,
@@ -171,6 +195,7 @@ def draw_batch(data: TrainingData, schema: LabelSchema, cfg: StarGANTrainConfig,
         schema.group_slice(group),
         alpha,
         gen,
+        gate,
     )
 
 
@@ -220,7 +245,8 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
     precision = autocast_for(dev, cfg.amp)
     # channels_last pays off on GPU and with bf16 on CPU (oneDNN's blocked kernels); fp32 CPU convs are faster without
     layout = torch.channels_last if dev.type == "cuda" or precision.enabled else torch.contiguous_format
-    data = TrainingData(split.images.to(dev), split.labels.to(dev), split.group_indices, layout)
+    regions = load_edit_regions(cfg.edit_regions, schema, cfg.image_size, dev) if cfg.edit_regions else None
+    data = TrainingData(split.images.to(dev), split.labels.to(dev), split.group_indices, layout, regions)
     G = Generator(mcfg).to(dev, memory_format=layout)
     D = Discriminator(mcfg).to(dev, memory_format=layout)
     if mcfg.output == "masked":
@@ -234,6 +260,7 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
         "recipe": cfg.recipe,
         "n_critic": n_critic(cfg),
         "augment": cfg.augment or "none",
+        "edit_regions": cfg.edit_regions or "none",
         "output": cfg.output,
         "upsample": cfg.upsample,
         "loss_weights": {"cls": cfg.lambda_cls, "rec": cfg.lambda_rec, "id": cfg.lambda_id, **penalty},
