@@ -227,10 +227,10 @@ def eval_stargan(
 
     raw, raw_crops = raw_transfer(editor, judge, x, truth)
     rec = editor.translate_crops(x, full_label_vector(schema, 0, truth[:, schema.group_slice(0)]))
+    switched = {a: switch_on_faces(a, truth, attributes) for a in attributes}
     read_on_rec = judge(rec)
     false_on_rec = {
-        a: float(read_on_rec[sel, j].float().mean()) if (sel := switch_on_faces(a, truth, attributes)).any() else float("nan")
-        for j, a in enumerate(attributes)
+        a: float(read_on_rec[switched[a], j].float().mean()) if switched[a].any() else float("nan") for j, a in enumerate(attributes)
     }
     t0 = time.time()
     pipeline, pipeline_crops, missed = pipeline_transfer(editor, judge, [folder / f for f in test_files], truth, size)
@@ -262,7 +262,7 @@ def eval_stargan(
         "transfer_raw": raw,
         "transfer_pipeline": pipeline,
         "false_on_reconstruction": false_on_rec,
-        "faces_switched_on": {a: int(switch_on_faces(a, truth, attributes).sum()) for a in attributes},
+        "faces_switched_on": {a: int(switched[a].sum()) for a in attributes},
         "judge": {
             "recall": dict(zip(attributes, recall)),
             "specificity": dict(zip(attributes, specificity)),
