@@ -59,7 +59,9 @@ def main() -> None:
         raise SystemExit("no face found in the benchmark image")
     face = faces[0]
     aligned = align_face(img, face.landmarks, args.size)
-    print(f"image {img.width}x{img.height}, face width {face.width:.0f} px, crop {args.size}, torch threads {torch.get_num_threads()}")
+    print(
+        f"image {img.width}x{img.height}, face width {face.width:.0f} px, crop {args.size}, torch threads {torch.get_num_threads()}"
+    )
     for name, fn in [
         ("detect", lambda: detector.detect(img)),
         ("align_face", lambda: align_face(img, face.landmarks, args.size)),

@@ -38,7 +38,9 @@ SETTINGS = {  # name -> FaceEditor.from_pretrained options
 }
 
 
-def box_slices(box: tuple[float, float, float, float], shape: tuple[int, int], fx: tuple[float, float], fy: tuple[float, float]):
+def box_slices(
+    box: tuple[float, float, float, float], shape: tuple[int, int], fx: tuple[float, float], fy: tuple[float, float]
+):
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
     ys = slice(max(0, round(y0 + fy[0] * h)), min(shape[0], round(y0 + fy[1] * h)))
@@ -55,7 +57,9 @@ def skin_leak(change: np.ndarray, box: tuple[float, float, float, float]) -> flo
     return float(inner / max(change[ring].mean(), 1e-9))
 
 
-def figures(editor: FaceEditor, photos: dict[str, Image.Image]) -> tuple[dict[str, float], dict[str, dict[str, Image.Image]]]:
+def figures(
+    editor: FaceEditor, photos: dict[str, Image.Image]
+) -> tuple[dict[str, float], dict[str, dict[str, Image.Image]]]:
     leaks, areas, beyond, edited = [], [], 0, {}
     for name, photo in photos.items():
         prep = editor.prepare(photo)
@@ -77,10 +81,14 @@ def figures(editor: FaceEditor, photos: dict[str, Image.Image]) -> tuple[dict[st
     return {"skin_leak": float(np.mean(leaks)), "glasses_area": float(np.mean(areas)), "beyond": beyond}, edited
 
 
-def sheet(photos, results, out: Path, edits=("Blond_Hair", "Black_Hair", "Eyeglasses", "Wearing_Hat", "Mustache"), tile=192) -> Path:
+def sheet(
+    photos, results, out: Path, edits=("Blond_Hair", "Black_Hair", "Eyeglasses", "Wearing_Hat", "Mustache"), tile=192
+) -> Path:
     """Per portrait: input, then per edit every setting side by side, cut around the face."""
     names = list(results)
-    cols = [("input", None, None)] + [(f"{display_name(a)}\n{s.split(' (')[0][:18]}", a, s) for a in edits for s in names]
+    cols = [("input", None, None)] + [
+        (f"{display_name(a)}\n{s.split(' (')[0][:18]}", a, s) for a in edits for s in names
+    ]
     head = 30
     img = Image.new("RGB", (tile * len(cols), head + tile * len(photos)), "white")
     draw = ImageDraw.Draw(img)

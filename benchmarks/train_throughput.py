@@ -88,7 +88,9 @@ def main() -> None:
         d_conv_dim=args.d_conv_dim,
         image_size=args.image_size,
     )
-    print(f"device {device}, {torch.get_num_threads()} threads, bf16 autocast available: {autocast_for(device, True).enabled}")
+    print(
+        f"device {device}, {torch.get_num_threads()} threads, bf16 autocast available: {autocast_for(device, True).enabled}"
+    )
     if args.campaign:
         return campaign_levers(base, device, args.steps)
     rows = []
@@ -106,20 +108,28 @@ def main() -> None:
             speeds[amp] = measure(cfg, device, args.steps)
         g_per_step = 1 / n_critic(dataclasses.replace(base, recipe=recipe))
         rows.append((f"{recipe:8s} {output:6s} {upsample:11s}", speeds[False], speeds[True], g_per_step))
-    print(f"{'recipe   G      upsample':29s} {'fp32 it/s':>10s} {'bf16 it/s':>10s} {'bf16/fp32':>10s} {'G upd/s bf16':>13s}")
+    print(
+        f"{'recipe   G      upsample':29s} {'fp32 it/s':>10s} {'bf16 it/s':>10s} {'bf16/fp32':>10s} {'G upd/s bf16':>13s}"
+    )
     for name, fp32, bf16, g_per_step in rows:
         print(f"{name:29s} {fp32:10.2f} {bf16:10.2f} {bf16 / fp32:10.2f}x {bf16 * g_per_step:13.2f}")
 
 
 def campaign_levers(base: StarGANTrainConfig, device: torch.device, steps: int) -> None:
     """The campaign recipe, bf16, under each lever; v2 makes one G update per step."""
-    recipe = dataclasses.replace(base, recipe="v2", output="image", upsample="deconv_blur", augment="translation,cutout")
+    recipe = dataclasses.replace(
+        base, recipe="v2", output="image", upsample="deconv_blur", augment="translation,cutout"
+    )
     levers = (
         ("bf16, channels_last, batch 16, compile G", dataclasses.replace(recipe, compile=True), torch.channels_last),
         ("bf16, channels_last, batch 16 (the loop's)", recipe, torch.channels_last),
         ("bf16, contiguous, batch 16", recipe, torch.contiguous_format),
         ("fp32, contiguous, batch 16", dataclasses.replace(recipe, amp=False), torch.contiguous_format),
-        ("bf16, channels_last, batch 32", dataclasses.replace(recipe, batch_size=2 * base.batch_size), torch.channels_last),
+        (
+            "bf16, channels_last, batch 32",
+            dataclasses.replace(recipe, batch_size=2 * base.batch_size),
+            torch.channels_last,
+        ),
     )
     print(f"{'lever':42s} {'G upd/s':>8s} {'images/s':>9s}")
     for name, cfg, layout in levers:

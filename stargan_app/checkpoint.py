@@ -24,7 +24,9 @@ DEFAULT_FILES = {
     "mnist": "cgan_mnist.safetensors",
     "fashion": "cgan_fashion.safetensors",
 }
-REGIONS_SUFFIX = ".regions.safetensors"  # a stargan file's attribute region maps live beside it: NAME.regions.safetensors
+REGIONS_SUFFIX = (
+    ".regions.safetensors"  # a stargan file's attribute region maps live beside it: NAME.regions.safetensors
+)
 HUB_REPO_ENV = "STARGAN_APP_HUB_REPO"  # optional: fetch missing weights from this Hugging Face repo id
 HUB_REPO_FILE = "HUB_REPO"  # the same, written into weights/ of a published Space
 
@@ -117,7 +119,9 @@ def load_weights(path: str | Path, kind: str | None = None, device: str | torch.
         try:
             module.load_state_dict(state, strict=True)
         except RuntimeError as e:
-            raise WeightsError(f"{path.name}: the {name} weights do not match the config in its metadata: {e}") from None
+            raise WeightsError(
+                f"{path.name}: the {name} weights do not match the config in its metadata: {e}"
+            ) from None
         modules[name] = module.to(device).eval()
     return LoadedWeights(meta["kind"], config, modules, info, path)
 

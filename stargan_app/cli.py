@@ -19,7 +19,11 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "
         help_text = f"{f.metadata.get('help', '')} (default: {f.default!r})"
         if f.type in (bool, "bool"):
             parser.add_argument(
-                flag, dest=prefix + f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
+                flag,
+                dest=prefix + f.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
             )
         else:
             kind = {"int": int, "float": float, "str": str}.get(str(f.type), type(f.default))
@@ -46,7 +50,9 @@ def build_config(cls: type, args: argparse.Namespace, prefix: str = "", resume: 
 
 def build_parser() -> argparse.ArgumentParser:
     # prog: the name it was started by (app.py, or the stargan-app console script)
-    parser = argparse.ArgumentParser(description="StarGAN face editor and class-conditional GAN. With no command, serves the web app.")
+    parser = argparse.ArgumentParser(
+        description="StarGAN face editor and class-conditional GAN. With no command, serves the web app."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train models and write the weights the app serves")
@@ -85,14 +91,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("g_ckpt", help="official *-G.ckpt")
     p.add_argument("d_ckpt", nargs="?", help="official *-D.ckpt (optional: enables attribute estimates)")
     p.add_argument(
-        "--attrs", required=True, help="attribute names in the model's label order, comma-separated; ';' separates label groups"
+        "--attrs",
+        required=True,
+        help="attribute names in the model's label order, comma-separated; ';' separates label groups",
     )
     p.add_argument("--image-size", type=int, default=128, help="resolution the model was trained at")
     p.add_argument("--out", required=True, help="output .safetensors path")
 
-    p = sub.add_parser("build-regions", help="estimate where each attribute lives on the crop (maps shipped beside the weights)")
-    p.add_argument("--weights", default=None, help="weights file whose attributes and size to use (default: the shipped one)")
-    p.add_argument("--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder (only the training ids are read)")
+    p = sub.add_parser(
+        "build-regions", help="estimate where each attribute lives on the crop (maps shipped beside the weights)"
+    )
+    p.add_argument(
+        "--weights", default=None, help="weights file whose attributes and size to use (default: the shipped one)"
+    )
+    p.add_argument(
+        "--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder (only the training ids are read)"
+    )
     p.add_argument("--test-size", type=int, default=1000, help="held-out last ids, never read")
     p.add_argument("--out", default=None, help="output file (default: NAME.regions.safetensors beside the weights)")
     p.add_argument("--sheet", default=None, help="also write a labelled PNG of the maps here")
@@ -119,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="fade an image generator's change from this fraction of the crop's half-width (default: the app's)",
     )
-    e.add_argument("--regions", default=None, help="'off', or a region-maps file (default: the one beside the weights, if any)")
+    e.add_argument(
+        "--regions", default=None, help="'off', or a region-maps file (default: the one beside the weights, if any)"
+    )
     e.add_argument(
         "--guided",
         action=argparse.BooleanOptionalAction,

@@ -104,7 +104,9 @@ def _bomb_error(fp: Path | BinaryIO, exc: BaseException, max_pixels: int) -> Ima
         return _too_large(size[0], size[1], max_pixels)
     match = re.search(r"\((\d+) pixels\)", str(exc))
     pixels = f" ({_mp(int(match.group(1)))} MP)" if match else ""
-    return ImageTooLargeError(f"This image{pixels} is too large; the limit is {_mp(max_pixels)} MP. Please upload a smaller image.")
+    return ImageTooLargeError(
+        f"This image{pixels} is too large; the limit is {_mp(max_pixels)} MP. Please upload a smaller image."
+    )
 
 
 def _probe_size(fp: Path | BinaryIO) -> tuple[int, int] | None:

@@ -41,7 +41,9 @@ def full_label_vector(schema: LabelSchema, group: int, group_labels: torch.Tenso
 def validate_targets(schema: LabelSchema, targets: Mapping[str, bool], strength: float) -> None:
     unknown = [name for name in targets if name not in schema.attributes]
     if unknown:
-        raise LabelError(f"Unknown attribute {', '.join(map(repr, unknown))}. This model knows: {', '.join(schema.attributes)}.")
+        raise LabelError(
+            f"Unknown attribute {', '.join(map(repr, unknown))}. This model knows: {', '.join(schema.attributes)}."
+        )
     if not isinstance(strength, (int, float)) or not 0.0 <= float(strength) <= MAX_STRENGTH:
         raise LabelError(f"Strength must be a number between 0 and {MAX_STRENGTH:g}, got {strength!r}.")
 
@@ -101,7 +103,9 @@ def edit_passes(
     return [full_label_vector(schema, g, c_all[schema.group_slice(g)].unsqueeze(0))[0] for g in touched]
 
 
-def single_attribute_edits(schema: LabelSchema, source: Mapping[str, float] | None = None) -> list[tuple[str, torch.Tensor]]:
+def single_attribute_edits(
+    schema: LabelSchema, source: Mapping[str, float] | None = None
+) -> list[tuple[str, torch.Tensor]]:
     """For the preview grid: for every attribute, the c vector that flips it (hair colours: set that colour)."""
     src = source_vector(schema, source)
     edits = []
@@ -109,5 +113,7 @@ def single_attribute_edits(schema: LabelSchema, source: Mapping[str, float] | No
         for name in attrs:
             on = name in schema.exclusive or not is_present(source, name)
             trg = target_vector(schema, src, {name: bool(on)})
-            edits.append((f"{'+' if on else '-'}{name}", full_label_vector(schema, g, trg[schema.group_slice(g)][None])[0]))
+            edits.append(
+                (f"{'+' if on else '-'}{name}", full_label_vector(schema, g, trg[schema.group_slice(g)][None])[0])
+            )
     return edits

@@ -63,7 +63,9 @@ def space_card(model_repo: str | None = None, revision: str | None = None) -> Sp
     return card
 
 
-def stage(out_dir: str | Path, space: str, model_repo: str | None = None, revision: str | None = None) -> tuple[Path, Path | None]:
+def stage(
+    out_dir: str | Path, space: str, model_repo: str | None = None, revision: str | None = None
+) -> tuple[Path, Path | None]:
     """Write exactly what would be uploaded: out_dir/space and, with a model repo, out_dir/model."""
     out = Path(out_dir)
     model_dir = stage_model(out / "model") if model_repo else None
@@ -121,7 +123,9 @@ def publish(space: str, model_repo: str | None = None, dry_run: str | None = Non
         for card, repo_type in ((model_card(), "model"), (space_card(model_repo), "space")):
             card.validate(repo_type=repo_type)
     except (ValueError, HfHubHTTPError) as e:
-        raise PublishError(f"The Hub rejects the {repo_type} card's metadata, so nothing was uploaded: {_first_line(e)}") from None
+        raise PublishError(
+            f"The Hub rejects the {repo_type} card's metadata, so nothing was uploaded: {_first_line(e)}"
+        ) from None
     with tempfile.TemporaryDirectory() as tmp:
         try:
             revision = None
@@ -134,7 +138,9 @@ def publish(space: str, model_repo: str | None = None, dry_run: str | None = Non
                     commit_message="Weights and model card from stargan-app",
                     delete_patterns=MODEL_DELETE,
                 )
-                revision = commit.oid  # the Space loads exactly these weights, whatever is pushed to the model repo later
+                revision = (
+                    commit.oid
+                )  # the Space loads exactly these weights, whatever is pushed to the model repo later
             api.create_repo(space, repo_type="space", space_sdk="gradio", exist_ok=True)
             api.upload_folder(
                 repo_id=space,
@@ -145,7 +151,9 @@ def publish(space: str, model_repo: str | None = None, dry_run: str | None = Non
             )
         except HfHubHTTPError as e:
             raise PublishError(f"The Hub refused the upload to {target}: {_first_line(e)}") from None
-    return f"published https://huggingface.co/spaces/{space}" + (f" and https://huggingface.co/{model_repo}" if model_repo else "")
+    return f"published https://huggingface.co/spaces/{space}" + (
+        f" and https://huggingface.co/{model_repo}" if model_repo else ""
+    )
 
 
 def _first_line(e: Exception) -> str:

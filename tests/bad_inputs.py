@@ -48,7 +48,10 @@ def png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims width x height; a decoder that trusted it would allocate width*height pixels."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (
-        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + _png_chunk(b"IEND", b"")
     )
 
 
@@ -108,7 +111,13 @@ def cases(portrait: Image.Image) -> list[Case]:
         Case("exif-rotated portrait", "rotated.jpg", exif_rotated(upright), blond, Edited(upright.size)),
         Case("animated gif", "anim.gif", animated_gif(portrait), blond, Edited((w, h))),
         Case("no face", "noise.png", encode(noise, "PNG"), blond, Error(no_face)),
-        Case("many faces, second", "two.png", encode(two_faces(portrait), "PNG"), {**blond, "face_index": 1}, Edited((2 * w, h))),
+        Case(
+            "many faces, second",
+            "two.png",
+            encode(two_faces(portrait), "PNG"),
+            {**blond, "face_index": 1},
+            Edited((2 * w, h)),
+        ),
         Case(
             "many faces, index past the end",
             "two.png",

@@ -25,8 +25,18 @@ WEIGHTS = ROOT / "weights"
 
 # The tiny StarGAN every fast test builds: 32 px, 8 channels, one residual block (a few ms per forward on a CPU).
 TINY_STARGAN = StarGANConfig(image_size=32, conv_dim=8, g_repeat_num=1, d_conv_dim=8, d_repeat_num=4)
-TINY_DIMS = ("image_size", "conv_dim", "g_repeat_num", "d_conv_dim", "d_repeat_num")  # its fields a training config shares
-CELEBA_COLUMNS = (*GROUP_A, *GROUP_B, "Male")  # the columns of the synthetic list_attr_celeba.txt (Male: one no model reads)
+TINY_DIMS = (
+    "image_size",
+    "conv_dim",
+    "g_repeat_num",
+    "d_conv_dim",
+    "d_repeat_num",
+)  # its fields a training config shares
+CELEBA_COLUMNS = (
+    *GROUP_A,
+    *GROUP_B,
+    "Male",
+)  # the columns of the synthetic list_attr_celeba.txt (Male: one no model reads)
 
 
 def pytest_configure(config):
@@ -132,7 +142,12 @@ class RunningApp:
         self.url = f"http://127.0.0.1:{self.port}/"
         full_env = {**os.environ, "GRADIO_SERVER_PORT": str(self.port), "GRADIO_ANALYTICS_ENABLED": "False", **env}
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            [sys.executable, str(ROOT / "app.py")],
+            cwd=ROOT,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         deadline = time.time() + 120
         while time.time() < deadline:

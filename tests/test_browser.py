@@ -33,7 +33,9 @@ FLAGS = [
 SHOTS = ROOT / "artifacts" / "screenshots"
 GROUP_SIZE = (900, 560)
 HOPPER_BOX = (620, 270, 840, 528)  # where Grace Hopper (Face 2) is pasted into the group photo
-SLIDER_IMAGES = "Array.from(document.querySelectorAll('#before-after img')).map(i => [i.naturalWidth, i.naturalHeight, i.src])"
+SLIDER_IMAGES = (
+    "Array.from(document.querySelectorAll('#before-after img')).map(i => [i.naturalWidth, i.naturalHeight, i.src])"
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,9 @@ def group_photo(astronaut, tmp_path_factory) -> Path:
     larger (Face 1). Face 2 gets the edits: the model reads the astronaut's hair as blond already, Hopper's not."""
     canvas = Image.new("RGB", GROUP_SIZE, (200, 200, 205))
     canvas.paste(Image.open(astronaut).convert("RGB"), (24, 24))
-    canvas.paste(Image.open(ROOT / "assets" / "grace_hopper.png").convert("RGB").resize((220, 258), Image.LANCZOS), (620, 270))
+    canvas.paste(
+        Image.open(ROOT / "assets" / "grace_hopper.png").convert("RGB").resize((220, 258), Image.LANCZOS), (620, 270)
+    )
     path = tmp_path_factory.mktemp("group") / "group.png"
     canvas.save(path)
     from stargan_app.inference import FaceEditor
@@ -68,7 +72,9 @@ def chromium_page(width: int, **options) -> Iterator:
 
 def assert_no_sideways_scrolling(page) -> None:
     width = page.viewport_size["width"]
-    assert page.evaluate("document.documentElement.scrollWidth") <= width, f"the page is wider than the {width} px screen"
+    assert page.evaluate("document.documentElement.scrollWidth") <= width, (
+        f"the page is wider than the {width} px screen"
+    )
 
 
 def slider_images(page) -> list:
@@ -114,7 +120,9 @@ def edit_session(page, url: str, photo: Path, width: int, tmp_path: Path) -> Non
     page.wait_for_function(
         "document.querySelectorAll('#faces button.thumbnail-item')[1].classList.contains('selected')", timeout=60_000
     )
-    expect(page.get_by_label("Hat", exact=True)).to_be_checked(timeout=60_000)  # Hopper's cap, read from the face now chosen
+    expect(page.get_by_label("Hat", exact=True)).to_be_checked(
+        timeout=60_000
+    )  # Hopper's cap, read from the face now chosen
 
     page.get_by_label("Blond hair", exact=True).check()  # a live edit already; the button gives the same one
     page.get_by_role("button", name="Edit", exact=True).click()

@@ -52,18 +52,29 @@ def test_the_gate_is_the_union_of_the_edited_attributes_regions_and_the_ellipse_
     blond[2:10], glasses[12:16] = 1.0, 0.7
     compositor = Compositor(RegionMaps({"Blond_Hair": blond, "Eyeglasses": glasses}))
     torch.testing.assert_close(compositor.gate(["Blond_Hair", "Eyeglasses"], SIZE), torch.maximum(blond, glasses))
-    torch.testing.assert_close(compositor.gate(["Blond_Hair", "Bangs"], SIZE), torch.maximum(blond, elliptical_window(SIZE, 0.8)))
-    torch.testing.assert_close(compositor.gate(["Blond_Hair"], 2 * SIZE)[5:19].mean(), torch.tensor(1.0), atol=0.02, rtol=0)
+    torch.testing.assert_close(
+        compositor.gate(["Blond_Hair", "Bangs"], SIZE), torch.maximum(blond, elliptical_window(SIZE, 0.8))
+    )
+    torch.testing.assert_close(
+        compositor.gate(["Blond_Hair"], 2 * SIZE)[5:19].mean(), torch.tensor(1.0), atol=0.02, rtol=0
+    )
     assert torch.equal(Compositor().gate(["Bangs"], SIZE), elliptical_window(SIZE, 0.8))
-    assert Compositor().gate(["Bangs"], SIZE, masked=True) is None and Compositor(window=0).gate(["Bangs"], SIZE) is None
+    assert (
+        Compositor().gate(["Bangs"], SIZE, masked=True) is None and Compositor(window=0).gate(["Bangs"], SIZE) is None
+    )
 
 
 def test_a_hair_colour_edit_changes_the_colour_it_switches_on_and_the_one_it_clears():
     source = {"Black_Hair": 0.9, "Bangs": 0.2}
     passes = edit_passes(SCHEMA, {"Blond_Hair": True}, source)
-    assert changed_attributes(SCHEMA, passes, edit_passes(SCHEMA, {"Blond_Hair": True}, source, 0.0)) == ["Black_Hair", "Blond_Hair"]
+    assert changed_attributes(SCHEMA, passes, edit_passes(SCHEMA, {"Blond_Hair": True}, source, 0.0)) == [
+        "Black_Hair",
+        "Blond_Hair",
+    ]
     both = {"Eyeglasses": True, "Gray_Hair": True}
-    assert set(changed_attributes(SCHEMA, edit_passes(SCHEMA, both, source), edit_passes(SCHEMA, both, source, 0.0))) == {
+    assert set(
+        changed_attributes(SCHEMA, edit_passes(SCHEMA, both, source), edit_passes(SCHEMA, both, source, 0.0))
+    ) == {
         "Black_Hair",
         "Gray_Hair",
         "Eyeglasses",
@@ -75,7 +86,9 @@ def test_a_hair_colour_edit_changes_the_colour_it_switches_on_and_the_one_it_cle
 
 def edge_photo() -> Image.Image:
     """1200 x 900: dark left of column 600, bright from it on, with a little noise (a photo's grain)."""
-    arr = np.where(np.arange(1200)[None, :, None] < 600, 50, 190) + np.random.default_rng(0).integers(-3, 4, (900, 1200, 3))
+    arr = np.where(np.arange(1200)[None, :, None] < 600, 50, 190) + np.random.default_rng(0).integers(
+        -3, 4, (900, 1200, 3)
+    )
     return Image.fromarray(arr.astype(np.uint8))
 
 
@@ -134,7 +147,9 @@ def test_pixels_outside_the_gated_footprint_stay_bit_exact(guided, output):
         set_mask_logit(G, 2.0)  # open everywhere: only the gate keeps the change local
     editor = FaceEditor(G, D, detector=FakeDetector(), regions=band_maps(slice(4, 10)), guided=guided)
     photo = random_photo()
-    changed = np.abs(np.asarray(editor.edit(photo, {"Black_Hair": True}).image, int) - np.asarray(photo, int)).max(2) > 0
+    changed = (
+        np.abs(np.asarray(editor.edit(photo, {"Black_Hair": True}).image, int) - np.asarray(photo, int)).max(2) > 0
+    )
     rows = crop_rows_of_photo(editor, photo)
     reach = 2 * GUIDED_RADIUS + 2  # the filter's two box passes, and the bilinear/bicubic samples around them
     assert changed[(rows > 4) & (rows < 10)].mean() > 0.3  # the band is edited
@@ -175,7 +190,9 @@ def test_old_keyword_arguments_still_work_and_maps_can_be_turned_off(tmp_path):
     weights = tiny_stargan_weights(tmp_path / "w.safetensors")
     band_maps(slice(4, 10)).save(tmp_path / "w.regions.safetensors")
     editor = FaceEditor.from_pretrained(weights, change_smoothing=1.0, change_window=0.6)
-    assert (editor.change_smoothing, editor.change_window) == (1.0, 0.6) and editor.regions is not None and editor.guided
+    assert (
+        (editor.change_smoothing, editor.change_window) == (1.0, 0.6) and editor.regions is not None and editor.guided
+    )
     editor.change_window = 0.0  # assignable, as the attributes they were
     assert editor.compositor.window == 0.0
     assert not FaceEditor.from_pretrained(weights, guided=False).guided

@@ -19,7 +19,9 @@ from stargan_app.labels import edit_passes, single_attribute_edits
 from stargan_app.models import CGANGenerator, Discriminator, Generator
 from stargan_app.training.official import import_official
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "official_stargan_state_dict_layout.json"
+REFERENCE = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "official_stargan_state_dict_layout.json"
+)
 
 
 def test_shapes_and_label_layout():
@@ -66,7 +68,8 @@ def test_edit_pass_of_strength_zero_is_the_source_labels():
 
 
 @pytest.mark.parametrize(
-    ("targets", "strength", "message"), [({"Smiling": True}, 1.0, "Unknown attribute"), ({"Bangs": True}, 2.5, "Strength")]
+    ("targets", "strength", "message"),
+    [({"Smiling": True}, 1.0, "Unknown attribute"), ({"Bangs": True}, 2.5, "Strength")],
 )
 def test_edit_passes_refuse_unknown_attributes_and_strength_out_of_range(targets, strength, message):
     with pytest.raises(LabelError, match=message):
@@ -118,7 +121,11 @@ def test_import_official_is_bit_exact(tmp_path):
     states = {}
     for name in ("celeba_5attrs_G", "celeba_5attrs_D_128"):
         states[name] = {
-            k: (torch.randint(0, 9, shape, generator=gen) if k.endswith("num_batches_tracked") else torch.randn(shape, generator=gen))
+            k: (
+                torch.randint(0, 9, shape, generator=gen)
+                if k.endswith("num_batches_tracked")
+                else torch.randn(shape, generator=gen)
+            )
             for k, shape in layout[name].items()
         }
         torch.save(states[name], tmp_path / f"{name}.ckpt")
@@ -137,7 +144,9 @@ def test_import_official_is_bit_exact(tmp_path):
     editor = FaceEditor.from_pretrained(out)
     assert editor.attributes == ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")
     with pytest.raises(WeightsError, match="label values"):
-        import_official(tmp_path / "celeba_5attrs_G.ckpt", None, "Black_Hair,Blond_Hair", 128, tmp_path / "x.safetensors")
+        import_official(
+            tmp_path / "celeba_5attrs_G.ckpt", None, "Black_Hair,Blond_Hair", 128, tmp_path / "x.safetensors"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +255,9 @@ class CheckerboardChangeG(Generator):
 def checkerboard_change(sigma: float, window: float) -> np.ndarray:
     """|face_after - face_before| of a Bangs edit by CheckerboardChangeG on a grey photo, (H, W)."""
     img = Image.new("RGB", (480, 640), (128, 128, 128))
-    editor = FaceEditor(CheckerboardChangeG(TINY_STARGAN), detector=FakeDetector(), change_smoothing=sigma, change_window=window)
+    editor = FaceEditor(
+        CheckerboardChangeG(TINY_STARGAN), detector=FakeDetector(), change_smoothing=sigma, change_window=window
+    )
     prep = editor.prepare(img)
     prep.attributes = {a: 0.0 for a in TINY_STARGAN.labels.attributes}
     after = np.asarray(editor.edit(prep, {"Bangs": True}).face_after, np.float32)

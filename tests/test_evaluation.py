@@ -87,7 +87,9 @@ def test_classifier_cache_roundtrip(tmp_path, quadrant_classifier):
     path = tmp_path / "c.pt"
     model, cached = classifier.cached_classifier(path, lambda: quadrant_classifier, lambda: classifier.SmallCNN(1, 4))
     assert not cached and path.is_file()
-    again, cached = classifier.cached_classifier(path, lambda: pytest.fail("retrained"), lambda: classifier.SmallCNN(1, 4))
+    again, cached = classifier.cached_classifier(
+        path, lambda: pytest.fail("retrained"), lambda: classifier.SmallCNN(1, 4)
+    )
     x, _ = quadrant_task(16, 4)
     assert cached and torch.equal(classifier.predict_logits(again, x), classifier.predict_logits(model, x))
 
@@ -113,7 +115,9 @@ def test_a_perfect_judge_has_recall_and_specificity_one_and_its_opposite_zero():
 
 def test_tuned_thresholds_separate_perfectly_separable_scores():
     truth = (torch.rand(200, 3, generator=torch.Generator().manual_seed(1)) < 0.2).float()
-    logits = truth * 10.0 + 3.0 + torch.rand(200, 3, generator=torch.Generator().manual_seed(2))  # 13..14 and 3..4: no cut at 0
+    logits = (
+        truth * 10.0 + 3.0 + torch.rand(200, 3, generator=torch.Generator().manual_seed(2))
+    )  # 13..14 and 3..4: no cut at 0
     assert recall_specificity(logits > tune_thresholds(logits, truth), truth) == ([1.0] * 3, [1.0] * 3)
 
 
@@ -158,7 +162,9 @@ def eval_stargan(celeba, tmp_path_factory):
         mp.setattr(FaceDetector, "detect", lambda self, img: detector.detect(img))
 
         def run(weights: Path, **kwargs) -> dict:
-            return stargan_eval.eval_stargan(str(weights), str(celeba), test_size=TEST_SIZE, cache_dir=str(cache), **kwargs)
+            return stargan_eval.eval_stargan(
+                str(weights), str(celeba), test_size=TEST_SIZE, cache_dir=str(cache), **kwargs
+            )
 
         yield run
 
@@ -177,7 +183,12 @@ def random_g_eval(eval_stargan, tmp_path_factory) -> dict:
 def test_eval_stargan_reports_every_attribute_for_every_held_out_face(random_g_eval):
     result = random_g_eval["result"]
     json.dumps(result)
-    assert set(result["transfer_raw"]) == set(ATTRIBUTES) == set(result["transfer_pipeline"]) == set(result["false_on_reconstruction"])
+    assert (
+        set(result["transfer_raw"])
+        == set(ATTRIBUTES)
+        == set(result["transfer_pipeline"])
+        == set(result["false_on_reconstruction"])
+    )
     assert all(0.0 <= v <= 1.0 for v in result["transfer_pipeline"].values() if v == v)
     assert result["test_faces"] == TEST_SIZE and result["pipeline_no_face"] == 0
     assert result["summary"]["reconstruction_l1"] > 0.0 and result["summary"]["fd_pipeline"] >= 0.0
@@ -254,7 +265,9 @@ def eval_cgan(tmp_path_factory):
         write_idx(tmp / f"{split}-labels-idx1-ubyte.gz", y.numpy())
     torch.manual_seed(0)
     cfg = CGANConfig(classes=("a", "b", "c", "d"), noise_dim=8, g_hidden=(16,), d_hidden=(16,))
-    weights = save_weights(tmp / "cgan.safetensors", "cgan", cfg, {"G": CGANGenerator(cfg), "D": CGANDiscriminator(cfg)})
+    weights = save_weights(
+        tmp / "cgan.safetensors", "cgan", cfg, {"G": CGANGenerator(cfg), "D": CGANDiscriminator(cfg)}
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(cgan_eval, "CGAN_CLASSIFIER_EPOCHS", 1)
 

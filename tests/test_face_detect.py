@@ -63,7 +63,9 @@ def test_construction_is_cheap_and_lazy():
 
 
 def test_astronaut_has_one_face(detector, astronaut):
-    assert 60 < the_one_face(detector, astronaut).width < 150  # the astronaut's face is ~90 px wide in the 512 px portrait
+    assert (
+        60 < the_one_face(detector, astronaut).width < 150
+    )  # the astronaut's face is ~90 px wide in the 512 px portrait
 
 
 def test_a_detected_face_as_json(detector, astronaut):
@@ -200,7 +202,11 @@ def textured_background(width: int, height: int) -> Image.Image:
 
 def test_group_photo_returns_every_face_largest_first_and_no_phantom(detector):
     canvas = textured_background(1400, 700)
-    placed = [("astronaut.png", 420, (40, 140)), ("grace_hopper.png", 300, (560, 60)), ("astronaut.png", 280, (1000, 250))]
+    placed = [
+        ("astronaut.png", 420, (40, 140)),
+        ("grace_hopper.png", 300, (560, 60)),
+        ("astronaut.png", 280, (1000, 250)),
+    ]
     for name, side, at in placed:
         img = portrait(name)
         canvas.paste(img.resize((side, round(side * img.height / img.width)), Image.Resampling.LANCZOS), at)

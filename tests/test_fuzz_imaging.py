@@ -136,7 +136,9 @@ coords = st.floats(allow_nan=True, allow_infinity=True, width=64) | st.floats(-1
     raw=st.lists(coords, min_size=10, max_size=10),
     size=st.sampled_from([16, 64, 128]),
 )
-@example(raw=[0.0, 0.0, 0.0, 3.1413136682763733e150, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], size=16)  # scale underflow (found by CI)
+@example(
+    raw=[0.0, 0.0, 0.0, 3.1413136682763733e150, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], size=16
+)  # scale underflow (found by CI)
 def test_align_random_landmarks_returns_crop_or_no_face(raw, size):
     aligned = aligned_or_none(Image.new("RGB", (80, 60), (10, 200, 30)), np.array(raw).reshape(5, 2), size)
     if aligned is None:
@@ -164,7 +166,9 @@ def landmarks_from(geometry: tuple[float, float, float, float, float], seed: int
     return pts @ rot.T + [tx, ty]
 
 
-FACES = dict(geometry=face_geometry, seed=st.integers(0, 1000), size=st.sampled_from([16, 64, 128]))  # for landmarks_from
+FACES = dict(
+    geometry=face_geometry, seed=st.integers(0, 1000), size=st.sampled_from([16, 64, 128])
+)  # for landmarks_from
 
 
 @FUZZ

@@ -40,8 +40,16 @@ def generator_parts(output: str) -> tuple[torch.Tensor, torch.Tensor | None]:
 @pytest.mark.parametrize(
     ("output", "pixels", "mean"),
     [
-        ("image", [-0.137948, 0.394028, 0.242028, -0.423589, -0.562208, -0.521506, 0.206379, 0.287529, 0.293387], -0.150341),
-        ("masked", [0.238592, 0.387221, 0.596975, 0.356414, -0.310122, -0.705771, 0.494844, -0.220871, -0.230923], -0.067990),
+        (
+            "image",
+            [-0.137948, 0.394028, 0.242028, -0.423589, -0.562208, -0.521506, 0.206379, 0.287529, 0.293387],
+            -0.150341,
+        ),
+        (
+            "masked",
+            [0.238592, 0.387221, 0.596975, 0.356414, -0.310122, -0.705771, 0.494844, -0.220871, -0.230923],
+            -0.067990,
+        ),
     ],
 )
 def test_generator_output_is_pinned(output, pixels, mean):
@@ -68,7 +76,11 @@ SOURCE = {"Black_Hair": 0.9, "Bangs": 0.8, "Eyeglasses": 0.1}
         ({"Blond_Hair": True}, 1.0, [[1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0]]),  # one hair colour replaces the other
         ({"Blond_Hair": True}, 0.5, [[1, 0.5, 0.5, 0, 0, 0, 0, 0, 0, 1, 0]]),  # halfway from the source labels
         ({"Eyeglasses": True, "Wearing_Hat": False}, 1.0, [[0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1]]),  # group B alone
-        ({"Gray_Hair": True, "Mustache": True}, 0.5, [[1, 0.5, 0, 0, 0.5, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0, 0, 0.5, 0, 0, 1]]),
+        (
+            {"Gray_Hair": True, "Mustache": True},
+            0.5,
+            [[1, 0.5, 0, 0, 0.5, 0, 0, 0, 0, 1, 0], [0, 0, 0, 0, 0, 0, 0, 0.5, 0, 0, 1]],
+        ),
     ],
     ids=["blond", "blond-half", "group-b", "both-groups-half"],
 )
@@ -131,7 +143,11 @@ def changed_box(after: np.ndarray, before: np.ndarray) -> tuple[int, int, int, i
 
 def test_paste_back_pixels_are_pinned():
     after, _ = pasted(reference=False)
-    assert [after[y, x].tolist() for y, x in [(113, 120), (80, 95), (150, 150)]] == [[48, 155, 60], [47, 105, 60], [230, 184, 60]]
+    assert [after[y, x].tolist() for y, x in [(113, 120), (80, 95), (150, 150)]] == [
+        [48, 155, 60],
+        [47, 105, 60],
+        [230, 184, 60],
+    ]
     ramp = [[36, 121, 129], [41, 122, 128], [49, 133, 120], [50, 161, 102], [160, 190, 81], [171, 207, 65]]
     assert after[121, 36:60:4].tolist() == ramp  # the feathered edge, from the photo to the crop
 
@@ -142,7 +158,11 @@ def test_paste_back_changed_region_is_pinned():
 
 def test_paste_back_of_a_change_pixels_are_pinned():
     after, _ = pasted(reference=True)
-    assert [after[y, x].tolist() for y, x in [(113, 120), (80, 95), (150, 150)]] == [[40, 140, 210], [14, 57, 134], [252, 206, 212]]
+    assert [after[y, x].tolist() for y, x in [(113, 120), (80, 95), (150, 150)]] == [
+        [40, 140, 210],
+        [14, 57, 134],
+        [252, 206, 212],
+    ]
     ramp = [[36, 121, 129], [41, 122, 129], [39, 133, 128], [30, 158, 128], [109, 185, 127], [105, 200, 127]]
     assert after[121, 36:60:4].tolist() == ramp  # the change fades in over the edge; blue is the photo's own
 

@@ -40,13 +40,17 @@ def test_32_edits_and_32_samples_at_once_all_complete(running_app, astronaut):
 
     client = Client(running_app.url, verbose=False, max_workers=64)
     calls = [((handle_file(str(astronaut)), HAIR_COLOURS[i % 4], None, 1.0, 0), "/edit") for i in range(32)]
-    calls += [(("mnist" if i % 2 else "fashion", str(i % 10) if i % 2 else "Sneaker", 16, i), "/sample") for i in range(32)]
+    calls += [
+        (("mnist" if i % 2 else "fashion", str(i % 10) if i % 2 else "Sneaker", 16, i), "/sample") for i in range(32)
+    ]
     results = timed_calls(client, calls, workers=64)
     errors = [out for _, out in results if isinstance(out, Exception)]
     assert not errors, errors[:3]
     for name, part in (("edit", results[:32]), ("sample", results[32:])):
         seconds = [s for s, _ in part]
-        print(f"{name}: p50 {statistics.median(seconds):.2f} s, p95 {percentile(seconds, 0.95):.2f} s under 64 concurrent")
+        print(
+            f"{name}: p50 {statistics.median(seconds):.2f} s, p95 {percentile(seconds, 0.95):.2f} s under 64 concurrent"
+        )
     assert all(len(out) == 16 for _, out in results[32:])
 
 
@@ -75,7 +79,9 @@ def test_memory_settles_over_200_sequential_edits(running_app, astronaut):
 
     def edits(n: int) -> None:
         for i in range(n):
-            client.predict(handle_file(str(astronaut)), HAIR_COLOURS[i % 4], None, 0.5 + (i % 3) / 2, 0, api_name="/edit")
+            client.predict(
+                handle_file(str(astronaut)), HAIR_COLOURS[i % 4], None, 0.5 + (i % 3) / 2, 0, api_name="/edit"
+            )
 
     edits(20)  # warm-up: models loaded, allocator pools and caches filled
     before = proc.memory_info().rss

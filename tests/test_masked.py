@@ -69,7 +69,10 @@ def test_each_output_mode_is_rebuilt_from_metadata(tmp_path, cfg):
 def test_blurred_upsampling_removes_the_checkerboard():
     from stargan_app.models.stargan import BlurredConvTranspose2d
 
-    plain, blurred = torch.nn.ConvTranspose2d(1, 1, 4, 2, 1, bias=False), BlurredConvTranspose2d(1, 1, 4, 2, 1, bias=False)
+    plain, blurred = (
+        torch.nn.ConvTranspose2d(1, 1, 4, 2, 1, bias=False),
+        BlurredConvTranspose2d(1, 1, 4, 2, 1, bias=False),
+    )
     with torch.no_grad():
         plain.weight.copy_(torch.rand(1, 1, 4, 4))
         blurred.weight.copy_(plain.weight)

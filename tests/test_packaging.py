@@ -16,7 +16,13 @@ from test_training import tiny_cgan_config
 from stargan_app.cli import main as cli_main
 from stargan_app.training import runs
 
-SOURCES = ("pyproject.toml", "README.md", "LICENSE", "requirements.txt", "stargan_app")  # what a source distribution holds
+SOURCES = (
+    "pyproject.toml",
+    "README.md",
+    "LICENSE",
+    "requirements.txt",
+    "stargan_app",
+)  # what a source distribution holds
 
 
 def requirement_lines(path: Path) -> list[str]:

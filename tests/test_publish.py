@@ -63,11 +63,15 @@ def test_dry_run_with_a_model_repo_keeps_weights_out_of_the_space(tmp_path):
     assert data.models == ["me/weights"]
     repo, files = data.preload_from_hub[0].split(" ")  # no revision in a dry run: nothing was uploaded to pin
     assert repo == "me/weights" and sorted(files.split(",")) == SHIPPED
-    assert not list(space.rglob("*.safetensors")) and (space / "weights" / "HUB_REPO").read_text().strip() == "me/weights"
+    assert (
+        not list(space.rglob("*.safetensors")) and (space / "weights" / "HUB_REPO").read_text().strip() == "me/weights"
+    )
     assert {"app.py", "pre-requirements.txt", "requirements.txt", "LICENSE"} <= set(staged_files(space))
     assert not list(space.rglob("__pycache__"))
     assert staged_files(model) == sorted([*SHIPPED, "README.md"])
-    assert ModelCard.load(model / "README.md").data.to_dict() == ModelCard.load(WEIGHTS_DIR / "README.md").data.to_dict()
+    assert (
+        ModelCard.load(model / "README.md").data.to_dict() == ModelCard.load(WEIGHTS_DIR / "README.md").data.to_dict()
+    )
 
 
 def test_dry_run_without_a_model_repo_ships_lfs_tracked_weights(tmp_path):
@@ -115,7 +119,9 @@ class RecordingHub:
                     "files": staged_files(folder),
                     "delete_patterns": delete_patterns,
                     "card": RepoCard.load(folder / "README.md", ignore_metadata_errors=True),
-                    "hub_repo": marker.read_text().strip() if (marker := folder / "weights" / "HUB_REPO").is_file() else None,
+                    "hub_repo": marker.read_text().strip()
+                    if (marker := folder / "weights" / "HUB_REPO").is_file()
+                    else None,
                 }
                 return SimpleNamespace(oid=COMMIT)
 
@@ -133,19 +139,24 @@ def test_publish_validates_both_cards_first_pins_the_weights_commit_and_removes_
     hub = RecordingHub(monkeypatch)
     assert publish.publish("me/editor", "me/weights").startswith("published")
     assert hub.calls[:2] == [("validate", "model"), ("validate", "space")]  # before anything is created or uploaded
-    assert [c for c in hub.calls if c[0] == "upload_folder"] == [("upload_folder", "me/weights"), ("upload_folder", "me/editor")]
+    assert [c for c in hub.calls if c[0] == "upload_folder"] == [
+        ("upload_folder", "me/weights"),
+        ("upload_folder", "me/editor"),
+    ]
 
     space, model = hub.uploads["me/editor"], hub.uploads["me/weights"]
-    assert space["card"].data.preload_from_hub == [f"me/weights {','.join(p.name for p in publish.shipped_weights())} {COMMIT}"]
+    assert space["card"].data.preload_from_hub == [
+        f"me/weights {','.join(p.name for p in publish.shipped_weights())} {COMMIT}"
+    ]
     assert space["hub_repo"] == f"me/weights@{COMMIT}"  # hf_hub_download fetches that commit, not whatever main is then
     # a Space published earlier without a model repo: its weights (which would win over the model repo) and old code go
     earlier = [".gitattributes", "README.md", "app.py", "stargan_app/old_module.py", *(f"weights/{n}" for n in SHIPPED)]
     assert deleted_by(space["delete_patterns"], earlier, space["files"]) == sorted(
         ["stargan_app/old_module.py", *(f"weights/{n}" for n in SHIPPED)]
     )
-    assert deleted_by(model["delete_patterns"], ["README.md", "renamed_weights.safetensors", *SHIPPED], model["files"]) == [
-        "renamed_weights.safetensors"
-    ]
+    assert deleted_by(
+        model["delete_patterns"], ["README.md", "renamed_weights.safetensors", *SHIPPED], model["files"]
+    ) == ["renamed_weights.safetensors"]
 
 
 @pytest.mark.skipif(not SHIPPED, reason="no shipped weights")
@@ -154,7 +165,10 @@ def test_a_republish_without_a_model_repo_keeps_the_spaces_new_weights(monkeypat
     publish.publish("me/editor")
     space = hub.uploads["me/editor"]
     earlier = [*(f"weights/{n}" for n in SHIPPED), "weights/HUB_REPO", "weights/stale.safetensors"]
-    assert deleted_by(space["delete_patterns"], earlier, space["files"]) == ["weights/HUB_REPO", "weights/stale.safetensors"]
+    assert deleted_by(space["delete_patterns"], earlier, space["files"]) == [
+        "weights/HUB_REPO",
+        "weights/stale.safetensors",
+    ]
     assert not space["card"].data.preload_from_hub and space["hub_repo"] is None
 
 
@@ -228,4 +242,7 @@ def test_publish_ships_the_region_maps_with_the_weights(tmp_path, monkeypatch):
     for name in (DEFAULT_FILES["stargan"], checkpoint.companion_name(DEFAULT_FILES["stargan"])):
         (tmp_path / name).write_bytes(b"x")
     monkeypatch.setattr(publish, "WEIGHTS_DIR", tmp_path)
-    assert [p.name for p in publish.shipped_weights()] == ["stargan_celeba.safetensors", "stargan_celeba.regions.safetensors"]
+    assert [p.name for p in publish.shipped_weights()] == [
+        "stargan_celeba.safetensors",
+        "stargan_celeba.regions.safetensors",
+    ]

@@ -72,8 +72,12 @@ def test_region_maps_round_trip_and_sit_beside_their_weights(tmp_path, blond_map
     assert find_regions(weights) is None  # no maps beside it
     blond_maps.save(regions_path(weights))
     loaded = find_regions(weights)
-    assert set(loaded.maps) == {"Blond_Hair", "Bangs"} and torch.equal(loaded.maps["Blond_Hair"], blond_maps.maps["Blond_Hair"])
-    assert loaded.info["data"].startswith(blond_maps.info["data"][:10]) and loaded.info["path"].endswith("w.regions.safetensors")
+    assert set(loaded.maps) == {"Blond_Hair", "Bangs"} and torch.equal(
+        loaded.maps["Blond_Hair"], blond_maps.maps["Blond_Hair"]
+    )
+    assert loaded.info["data"].startswith(blond_maps.info["data"][:10]) and loaded.info["path"].endswith(
+        "w.regions.safetensors"
+    )
     assert find_regions(weights, False) is None
     elsewhere = blond_maps.save(tmp_path / "other" / "maps.safetensors")
     assert set(find_regions(weights, elsewhere).maps) == {"Blond_Hair", "Bangs"}

@@ -39,7 +39,9 @@ def test_shipped_stargan_edits_and_strength_zero_keeps_the_photo():
         assert moved.any() and moved.mean() < 0.2, moved.mean()
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=needs_weights(f"cgan_{n}.safetensors")) for n in ("mnist", "fashion")])
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=needs_weights(f"cgan_{n}.safetensors")) for n in ("mnist", "fashion")]
+)
 def test_shipped_cgan_loads(name):
     sampler = ClassSampler.from_pretrained(name)
     assert len(sampler.classes) == 10 and sampler.grid(n_per_class=2).size[1] > 10 * 28

@@ -113,7 +113,11 @@ def tiny_cgan_config(tmp_path: Path, **kw) -> CGANTrainConfig:
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 255, (64, 28, 28)))
     write_idx(tmp_path / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, (64,)))
     base = dict(
-        data_dir=str(tmp_path), run_dir=str(tmp_path / "run"), out=str(tmp_path / "c.safetensors"), batch_size=16, device="cpu"
+        data_dir=str(tmp_path),
+        run_dir=str(tmp_path / "run"),
+        out=str(tmp_path / "c.safetensors"),
+        batch_size=16,
+        device="cpu",
     )
     return CGANTrainConfig(**{**base, **kw})
 
@@ -199,8 +203,21 @@ def test_torchrun_two_processes_rank0_writes(tmp_path):
     cfg = tiny_train_config(tmp_path, **TWO_STEPS, batch_size=2, log_every=1)
     flags = ["data_dir", "run_dir", "out", *TINY_DIMS, "test_size", "batch_size", "num_iters", "n_critic", "log_every"]
     flags += ["save_every", "sample_every", "device"]  # the same run as `cfg`, from the command line
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", str(ROOT / "app.py")]
-    cmd += ["train", "stargan", *(arg for name in flags for arg in ("--" + name.replace("_", "-"), str(getattr(cfg, name))))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        str(ROOT / "app.py"),
+    ]
+    cmd += [
+        "train",
+        "stargan",
+        *(arg for name in flags for arg in ("--" + name.replace("_", "-"), str(getattr(cfg, name)))),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -240,7 +257,9 @@ def test_a_campaign_continues_from_its_committed_training_state(tmp_path):
     shutil.rmtree(first.run_dir)
     assert FaceEditor.from_pretrained(state).info["total_g_updates"] == 1 + 2  # the file also serves
 
-    second = tiny_train_config(tmp_path, run_dir=str(tmp_path / "s2"), out=str(tmp_path / "s2.safetensors"), num_iters=6)
+    second = tiny_train_config(
+        tmp_path, run_dir=str(tmp_path / "s2"), out=str(tmp_path / "s2.safetensors"), num_iters=6
+    )
     train_stargan(dataclasses.replace(second, continue_from=str(state), recipe="v2", g_lr=0.0, d_lr=0.0, lambda_r1=0.1))
     info = FaceEditor.from_pretrained(second.out).info
     assert info["steps"] == 6

@@ -77,7 +77,11 @@ def sample_per_class(sampler: Any, per_class: int, seed: int = SEED) -> tuple[to
 
 
 def eval_cgan(
-    dataset: str = "mnist", weights: str | None = None, data_dir: str = "", per_class: int = 1000, cache_dir: str = "runs/eval_cache"
+    dataset: str = "mnist",
+    weights: str | None = None,
+    data_dir: str = "",
+    per_class: int = 1000,
+    cache_dir: str = "runs/eval_cache",
 ) -> dict[str, Any]:
     """All figures for one cgan weights file (None: the shipped one for `dataset`); prints a table, returns a dict.
 
@@ -89,7 +93,10 @@ def eval_cgan(
     sampler = ClassSampler.from_pretrained(weights or dataset)
     x_train, y_train = load_idx_dataset(dataset, data_dir or None, "train")
     x_test, y_test = load_idx_dataset(dataset, data_dir or None, "test")
-    cache = Path(cache_dir) / f"cgan_{dataset}_classifier_v{CLASSIFIER_VERSION}_e{CGAN_CLASSIFIER_EPOCHS}_n{len(x_train)}.pt"
+    cache = (
+        Path(cache_dir)
+        / f"cgan_{dataset}_classifier_v{CLASSIFIER_VERSION}_e{CGAN_CLASSIFIER_EPOCHS}_n{len(x_train)}.pt"
+    )
     n_classes = int(y_train.max()) + 1
     t0 = time.time()
     clf, cached = cached_classifier(
@@ -100,7 +107,9 @@ def eval_cgan(
 
     samples, labels = sample_per_class(sampler, per_class)
     preds = predict_logits(clf, samples).argmax(1)
-    per_class_acc = {sampler.classes[k]: float((preds[labels == k] == k).float().mean()) for k in range(len(sampler.classes))}
+    per_class_acc = {
+        sampler.classes[k]: float((preds[labels == k] == k).float().mean()) for k in range(len(sampler.classes))
+    }
     mean_ratio, per_class_div = diversity_ratio(clf, samples, labels, x_test, y_test)
 
     result = {

@@ -107,7 +107,9 @@ def penultimate_features(classifier: SmallCNN, images: torch.Tensor) -> torch.Te
     return _batched(classifier.eval().features, images)
 
 
-def cached_classifier(path: Path, build: Callable[[], SmallCNN], make_empty: Callable[[], SmallCNN]) -> tuple[SmallCNN, bool]:
+def cached_classifier(
+    path: Path, build: Callable[[], SmallCNN], make_empty: Callable[[], SmallCNN]
+) -> tuple[SmallCNN, bool]:
     """Load a cached classifier state dict, or build, save and return one; returns (model, was_cached)."""
     if path.is_file():
         model = make_empty()

@@ -73,8 +73,13 @@ def tune_thresholds(logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
 
 def recall_specificity(pred: torch.Tensor, truth: torch.Tensor) -> tuple[list[float], list[float]]:
     pos = present(truth)
-    recall = [float(pred[pos[:, j], j].float().mean()) if pos[:, j].any() else float("nan") for j in range(pred.size(1))]
-    spec = [float((~pred[~pos[:, j], j]).float().mean()) if (~pos[:, j]).any() else float("nan") for j in range(pred.size(1))]
+    recall = [
+        float(pred[pos[:, j], j].float().mean()) if pos[:, j].any() else float("nan") for j in range(pred.size(1))
+    ]
+    spec = [
+        float((~pred[~pos[:, j], j]).float().mean()) if (~pos[:, j]).any() else float("nan")
+        for j in range(pred.size(1))
+    ]
     return recall, spec
 
 
@@ -113,7 +118,13 @@ class Judge:
 
 
 def build_judge(
-    data_dir: str, files: list[str], labels: torch.Tensor, attributes: tuple[str, ...], size: int, split: int, cache_dir: str
+    data_dir: str,
+    files: list[str],
+    labels: torch.Tensor,
+    attributes: tuple[str, ...],
+    size: int,
+    split: int,
+    cache_dir: str,
 ) -> Judge:
     """Train (or load from cache_dir) the judge on ids before split - CLASSIFIER_VALIDATION; tune it on the rest."""
     from stargan_app.training.data import decode_images
@@ -172,7 +183,9 @@ def pipeline_transfer(
             continue
         if not todo:
             continue
-        edited = torch.stack([pil_to_tensor(celeba_center_crop(editor.edit(prep, {a: True}).image, size)) for a in todo])
+        edited = torch.stack(
+            [pil_to_tensor(celeba_center_crop(editor.edit(prep, {a: True}).image, size)) for a in todo]
+        )
         verdict = judge(edited)
         for k, a in enumerate(todo):
             hits[a].append(bool(verdict[k, attributes.index(a)]))
@@ -202,7 +215,9 @@ def eval_stargan(
     from stargan_app.inference import FaceEditor
     from stargan_app.training.data import decode_images, read_celeba_attributes
 
-    options = {k: v for k, v in (("change_smoothing", change_smoothing), ("change_window", change_window)) if v is not None}
+    options = {
+        k: v for k, v in (("change_smoothing", change_smoothing), ("change_window", change_window)) if v is not None
+    }
     if regions is not None:
         options["regions"] = False if regions == "off" else regions
     editor = FaceEditor.from_pretrained(weights, guided=guided, **options)
@@ -230,7 +245,8 @@ def eval_stargan(
     switched = {a: switch_on_faces(a, truth, attributes) for a in attributes}
     read_on_rec = judge(rec)
     false_on_rec = {
-        a: float(read_on_rec[switched[a], j].float().mean()) if switched[a].any() else float("nan") for j, a in enumerate(attributes)
+        a: float(read_on_rec[switched[a], j].float().mean()) if switched[a].any() else float("nan")
+        for j, a in enumerate(attributes)
     }
     t0 = time.time()
     pipeline, pipeline_crops, missed = pipeline_transfer(editor, judge, [folder / f for f in test_files], truth, size)

@@ -99,7 +99,9 @@ class FaceDetector:
         padded = Image.fromarray(arr)
         scale = max(1.0, self.retry_short_side / min(padded.size))
         if scale > 1.0:
-            padded = padded.resize((round(padded.width * scale), round(padded.height * scale)), Image.Resampling.BICUBIC)
+            padded = padded.resize(
+                (round(padded.width * scale), round(padded.height * scale)), Image.Resampling.BICUBIC
+            )
         min_face_px = self.retry_min_face_fraction * self.min_face_px
         return self._detect_scaled(padded, offset=(pad_x, pad_y), source_scale=scale, min_face_px=min_face_px)
 

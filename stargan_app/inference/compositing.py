@@ -88,7 +88,11 @@ class RegionMaps:
             info = json.loads(meta.get("info") or "{}")
         except Exception as e:  # missing, truncated, not safetensors, bad JSON: all one message for the user
             raise WeightsError(f"{path.name} is not a readable region-maps file ({e}).") from None
-        if meta.get("format") != REGIONS_FORMAT or not maps or any(m.ndim != 2 or m.size(0) != m.size(1) for m in maps.values()):
+        if (
+            meta.get("format") != REGIONS_FORMAT
+            or not maps
+            or any(m.ndim != 2 or m.size(0) != m.size(1) for m in maps.values())
+        ):
             raise WeightsError(f"{path.name} is not a region-maps file of this app.")
         return cls(maps, {**info, "path": str(path)})
 
@@ -111,7 +115,9 @@ def find_regions(weights: str | Path, regions: str | Path | bool | RegionMaps | 
     return RegionMaps.load(regions)
 
 
-def changed_attributes(schema: LabelSchema, passes: Sequence[torch.Tensor], reference: Sequence[torch.Tensor]) -> list[str]:
+def changed_attributes(
+    schema: LabelSchema, passes: Sequence[torch.Tensor], reference: Sequence[torch.Tensor]
+) -> list[str]:
     """The attributes whose label value an edit changes (passes against the source-label passes); for a hair colour
     switched on that includes the colour it clears."""
     n = schema.cls_dim
@@ -142,7 +148,9 @@ def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
     return both / (nh[:, None] * nw[None, :])
 
 
-def guided_coefficients(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+def guided_coefficients(
+    guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """He et al.'s colour guided filter: per pixel, the window-averaged linear model src ~ a . guide + b.
 
     guide (G, H, W), src (C, H, W) -> a (C, G, H, W), b (C, H, W). Where src is 0 on a whole window, a and b are
@@ -209,7 +217,9 @@ class Compositor:
         """The generator's output itself pasted over the face (feathered), replacing the photo's detail."""
         return canvas.paster.paste(crop)
 
-    def paste_change(self, canvas: FaceCanvas, change: torch.Tensor, reference: torch.Tensor, x: torch.Tensor) -> Image.Image:
+    def paste_change(
+        self, canvas: FaceCanvas, change: torch.Tensor, reference: torch.Tensor, x: torch.Tensor
+    ) -> Image.Image:
         """An image generator's change (3, S, S; from `image_change`) added to the photo's own pixels.
 
         reference: G at the source labels (the plain warp pastes reference + change over reference); x: the aligned
@@ -272,7 +282,9 @@ class Compositor:
             full, src = (width, height), (0.0, 0.0, width / step, height / step)
             up = [
                 np.asarray(
-                    Image.fromarray(np.clip(s * levels, 0, 255).astype(np.uint8)).resize(full, Image.Resampling.BILINEAR, box=src)
+                    Image.fromarray(np.clip(s * levels, 0, 255).astype(np.uint8)).resize(
+                        full, Image.Resampling.BILINEAR, box=src
+                    )
                 )
                 for s in (1, -1)
             ]

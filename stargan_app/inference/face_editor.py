@@ -33,7 +33,15 @@ from stargan_app.labels import display_name, edit_passes, single_attribute_edits
 from stargan_app.models import Discriminator, Generator
 from stargan_app.runtime import module_device
 
-__all__ = ["CHANGE_SMOOTHING", "CHANGE_WINDOW", "EditPreview", "EditResult", "FaceEditor", "PreparedFace", "face_square"]
+__all__ = [
+    "CHANGE_SMOOTHING",
+    "CHANGE_WINDOW",
+    "EditPreview",
+    "EditResult",
+    "FaceEditor",
+    "PreparedFace",
+    "face_square",
+]
 
 
 @dataclass
@@ -46,7 +54,9 @@ class PreparedFace:
     tensor: torch.Tensor  # crop as (1, 3, S, S) in [-1, 1]
     attributes: dict[str, float] | None  # D's estimate of the current attributes, if D was shipped
     canvas: FaceCanvas  # the photo and the face's place in it, for the paste-back
-    no_edit_outputs: dict[tuple[float, ...], torch.Tensor] = field(default_factory=dict, repr=False)  # G(x, c_src) by c_src
+    no_edit_outputs: dict[tuple[float, ...], torch.Tensor] = field(
+        default_factory=dict, repr=False
+    )  # G(x, c_src) by c_src
 
     @property
     def paster(self) -> FacePaster:
@@ -73,7 +83,9 @@ class EditResult:
     face: DetectedFace  # which face was edited
 
 
-NO_FACE_MESSAGE = "No face was found in this image. Try a photo where the face is clearly visible and at least about 40 pixels wide."
+NO_FACE_MESSAGE = (
+    "No face was found in this image. Try a photo where the face is clearly visible and at least about 40 pixels wide."
+)
 FACE_PADDING = 0.5  # face squares (thumbnails, previews) extend this fraction of the face box on every side
 
 
@@ -261,7 +273,9 @@ class FaceEditor:
             edited_crop = tensor_to_pil(edited[0])
             return self.compositor.paste_output(canvas, edited_crop), edited_crop
         no_edit = edit_passes(self.schema, targets, source, 0.0)  # same label groups, source labels
-        gate = self.compositor.gate(changed_attributes(self.schema, passes, no_edit), self.config.image_size, self.masked)
+        gate = self.compositor.gate(
+            changed_attributes(self.schema, passes, no_edit), self.config.image_size, self.masked
+        )
         x = prep.tensor[0]
         if self.masked:
             change = (edited[0] - x) * (1 if gate is None else gate)
@@ -278,7 +292,9 @@ class FaceEditor:
             prep.no_edit_outputs[key] = self._generate(prep.tensor, no_edit)[-1][0]
         return prep.no_edit_outputs[key]
 
-    def _generate(self, x: torch.Tensor, passes: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    def _generate(
+        self, x: torch.Tensor, passes: list[torch.Tensor]
+    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         """G applied once per label-group pass, each on the previous output with its own c (and so its own mask).
 
         Returns (output, colour, mask) per pass; mask is None for an image generator.
@@ -306,7 +322,9 @@ class FaceEditor:
         """True when G outputs colour + attention mask (edits are local); False for the official image output."""
         return self.config.output == "masked"
 
-    def preview_grid(self, image: ImageSource | PreparedFace, face_index: int = 0, keep_detail: bool = True) -> Image.Image:
+    def preview_grid(
+        self, image: ImageSource | PreparedFace, face_index: int = 0, keep_detail: bool = True
+    ) -> Image.Image:
         """The aligned face followed by every single-attribute edit, from one batched forward."""
         prep = image if isinstance(image, PreparedFace) else self.prepare(image, face_index)
         edits = single_attribute_edits(self.schema, prep.attributes)
@@ -328,7 +346,9 @@ class FaceEditor:
             out = prep.tensor + (out - prep.tensor) * torch.stack(gates)[:, None]
         return make_grid([prep.aligned.crop] + [tensor_to_pil(o) for o in out], ncols=len(edits) + 1)
 
-    def edit_previews(self, image: ImageSource | PreparedFace, face_index: int = 0, size: int = 256) -> list[EditPreview]:
+    def edit_previews(
+        self, image: ImageSource | PreparedFace, face_index: int = 0, size: int = 256
+    ) -> list[EditPreview]:
         """Every single-attribute edit of one face, pasted back like `edit` does and shown as a padded square
         around the face, `size` px wide (the photo is cut and downscaled first, so a 12 MP photo costs no more)."""
         prep = image if isinstance(image, PreparedFace) else self.prepare(image, face_index)

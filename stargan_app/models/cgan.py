@@ -10,7 +10,9 @@ from torch import nn
 from stargan_app.config import CGANConfig
 
 
-def hidden_layers(width: int, widths: tuple[int, ...], middle: Callable[[int], nn.Module]) -> tuple[list[nn.Module], int]:
+def hidden_layers(
+    width: int, widths: tuple[int, ...], middle: Callable[[int], nn.Module]
+) -> tuple[list[nn.Module], int]:
     """Per hidden width: Linear, then middle(width) from the second layer on, then LeakyReLU(0.2).
 
     Returns the layers and the last width. (The layer order fixes the state-dict keys of the shipped weights.)

@@ -62,7 +62,9 @@ def draw_batch(
     return to_model_range(images[idx]).unsqueeze(1), labels[idx]
 
 
-def compute_d_loss(D: nn.Module, real: torch.Tensor, y: torch.Tensor, fake: torch.Tensor, fake_y: torch.Tensor) -> torch.Tensor:
+def compute_d_loss(
+    D: nn.Module, real: torch.Tensor, y: torch.Tensor, fake: torch.Tensor, fake_y: torch.Tensor
+) -> torch.Tensor:
     """Mean of the real and fake BCE terms (the fake batch is detached: D's step leaves G alone)."""
     return (losses.bce_real(D(real, y)) + losses.bce_fake(D(fake.detach(), fake_y))) / 2
 
@@ -73,7 +75,13 @@ def compute_g_loss(D: nn.Module, fake: torch.Tensor, fake_y: torch.Tensor) -> to
 
 
 def train_step(
-    gan: GANState, g_train: nn.Module, d_train: nn.Module, real: torch.Tensor, y: torch.Tensor, cfg: CGANTrainConfig, step: int
+    gan: GANState,
+    g_train: nn.Module,
+    d_train: nn.Module,
+    real: torch.Tensor,
+    y: torch.Tensor,
+    cfg: CGANTrainConfig,
+    step: int,
 ) -> dict[str, torch.Tensor]:
     """One D step and one G step on the same fake batch (random classes), then the EMA of G."""
     n, classes = real.size(0), len(gan.model_config.classes)
@@ -95,7 +103,9 @@ def train_cgan(cfg: CGANTrainConfig) -> Path:
     cfg = resolved(cfg)
     dist = setup(cfg.device)
     run_dir = Path(cfg.run_dir)
-    mcfg = CGANConfig(classes=CLASSES[cfg.dataset], noise_dim=cfg.noise_dim, dataset=cfg.dataset, d_projection=cfg.d_projection)
+    mcfg = CGANConfig(
+        classes=CLASSES[cfg.dataset], noise_dim=cfg.noise_dim, dataset=cfg.dataset, d_projection=cfg.d_projection
+    )
     images, labels = load_idx_dataset(cfg.dataset, cfg.data_dir)
     if dist.is_main:
         write_run_config(run_dir, cfg)
@@ -114,7 +124,9 @@ def train_cgan(cfg: CGANTrainConfig) -> Path:
     gan = new_gan_state("cgan", mcfg, G, D, cfg, cfg.lr, cfg.lr, info)
     g_train = DistributedDataParallel(G) if dist.world > 1 else G
     d_train = DistributedDataParallel(D) if dist.world > 1 else D
-    fixed_z = torch.randn(SAMPLES_PER_CLASS * len(mcfg.classes), mcfg.noise_dim, generator=torch.Generator().manual_seed(0))
+    fixed_z = torch.randn(
+        SAMPLES_PER_CLASS * len(mcfg.classes), mcfg.noise_dim, generator=torch.Generator().manual_seed(0)
+    )
     steps = cfg.epochs * (len(images) // (cfg.batch_size * dist.world))
     sample_fn = partial(save_sample_grid, gan, run_dir, fixed_z)
     driver = Driver.for_run(cfg, dist, gan, steps, sample_fn, f"cgan-{cfg.dataset}")

@@ -39,13 +39,17 @@ class StarGANTrainConfig(RunConfig):
     g_repeat_num: int = opt(6, "residual blocks in G")
     d_conv_dim: int = opt(64, "D width")
     d_repeat_num: int = opt(5, "stride-2 convs in D (6 for 128 px as in the paper)")
-    output: str = opt("image", "G output: 'image' (official, rewrites every pixel) or 'masked' (colour + attention mask)")
+    output: str = opt(
+        "image", "G output: 'image' (official, rewrites every pixel) or 'masked' (colour + attention mask)"
+    )
     upsample: str = opt(
         "deconv",
         "G upsampling: 'deconv' (official transposed convs), 'deconv_blur' (each followed by a "
         "fixed [1,2,1] blur: no checkerboard, same weights) or 'resize' (nearest + 3x3 conv)",
     )
-    recipe: str = opt("wgan-gp", "'wgan-gp' (paper: WGAN-GP, n_critic 5) or 'v2' (StarGAN v2: non-saturating + lazy R1, EMA G)")
+    recipe: str = opt(
+        "wgan-gp", "'wgan-gp' (paper: WGAN-GP, n_critic 5) or 'v2' (StarGAN v2: non-saturating + lazy R1, EMA G)"
+    )
     group_a: str = opt(",".join(GROUP_A), "comma-separated attributes of label group A")
     group_b: str = opt(",".join(GROUP_B), "comma-separated attributes of label group B ('' for one group)")
     test_size: int = opt(1000, "last images held out from training (evaluation split)")

@@ -117,7 +117,9 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def load_idx_dataset(dataset: str, data_dir: str | Path | None, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+def load_idx_dataset(
+    dataset: str, data_dir: str | Path | None, split: str = "train"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(uint8 images (N, 28, 28), int64 labels) from the idx .gz files, or torchvision's download if no dir."""
     if not data_dir:
         return _download_idx_dataset(dataset, split)

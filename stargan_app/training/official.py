@@ -20,7 +20,9 @@ def parse_official_attrs(attrs: str) -> LabelSchema:
     return LabelSchema(groups=groups, exclusive=HAIR_COLOURS)
 
 
-def import_official(g_ckpt: str | Path, d_ckpt: str | Path | None, attrs: str, image_size: int, out: str | Path) -> Path:
+def import_official(
+    g_ckpt: str | Path, d_ckpt: str | Path | None, attrs: str, image_size: int, out: str | Path
+) -> Path:
     """Convert yunjey/stargan `*-G.ckpt` (and optionally `*-D.ckpt`) into a stargan-app weights file, bit-exact."""
     labels = parse_official_attrs(attrs)
     g_state = _load_official(g_ckpt)
@@ -34,9 +36,13 @@ def import_official(g_ckpt: str | Path, d_ckpt: str | Path | None, attrs: str, i
             d_kwargs = {"d_conv_dim": d_state["main.0.weight"].shape[0], "d_repeat_num": len(d_convs)}
             kernel = d_state["conv2.weight"].shape[-1]
             if kernel * 2 ** len(d_convs) != image_size:
-                raise WeightsError(f"The discriminator was trained at {kernel * 2 ** len(d_convs)} px, not --image-size {image_size}.")
+                raise WeightsError(
+                    f"The discriminator was trained at {kernel * 2 ** len(d_convs)} px, not --image-size {image_size}."
+                )
     except KeyError as e:
-        raise WeightsError(f"{Path(g_ckpt).name} does not have the official StarGAN key layout (missing {e}).") from None
+        raise WeightsError(
+            f"{Path(g_ckpt).name} does not have the official StarGAN key layout (missing {e})."
+        ) from None
     if first.shape[1] - 3 != labels.c_dim:
         raise WeightsError(
             f"The generator expects {first.shape[1] - 3} label values, but --attrs gives {labels.c_dim} "
@@ -59,7 +65,9 @@ def import_official(g_ckpt: str | Path, d_ckpt: str | Path | None, attrs: str, i
         try:
             module.load_state_dict(states[name], strict=True)
         except RuntimeError as e:
-            raise WeightsError(f"The official {name} checkpoint does not match the inferred architecture: {e}") from None
+            raise WeightsError(
+                f"The official {name} checkpoint does not match the inferred architecture: {e}"
+            ) from None
     info = {"source": "official yunjey/stargan checkpoint", "files": [Path(p).name for p in (g_ckpt, d_ckpt) if p]}
     return save_weights(out, "stargan", cfg, modules, info=info, fp16=False)
 

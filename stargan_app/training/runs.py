@@ -129,13 +129,20 @@ class Driver:
                     if writer is not None:
                         for k, v in means.items():
                             writer.add_scalar(f"loss/{k}", v, done)
-                        writer.add_scalar("speed/steps_per_s", self.log_every / max(1e-9, time.perf_counter() - tick), done)
+                        writer.add_scalar(
+                            "speed/steps_per_s", self.log_every / max(1e-9, time.perf_counter() - tick), done
+                        )
                     if bar is not None:
                         bar.set_postfix({k: f"{v:.3f}" for k, v in list(means.items())[:4]})
                     tick = time.perf_counter()
                 if done % self.save_every == 0 or done == self.num_steps:
                     self.save(done)
-                if self.sample_fn is not None and self.sample_every and done % self.sample_every == 0 and self.dist.is_main:
+                if (
+                    self.sample_fn is not None
+                    and self.sample_every
+                    and done % self.sample_every == 0
+                    and self.dist.is_main
+                ):
                     self.sample_fn(done)
         except KeyboardInterrupt:
             means = {k: float(v) / counts[k] for k, v in sums.items()}
@@ -202,7 +209,9 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step:
             e.copy_(m)
 
 
-def train_and_export(driver: Driver, start: int, step_fn: Callable[[int], dict[str, torch.Tensor]], out: str, fp16: bool) -> Path:
+def train_and_export(
+    driver: Driver, start: int, step_fn: Callable[[int], dict[str, torch.Tensor]], out: str, fp16: bool
+) -> Path:
     """The end every loop shares: run the steps, leave the process group, export the newest checkpoint to `out`."""
     try:
         driver.run(start, step_fn)

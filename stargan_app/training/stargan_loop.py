@@ -200,7 +200,13 @@ def draw_batch(data: TrainingData, schema: LabelSchema, cfg: StarGANTrainConfig,
 
 
 def train_step(
-    gan: GANState, g_train: nn.Module, d_train: nn.Module, batch: Batch, cfg: StarGANTrainConfig, step: int, precision: Autocast
+    gan: GANState,
+    g_train: nn.Module,
+    d_train: nn.Module,
+    batch: Batch,
+    cfg: StarGANTrainConfig,
+    step: int,
+    precision: Autocast,
 ) -> dict[str, torch.Tensor]:
     """One step of the paper's algorithm: D on every step, G (and its EMA) on every n_critic-th; LR decayed linearly.
 
@@ -239,7 +245,9 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
     if dist.is_main:
         write_run_config(run_dir, cfg)
         sizes = ", ".join(f"group {i}: {len(g)}" for i, g in enumerate(split.group_indices))
-        print(f"{len(split.images)} training images ({sizes}), {split.skipped} skipped, {len(split.test_files)} held out")
+        print(
+            f"{len(split.images)} training images ({sizes}), {split.skipped} skipped, {len(split.test_files)} held out"
+        )
 
     dev = dist.device
     precision = autocast_for(dev, cfg.amp)
@@ -347,7 +355,9 @@ def continue_from_state(path: str, mcfg: StarGANConfig, gan: GANState) -> dict:
     if loaded.config != mcfg:
         raise WeightsError(f"--continue-from {path} was trained with {loaded.config}, not this run's {mcfg}.")
     if not raw_g or "D" not in loaded.modules:
-        raise WeightsError(f"--continue-from {path} is not a training state (no raw G or D): write one with export --training-state.")
+        raise WeightsError(
+            f"--continue-from {path} is not a training state (no raw G or D): write one with export --training-state."
+        )
     gan.G.load_state_dict(raw_g)
     gan.D.load_state_dict(loaded.modules["D"].state_dict())
     if gan.G_ema is not None:

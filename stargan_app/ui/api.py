@@ -28,7 +28,9 @@ from stargan_app.ui.shared import (
     sampler,
 )
 
-SAMPLE_FILES = 256  # newest sample tiles kept on disk: several calls' worth, so a reply is never pruned before it is sent
+SAMPLE_FILES = (
+    256  # newest sample tiles kept on disk: several calls' worth, so a reply is never pruned before it is sent
+)
 
 
 @friendly
@@ -172,7 +174,9 @@ def register(ed: FaceEditor | None) -> None:
         # the names the model knows; another name still reaches edit(), whose error lists the known ones
         choices = {"allow_custom_value": True}
         api_hair = gr.Dropdown([KEEP, *(ed.schema.exclusive if ed else ())], value=KEEP, label="hair", **choices)
-        api_attrs = gr.Dropdown(other_attributes(ed) if ed else [], value=None, multiselect=True, label="attributes", **choices)
+        api_attrs = gr.Dropdown(
+            other_attributes(ed) if ed else [], value=None, multiselect=True, label="attributes", **choices
+        )
         api_strength = gr.Number(value=1.0, label="strength")
         api_index = gr.Number(value=0, precision=0, label="face_index")
         api_detail = gr.Checkbox(value=True, label="keep_detail")

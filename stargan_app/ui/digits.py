@@ -16,7 +16,9 @@ PRIVATE = {"api_visibility": "private"}  # the named /sample and /sample_grid en
 def build_digits_tab() -> None:
     with gr.Row():
         with gr.Column(scale=1):
-            dataset = gr.Radio([("MNIST digits", "mnist"), ("Fashion-MNIST clothing", "fashion")], value="mnist", label="Dataset")
+            dataset = gr.Radio(
+                [("MNIST digits", "mnist"), ("Fashion-MNIST clothing", "fashion")], value="mnist", label="Dataset"
+            )
             label = gr.Dropdown([str(i) for i in range(10)], value="0", label="Class")
             n = gr.Slider(1, 64, value=16, step=1, label="Samples")
             with gr.Row():

@@ -170,7 +170,9 @@ class FaceEvents:
             t.download: gr.update(value=None, interactive=False),
         }
 
-    def _apply(self, prep: PreparedFace, original: str | None, targets: dict[str, bool], strength: float, every: bool) -> Updates:
+    def _apply(
+        self, prep: PreparedFace, original: str | None, targets: dict[str, bool], strength: float, every: bool
+    ) -> Updates:
         try:
             if every:
                 r: EditResult = self.ed.edit_all_faces(prep.image, targets, float(strength))
@@ -215,8 +217,12 @@ class FaceEvents:
 def wire_face_tab(tab: FaceTab, ed: FaceEditor | None, missing: str) -> FaceEvents:
     """Bind the tab's events to FaceEvents' handlers, each with the outputs it declares."""
     t, ev = tab, FaceEvents(tab, ed, missing)
-    t.photo.change(ev.on_upload, [t.photo], ev.outputs(ev.on_upload), show_progress_on=[t.photo], **PRIVATE, **FACE_JOBS)
-    t.faces.select(ev.on_pick_face, [t.photo], ev.outputs(ev.on_pick_face), show_progress_on=[t.faces], **PRIVATE, **FACE_JOBS)
+    t.photo.change(
+        ev.on_upload, [t.photo], ev.outputs(ev.on_upload), show_progress_on=[t.photo], **PRIVATE, **FACE_JOBS
+    )
+    t.faces.select(
+        ev.on_pick_face, [t.photo], ev.outputs(ev.on_pick_face), show_progress_on=[t.faces], **PRIVATE, **FACE_JOBS
+    )
 
     edit_inputs = [t.prepared, t.original, t.hair, t.others, t.strength, t.every_face]
     result = ev.outputs(ev.on_edit)
@@ -239,7 +245,9 @@ def wire_face_tab(tab: FaceTab, ed: FaceEditor | None, missing: str) -> FaceEven
     )
     # .input (not .release): the photo follows the slider while it is dragged (a re-edit takes ~20-100 ms);
     # no progress overlay, so nothing flashes over the result
-    t.strength.input(ev.on_edit, edit_inputs, result, show_progress="hidden", trigger_mode="always_last", **PRIVATE, **FACE_JOBS)
+    t.strength.input(
+        ev.on_edit, edit_inputs, result, show_progress="hidden", trigger_mode="always_last", **PRIVATE, **FACE_JOBS
+    )
     t.grid_btn.click(ev.on_grid, [t.prepared], ev.outputs(ev.on_grid), **PRIVATE, **FACE_JOBS)
     t.grid.select(
         ev.on_tile,

@@ -65,11 +65,17 @@ def build_face_tab(ed: FaceEditor | None, missing: str) -> FaceTab:
                 elem_id="faces",
             )
             every_face = gr.Checkbox(
-                False, label="Edit every face", info="Apply the same changes to every face in the photo", visible=False, **off
+                False,
+                label="Edit every face",
+                info="Apply the same changes to every face in the photo",
+                visible=False,
+                **off,
             )
             hair_choices = [("Keep", KEEP)] + [(display_name(a), a) for a in ed.schema.exclusive] if ed else [KEEP]
             hair = gr.Radio(hair_choices, value=KEEP, label="Hair colour", **off)
-            others = gr.CheckboxGroup([(display_name(a), a) for a in other_attributes(ed)] if ed else [], label="Attributes", **off)
+            others = gr.CheckboxGroup(
+                [(display_name(a), a) for a in other_attributes(ed)] if ed else [], label="Attributes", **off
+            )
             with gr.Row():
                 edit_btn = gr.Button("Edit", variant="primary", **off)
                 grid_btn = gr.Button("Show every single edit", **off)

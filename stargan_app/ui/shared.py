@@ -73,7 +73,9 @@ def present_attributes(ed: FaceEditor, source: dict[str, float] | None) -> list[
     return [a for a in other_attributes(ed) if is_present(source, a)]
 
 
-def edit_targets(ed: FaceEditor, hair: str, checked: list[str] | None, source: dict[str, float] | None) -> dict[str, bool]:
+def edit_targets(
+    ed: FaceEditor, hair: str, checked: list[str] | None, source: dict[str, float] | None
+) -> dict[str, bool]:
     """Only what the user changed relative to the detected attributes becomes a target."""
     source = source or {}
     targets: dict[str, bool] = {name: True for name in checked or [] if name not in ed.attributes}  # edit() names them
