@@ -25,10 +25,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
 from stargan_app.models import Discriminator, Generator
+from stargan_app.training.batches import TrainingData, draw_batch
 from stargan_app.training.config import StarGANTrainConfig
 from stargan_app.training.devices import autocast_for, setup
+from stargan_app.training.recipes import recipe_for
 from stargan_app.training.runs import new_gan_state
-from stargan_app.training.stargan_loop import TrainingData, draw_batch, model_config, n_critic, train_step
+from stargan_app.training.stargan_loop import model_config, train_step
 
 
 def measure(cfg: StarGANTrainConfig, device: torch.device, steps: int) -> float:
@@ -53,11 +55,12 @@ def measure_layout(cfg: StarGANTrainConfig, device: torch.device, steps: int, la
     groups = [torch.arange(g, n, len(mcfg.labels.groups)) for g in range(len(mcfg.labels.groups))]
     data = TrainingData(images, labels, groups, layout)
     g_train = torch.compile(G) if cfg.compile else G
+    recipe = recipe_for(cfg)
 
     def step(i: int) -> None:
-        train_step(gan, g_train, D, draw_batch(data, mcfg.labels, cfg, i, rank=0), cfg, i, precision)
+        train_step(gan, g_train, D, draw_batch(data, mcfg.labels, cfg, i, rank=0), recipe, i, precision)
 
-    for i in range(max(5, n_critic(cfg))):  # warm-up (oneDNN primitive caches)
+    for i in range(max(5, recipe.n_critic)):  # warm-up (oneDNN primitive caches)
         step(i)
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -106,7 +109,7 @@ def main() -> None:
         for amp in (False, True):
             cfg = dataclasses.replace(base, recipe=recipe, output=output, upsample=upsample, amp=amp)
             speeds[amp] = measure(cfg, device, args.steps)
-        g_per_step = 1 / n_critic(dataclasses.replace(base, recipe=recipe))
+        g_per_step = 1 / recipe_for(dataclasses.replace(base, recipe=recipe)).n_critic
         rows.append((f"{recipe:8s} {output:6s} {upsample:11s}", speeds[False], speeds[True], g_per_step))
     print(
         f"{'recipe   G      upsample':29s} {'fp32 it/s':>10s} {'bf16 it/s':>10s} {'bf16/fp32':>10s} {'G upd/s bf16':>13s}"

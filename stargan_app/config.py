@@ -83,6 +83,8 @@ class StarGANConfig:
     # "deconv": official transposed convs; "deconv_blur": each followed by a fixed [1,2,1] blur (same weights);
     # "resize": nearest x2 + 3x3 conv
     upsample: str = "deconv"
+    # D's conditional real/fake head: per attribute, one logit map for each value (0, 1); the conditional recipe's
+    cond_head: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.labels, dict):

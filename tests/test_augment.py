@@ -12,10 +12,12 @@ import torch
 from conftest import TINY_DIMS, TINY_STARGAN, tiny_stargan
 
 from stargan_app.training import augment, stargan_loop
+from stargan_app.training.batches import TrainingData, draw_batch
 from stargan_app.training.config import StarGANTrainConfig
 from stargan_app.training.devices import Autocast
+from stargan_app.training.recipes import recipe_for
 from stargan_app.training.runs import new_gan_state
-from stargan_app.training.stargan_loop import TrainingData, compute_d_loss, compute_g_loss, draw_batch, train_step
+from stargan_app.training.stargan_loop import train_step
 
 TOL = dict(atol=1e-4, rtol=1e-4)
 FP32 = Autocast(torch.device("cpu"), False)
@@ -107,11 +109,12 @@ def losses_and_step(recipe: str, **kw) -> tuple[float, float, float]:
     G, D = tiny_stargan()
     schema = stargan_loop.model_config(cfg).labels
     data = tiny_data()
-    d_loss, _ = compute_d_loss(D, G, draw_batch(data, schema, cfg, 0, 0), cfg, 0, FP32)
-    g_loss, _ = compute_g_loss(G, D, draw_batch(data, schema, cfg, 0, 0), cfg, 0, FP32)
+    recipe = recipe_for(cfg)
+    d_loss, _ = recipe.d_loss(D, G, draw_batch(data, schema, cfg, 0, 0), 0, FP32)
+    g_loss, _ = recipe.g_loss(G, D, draw_batch(data, schema, cfg, 0, 0), 0, FP32)
     gan = new_gan_state("stargan", stargan_loop.model_config(cfg), G, D, cfg, cfg.g_lr, cfg.d_lr, {})
-    train_step(gan, G, D, draw_batch(data, schema, cfg, 0, 0), cfg, 0, FP32)
-    d_after, _ = compute_d_loss(D, G, draw_batch(data, schema, cfg, 1, 0), cfg, 1, FP32)
+    train_step(gan, G, D, draw_batch(data, schema, cfg, 0, 0), recipe, 0, FP32)
+    d_after, _ = recipe.d_loss(D, G, draw_batch(data, schema, cfg, 1, 0), 1, FP32)
     return d_loss.item(), g_loss.item(), d_after.item()
 
 
@@ -153,53 +156,10 @@ def test_the_identity_loss_is_the_l1_of_g_at_the_source_labels_and_off_by_defaul
     cfg = tiny_config(recipe="v2")
     G, D = tiny_stargan()
     schema, data = stargan_loop.model_config(cfg).labels, tiny_data()
-    plain, plain_logs = compute_g_loss(G, D, draw_batch(data, schema, cfg, 0, 0), cfg, 0, FP32)
-    with_id, logs = compute_g_loss(G, D, draw_batch(data, schema, cfg, 0, 0), replace(cfg, lambda_id=2.0), 0, FP32)
+    plain, plain_logs = recipe_for(cfg).g_loss(G, D, draw_batch(data, schema, cfg, 0, 0), 0, FP32)
+    with_id, logs = recipe_for(replace(cfg, lambda_id=2.0)).g_loss(G, D, draw_batch(data, schema, cfg, 0, 0), 0, FP32)
     batch = draw_batch(data, schema, cfg, 0, 0)
     expected = (G(batch.x, batch.c_org) - batch.x).abs().mean()
     assert "G/id" not in plain_logs
     torch.testing.assert_close(logs["G/id"], expected)
     torch.testing.assert_close(with_id - plain, 2.0 * expected)
-
-
-# ---------------------------------------------------------------- region-gated fakes (--edit-regions)
-
-
-def test_the_edit_gate_opens_the_maps_of_the_changed_attributes_only():
-    maps = torch.zeros(3, 4, 4)
-    maps[0, 0], maps[1, 1], maps[2, 2] = 1.0, 0.5, 0.25
-    org = torch.tensor([[1.0, 0, 0], [1, 0, 0], [0, 1, 1]])
-    trg = torch.tensor([[0.0, 1, 0], [1, 0, 0], [0, 1, 0]])
-    gate = stargan_loop.edit_gate(org, trg, maps)
-    assert gate.shape == (3, 1, 4, 4)
-    torch.testing.assert_close(gate[0, 0], torch.maximum(maps[0], maps[1]))  # two labels changed: both maps
-    torch.testing.assert_close(gate[1, 0], torch.ones(4, 4))  # nothing changed: G's whole output, as ungated
-    torch.testing.assert_close(gate[2, 0], maps[2])
-
-
-def test_a_gated_fake_is_the_input_outside_the_changed_attributes_regions(tmp_path):
-    from stargan_app.inference.compositing import RegionMaps
-
-    schema = stargan_loop.model_config(tiny_config()).labels
-    maps = {a: torch.zeros(32, 32) for group in schema.groups for a in group}
-    maps["Bangs"][:8] = 1.0
-    path = RegionMaps(maps).save(tmp_path / "regions.safetensors")
-    regions = stargan_loop.load_edit_regions(str(path), schema, 32, torch.device("cpu"))
-    assert [r.shape for r in regions] == [(5, 32, 32), (4, 32, 32)]
-    data = tiny_data()
-    data.edit_regions = regions
-    cfg = tiny_config(recipe="v2", edit_regions=str(path))
-    batch = draw_batch(data, schema, cfg, 0, 0)
-    changed = batch.label_org != batch.label_trg
-    G, D = tiny_stargan()
-    fake = batch.composed(batch.x, G(batch.x, batch.c_trg))
-    for i in range(len(fake)):
-        if changed[i].any() and not changed[i, 0]:  # only maps other than Bangs' (all zero) open: the input itself
-            torch.testing.assert_close(fake[i], batch.x[i])
-        elif changed[i, 0]:  # Bangs changed: G's output in the top rows, the input below
-            torch.testing.assert_close(fake[i, :, 8:], batch.x[i, :, 8:])
-            assert not torch.allclose(fake[i, :, :8], batch.x[i, :, :8])
-    assert changed.any(1).all() and changed[:, 0].any() and not changed[:, 0].all()  # both cases occur
-    plain, _ = compute_g_loss(G, D, draw_batch(tiny_data(), schema, cfg, 0, 0), tiny_config(recipe="v2"), 0, FP32)
-    gated, _ = compute_g_loss(G, D, batch, cfg, 0, FP32)
-    assert torch.isfinite(gated) and abs(gated.item() - plain.item()) > 1e-4

@@ -190,6 +190,11 @@ def test_eval_stargan_reports_every_attribute_for_every_held_out_face(random_g_e
         == set(result["false_on_reconstruction"])
     )
     assert all(0.0 <= v <= 1.0 for v in result["transfer_pipeline"].values() if v == v)
+    for key in ("robust_transfer_pipeline", "colour_implausible_pipeline", "kid_pipeline"):
+        assert set(result[key]) == set(ATTRIBUTES), key
+    assert all(0.0 <= v <= 1.0 for v in result["robust_transfer_pipeline"].values() if v == v)
+    assert all(0.0 <= v <= 1.0 for v in result["colour_implausible_pipeline"].values() if v == v)
+    assert all({"kid_edited", "kid_unedited", "ratio"} == set(v) for v in result["kid_pipeline"].values())
     assert result["test_faces"] == TEST_SIZE and result["pipeline_no_face"] == 0
     assert result["summary"]["reconstruction_l1"] > 0.0 and result["summary"]["fd_pipeline"] >= 0.0
     assert not result["judge"]["cached"]

@@ -16,9 +16,11 @@ from stargan_app.labels import full_label_vector
 from stargan_app.models import Discriminator, Generator
 from stargan_app.models.stargan import compose_masked
 from stargan_app.training import losses
+from stargan_app.training.batches import Batch
 from stargan_app.training.config import StarGANTrainConfig
 from stargan_app.training.devices import Autocast
-from stargan_app.training.stargan_loop import Batch, compute_d_loss, compute_g_loss, init_from_weights
+from stargan_app.training.recipes import recipe_for
+from stargan_app.training.warm_start import init_from_weights
 
 MASKED = dataclasses.replace(TINY_STARGAN, output="masked", upsample="deconv_blur")
 
@@ -133,7 +135,7 @@ def mask_bias_grad(step: int, lambda_mask: float) -> float:
     """d G-loss / d (mask bias) of a tiny masked G at `step`, with a 100-step mask warm-up."""
     G, D = tiny_stargan(MASKED)
     cfg = StarGANTrainConfig(mask_warmup=100, lambda_mask=lambda_mask, lambda_mask_tv=lambda_mask)
-    loss, _ = compute_g_loss(G, D, tiny_batch(MASKED), cfg, step, Autocast(torch.device("cpu"), False))
+    loss, _ = recipe_for(cfg).g_loss(G, D, tiny_batch(MASKED), step, Autocast(torch.device("cpu"), False))
     loss.backward()
     return float(G.main[-1].bias.grad[3])
 
@@ -157,9 +159,9 @@ def test_bf16_cpu_training_losses_are_finite(recipe):
     cfg = StarGANTrainConfig(recipe=recipe, r1_every=1)
     bf16 = Autocast(torch.device("cpu"), True)
     batch = tiny_batch(MASKED)
-    d_loss, d_logs = compute_d_loss(D, G, batch, cfg, 0, bf16)
+    d_loss, d_logs = recipe_for(cfg).d_loss(D, G, batch, 0, bf16)
     d_loss.backward()
-    g_loss, g_logs = compute_g_loss(G, D, batch, cfg, 10_000, bf16)
+    g_loss, g_logs = recipe_for(cfg).g_loss(G, D, batch, 10_000, bf16)
     g_loss.backward()
     for name, value in {**d_logs, **g_logs, "D": d_loss, "G": g_loss}.items():
         assert torch.isfinite(value).all(), name

@@ -55,16 +55,16 @@ def test_stargan_trains_exports_and_skips_corrupt(tmp_path, capsys):
 
 
 def at_step(monkeypatch, step: int, action: Callable[[], None]) -> None:
-    """Call `action` once training reaches `step` (0-based), inside that step's D loss: the step does not complete."""
-    real_d_loss, calls = stargan_loop.compute_d_loss, []
+    """Call `action` once training reaches `step` (0-based), as that step's batch is drawn (the step never completes)."""
+    real_draw_batch, calls = stargan_loop.draw_batch, []
 
-    def d_loss(*args):
+    def draw_batch(*args):
         calls.append(1)
-        if len(calls) == step + 1:  # one D loss per step
+        if len(calls) == step + 1:  # one batch per step
             action()
-        return real_d_loss(*args)
+        return real_draw_batch(*args)
 
-    monkeypatch.setattr(stargan_loop, "compute_d_loss", d_loss)
+    monkeypatch.setattr(stargan_loop, "draw_batch", draw_batch)
 
 
 def ctrl_c() -> None:

@@ -60,11 +60,13 @@ def train_classifier(
     batch_size: int = BATCH_SIZE,
     balanced: bool = False,
     flips: bool = False,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
 ) -> SmallCNN:
     """Train a SmallCNN: cross-entropy on int64 class targets, or BCE on float multi-label targets.
 
     balanced: weight each attribute's positives by its negative/positive ratio (multi-label only).
     flips: mirror each image left-right with probability 0.5.
+    augment: (images in [-1, 1], the training generator) -> images, applied to every batch after the flips.
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -83,6 +85,8 @@ def train_classifier(
             x, y = to_float_images(images[idx]), targets[idx]
             if flips:
                 x = torch.where(torch.rand(len(idx), 1, 1, 1, generator=gen) < 0.5, x.flip(3), x)
+            if augment is not None:
+                x = augment(x, gen)
             logits = model(x)
             if multilabel:
                 loss = F.binary_cross_entropy_with_logits(logits, y.float(), pos_weight=pos_weight)

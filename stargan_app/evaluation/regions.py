@@ -105,8 +105,10 @@ def estimate_regions(
     maps = {a: region_map(fit.beta[1 + names.index(a)], fit.t[1 + names.index(a)]) for a in attributes}
     info = {
         "method": "per-pixel least squares of crops and their mirrors on all labelled attributes; |coefficient| where "
-        f"|t| > {T_LOW}..{T_HIGH}, smoothed, normalised by its {SCALE_QUANTILE} quantile, smoothstep {SOFT_LOW}..{SOFT_HIGH}",
-        "data": f"{Path(data_dir).name}: ids 1-{split} ({fit.used} crops and their mirrors), last {test_size} ids held out",
+        f"|t| > {T_LOW}..{T_HIGH}, smoothed, normalised by its {SCALE_QUANTILE} quantile, "
+        f"smoothstep {SOFT_LOW}..{SOFT_HIGH}",
+        "data": f"{Path(data_dir).name}: ids 1-{split} ({fit.used} crops and their mirrors), "
+        f"last {test_size} ids held out",
         "controls": list(names),
         "image_size": size,
     }

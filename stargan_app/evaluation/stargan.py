@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +37,16 @@ from stargan_app.evaluation.classifier import (
     print_table,
     train_classifier,
 )
+from stargan_app.evaluation.realism import (
+    FEATURE_EPOCHS,
+    FEATURE_RECIPE,
+    ColourAtlas,
+    kid,
+    squeeze,
+    train_feature_network,
+)
 from stargan_app.face.align import celeba_center_crop
-from stargan_app.imaging import pil_to_tensor, to_model_range
+from stargan_app.imaging import to_model_range, to_pixels
 from stargan_app.labels import full_label_vector, present, target_vector
 
 if TYPE_CHECKING:
@@ -145,52 +155,178 @@ def build_judge(
     return Judge(clf, thresholds, cache, cached, time.time() - t0)
 
 
-def raw_transfer(
-    editor: FaceEditor, judge: Judge, x: torch.Tensor, truth: torch.Tensor
-) -> tuple[dict[str, float], list[torch.Tensor]]:
-    """Per attribute, the share of faces without it that the judge reads as having it after the generator alone
-    switched it on (true source labels, training-geometry crops x); also returns the edited crops."""
-    schema, attributes = editor.schema, editor.attributes
-    transfer, crops = {}, []
+@dataclass
+class HeldOut:
+    """The held-out faces an evaluation edits: their photos, labels and training-geometry crops."""
+
+    photos: list[Path]  # the CelebA images, the "photos" the pipeline edits
+    truth: torch.Tensor  # (N, n_attributes) labels in the model's attribute order
+    crops: torch.Tensor  # (N, 3, S, S) uint8
+
+
+@dataclass
+class Edits:
+    """Per attribute, the held-out faces an edit switched it on for (indices into HeldOut) and their edited crops."""
+
+    faces: dict[str, torch.Tensor]  # attribute -> (k,) long
+    crops: dict[str, torch.Tensor]  # attribute -> (k, 3, S, S) uint8
+    missed: dict[str, int]  # attribute -> switched-on faces the detector missed (failed edits)
+    no_face: int = 0  # held-out photos in which the detector found no face
+
+    def transfer(self, read: Callable[[torch.Tensor], torch.Tensor], attributes: tuple[str, ...]) -> dict[str, float]:
+        """Per attribute, the share of its switched-on faces that `read` (crops -> (N, n_attributes) bool) reads as
+        having it; a face the detector missed counts as a failed edit."""
+        out = {}
+        for j, a in enumerate(attributes):
+            total = len(self.faces[a]) + self.missed[a]
+            hits = float(read(self.crops[a])[:, j].sum()) if len(self.faces[a]) else 0.0
+            out[a] = hits / total if total else float("nan")
+        return out
+
+
+def raw_edits(editor: FaceEditor, held: HeldOut) -> Edits:
+    """G alone switches each attribute on (true source labels) on the training-geometry crops."""
+    schema, attributes, x = editor.schema, editor.attributes, to_model_range(held.crops)
+    faces, crops = {}, {}
     for a in attributes:
-        group, j = schema.group_of(a), attributes.index(a)
-        sel = switch_on_faces(a, truth, attributes)
-        trg = torch.stack([target_vector(schema, row, {a: True}) for row in truth[sel]]) if sel.any() else truth[:0]
-        out = editor.translate_crops(x[sel], full_label_vector(schema, group, trg[:, schema.group_slice(group)]))
-        transfer[a] = float(judge(out)[:, j].float().mean()) if len(out) else float("nan")
-        crops.append(out)
-    return transfer, crops
+        group = schema.group_of(a)
+        sel = switch_on_faces(a, held.truth, attributes)
+        trg = torch.stack([target_vector(schema, row, {a: True}) for row in held.truth[sel]]) if sel.any() else None
+        faces[a] = sel.nonzero().flatten()
+        crops[a] = (
+            to_pixels(
+                editor.translate_crops(x[sel], full_label_vector(schema, group, trg[:, schema.group_slice(group)]))
+            )
+            if trg is not None
+            else held.crops[:0]
+        )
+    return Edits(faces, crops, dict.fromkeys(attributes, 0))
 
 
-def pipeline_transfer(
-    editor: Any, judge: Judge, photos: list[Path], truth: torch.Tensor, size: int
-) -> tuple[dict[str, float], list[torch.Tensor], int]:
-    """The same share through the app: detect, align, edit, paste back into the photo, then judge the training crop cut
-    from the edited photo. A face the detector misses counts as a failed edit. Returns (transfer, crops, misses)."""
+def pipeline_edits(editor: Any, held: HeldOut, size: int) -> Edits:
+    """The same edits through the app: detect, align, edit, paste back into the photo, then the training crop cut
+    from the edited photo."""
     attributes = editor.attributes
-    hits: dict[str, list[bool]] = {a: [] for a in attributes}
-    crops, missed = [], 0
-    for i, path in enumerate(photos):
-        todo = [a for a in attributes if switch_on_faces(a, truth[i : i + 1], attributes)[0]]
+    faces: dict[str, list[int]] = {a: [] for a in attributes}
+    crops: dict[str, list[torch.Tensor]] = {a: [] for a in attributes}
+    missed, no_face = dict.fromkeys(attributes, 0), 0
+    for i, path in enumerate(held.photos):
+        todo = [a for a in attributes if switch_on_faces(a, held.truth[i : i + 1], attributes)[0]]
         with Image.open(path) as im:
             photo = im.convert("RGB")
         try:
             prep = editor.prepare(photo)
         except StarGANAppError:
-            missed += 1
+            no_face += 1
             for a in todo:
-                hits[a].append(False)
+                missed[a] += 1
             continue
-        if not todo:
-            continue
-        edited = torch.stack(
-            [pil_to_tensor(celeba_center_crop(editor.edit(prep, {a: True}).image, size)) for a in todo]
-        )
-        verdict = judge(edited)
-        for k, a in enumerate(todo):
-            hits[a].append(bool(verdict[k, attributes.index(a)]))
-        crops.append(edited)
-    return {a: float(np.mean(v)) if v else float("nan") for a, v in hits.items()}, crops, missed
+        for a in todo:
+            edited = celeba_center_crop(editor.edit(prep, {a: True}).image, size)
+            faces[a].append(i)
+            crops[a].append(torch.from_numpy(np.asarray(edited).copy()).permute(2, 0, 1))
+    empty = held.crops[:0]
+    return Edits(
+        {a: torch.tensor(v, dtype=torch.long) for a, v in faces.items()},
+        {a: torch.stack(v) if v else empty for a, v in crops.items()},
+        missed,
+        no_face,
+    )
+
+
+def robust_transfer(judge: Judge, edits: Edits, held: HeldOut, attributes: tuple[str, ...]) -> dict[str, float]:
+    """Transfer read on squeezed edits (blur + JPEG: textures lose their effect), counting only the faces whose
+    squeezed original the judge does not already read as having the attribute."""
+    squeezed_original = judge(squeeze(held.crops))
+    out = {}
+    for j, a in enumerate(attributes):
+        keep = ~squeezed_original[edits.faces[a], j]
+        total = int(keep.sum()) + edits.missed[a]
+        hits = float(judge(squeeze(edits.crops[a][keep]))[:, j].sum()) if keep.any() else 0.0
+        out[a] = hits / total if total else float("nan")
+    return out
+
+
+def kid_ratios(
+    features: Callable[[torch.Tensor], torch.Tensor],
+    edits: Edits,
+    held: HeldOut,
+    reference: torch.Tensor,
+    reference_truth: torch.Tensor,
+    attributes: tuple[str, ...],
+) -> dict[str, dict[str, float]]:
+    """Per attribute A: KID of the edited crops to real faces with A (reference crops whose truth has A), of the same
+    faces unedited, and their ratio (1.0: the edit moved nothing towards real faces with A)."""
+    out = {}
+    for j, a in enumerate(attributes):
+        real = features(reference[present(reference_truth[:, j])])
+        edited = kid(features(edits.crops[a]), real)
+        unedited = kid(features(held.crops[edits.faces[a]]), real)
+        ratio = edited / unedited if unedited > 0 else float("nan")
+        out[a] = {"kid_edited": edited, "kid_unedited": unedited, "ratio": ratio}
+    return out
+
+
+def colour_implausible(atlas: ColourAtlas, edits: Edits, held: HeldOut, attributes: tuple[str, ...]) -> dict:
+    """Per attribute, the share of changed crop pixels whose colour real faces do not have at that place."""
+    return {
+        a: atlas.implausible_share(edits.crops[a], held.crops[edits.faces[a]]) if len(edits.faces[a]) else float("nan")
+        for a in attributes
+    }
+
+
+@dataclass
+class CelebASplit:
+    """The attribute file read once: ids before `split` are G's training ids, the rest are held out."""
+
+    folder: Path  # img_align_celeba/
+    files: list[str]  # image names sorted by id
+    names: list[str]  # all attribute names of the file
+    values: torch.Tensor  # (N, len(names)) in {0, 1}
+    split: int
+
+    def labels(self, attributes: tuple[str, ...]) -> torch.Tensor:
+        missing = [a for a in attributes if a not in self.names]
+        if missing:
+            raise ValueError(f"attributes not in list_attr_celeba.txt: {missing}")
+        return self.values[:, [self.names.index(a) for a in attributes]]
+
+    def crops(self, ids: list[int], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(uint8 crops of the readable ones among ids, their ids)."""
+        from stargan_app.training.data import decode_images
+
+        images, keep = decode_images(self.folder, [self.files[i] for i in ids], size)
+        return images, torch.tensor(ids)[torch.from_numpy(keep)]
+
+
+def read_split(data_dir: str, test_size: int) -> CelebASplit:
+    from stargan_app.training.data import read_celeba_attributes
+
+    files, names, values = read_celeba_attributes(data_dir)
+    if not 0 < test_size < len(files) - CLASSIFIER_VALIDATION:
+        raise ValueError(f"test_size must leave training ids for the classifier, got {test_size} of {len(files)}")
+    return CelebASplit(
+        Path(data_dir) / "img_align_celeba", files, names, torch.from_numpy(values), len(files) - test_size
+    )
+
+
+def held_out_faces(celeba: CelebASplit, attributes: tuple[str, ...], size: int, limit: int) -> HeldOut:
+    crops, ids = celeba.crops(list(range(celeba.split, len(celeba.files)))[: limit or None], size)
+    photos = [celeba.folder / celeba.files[i] for i in ids.tolist()]
+    return HeldOut(photos, celeba.labels(attributes)[ids], crops)
+
+
+def build_realism_references(celeba: CelebASplit, size: int, cache_dir: str) -> tuple[SmallCNN, ColourAtlas]:
+    """The KID feature network (all labels, blur and noise; trained on the judge's fitting ids, cached) and the colour
+    atlas of the same training crops."""
+    fit_ids = list(range(celeba.split - CLASSIFIER_VALIDATION))
+    key = f"{celeba.folder.resolve()}|{size}|{celeba.split}|{FEATURE_EPOCHS}|{FEATURE_RECIPE}"
+    cache = Path(cache_dir) / f"stargan_features_{size}px_{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
+    crops, ids = celeba.crops(fit_ids, size)
+    net, _ = cached_classifier(
+        cache, lambda: train_feature_network(crops, celeba.values[ids]), lambda: SmallCNN(3, len(celeba.names))
+    )
+    return net, ColourAtlas(crops)
 
 
 def eval_stargan(
@@ -213,7 +349,6 @@ def eval_stargan(
     edge-aware paste-back on or off (None: on exactly when there are maps).
     """
     from stargan_app.inference import FaceEditor
-    from stargan_app.training.data import decode_images, read_celeba_attributes
 
     options = {
         k: v for k, v in (("change_smoothing", change_smoothing), ("change_window", change_window)) if v is not None
@@ -222,62 +357,54 @@ def eval_stargan(
         options["regions"] = False if regions == "off" else regions
     editor = FaceEditor.from_pretrained(weights, guided=guided, **options)
     schema, size, attributes = editor.schema, editor.config.image_size, editor.attributes
-    files, names, values = read_celeba_attributes(data_dir)
-    missing = [a for a in attributes if a not in names]
-    if missing:
-        raise ValueError(f"attributes not in list_attr_celeba.txt: {missing}")
-    labels = torch.from_numpy(values[:, [names.index(a) for a in attributes]])
-    if not 0 < test_size < len(files) - CLASSIFIER_VALIDATION:
-        raise ValueError(f"test_size must leave training ids for the classifier, got {test_size} of {len(files)}")
-    split = len(files) - test_size
-    folder = Path(data_dir) / "img_align_celeba"
-    judge = build_judge(data_dir, files, labels, attributes, size, split, cache_dir)
+    celeba = read_split(data_dir, test_size)
+    labels = celeba.labels(attributes)
+    judge = build_judge(data_dir, celeba.files, labels, attributes, size, celeba.split, cache_dir)
+    feature_net, atlas = build_realism_references(celeba, size, cache_dir)
+    held = held_out_faces(celeba, attributes, size, limit)
+    recall, specificity = recall_specificity(judge(held.crops), held.truth)
 
-    test_files = files[split:][: limit or None]
-    test_u8, keep = decode_images(folder, test_files, size)
-    test_files = [f for f, k in zip(test_files, keep) if k]
-    truth = labels[split:][: len(keep)][torch.from_numpy(keep)]
-    x = to_model_range(test_u8)
-    recall, specificity = recall_specificity(judge(test_u8), truth)
-
-    raw, raw_crops = raw_transfer(editor, judge, x, truth)
-    rec = editor.translate_crops(x, full_label_vector(schema, 0, truth[:, schema.group_slice(0)]))
-    switched = {a: switch_on_faces(a, truth, attributes) for a in attributes}
+    raw = raw_edits(editor, held)
+    x = to_model_range(held.crops)
+    rec = editor.translate_crops(x, full_label_vector(schema, 0, held.truth[:, schema.group_slice(0)]))
     read_on_rec = judge(rec)
+    switched = {a: switch_on_faces(a, held.truth, attributes) for a in attributes}
     false_on_rec = {
         a: float(read_on_rec[switched[a], j].float().mean()) if switched[a].any() else float("nan")
         for j, a in enumerate(attributes)
     }
     t0 = time.time()
-    pipeline, pipeline_crops, missed = pipeline_transfer(editor, judge, [folder / f for f in test_files], truth, size)
+    served = pipeline_edits(editor, held, size)
     pipeline_seconds = time.time() - t0
-    real_features = judge.features(x)
-
-    hair = [a for a in attributes if a in HAIR_COLOURS]
-    others = [a for a in attributes if a not in HAIR_COLOURS]
-    summary = {
-        "hair_pipeline": float(np.mean([pipeline[a] for a in hair])),
-        "hair_raw": float(np.mean([raw[a] for a in hair])),
-        "others_pipeline": float(np.mean([pipeline[a] for a in others])),
-        "others_raw": float(np.mean([raw[a] for a in others])),
-        "hair_false_on_reconstruction": float(np.mean([false_on_rec[a] for a in hair])),
-        "others_false_on_reconstruction": float(np.mean([false_on_rec[a] for a in others])),
-        "reconstruction_l1": float((rec - x).abs().mean()),
-        "fd_pipeline": frechet_distance(judge.features(torch.cat(pipeline_crops)), real_features),
-        "fd_raw": frechet_distance(judge.features(torch.cat(raw_crops)), real_features),
+    reference, reference_ids = celeba.crops(list(range(celeba.split - CLASSIFIER_VALIDATION, celeba.split)), size)
+    features = partial(penultimate_features, feature_net)
+    per_attribute = {
+        "transfer_raw": raw.transfer(judge, attributes),
+        "transfer_pipeline": served.transfer(judge, attributes),
+        "robust_transfer_pipeline": robust_transfer(judge, served, held, attributes),
+        "colour_implausible_pipeline": colour_implausible(atlas, served, held, attributes),
+        "kid_pipeline": kid_ratios(
+            features, served, held, reference, celeba.labels(attributes)[reference_ids], attributes
+        ),
+        "false_on_reconstruction": false_on_rec,
     }
-    summary["hair_gap_raw_minus_pipeline"] = summary["hair_raw"] - summary["hair_pipeline"]
+    summary = summarise(per_attribute, attributes)
+    real_features = judge.features(x)
+    summary.update(
+        reconstruction_l1=float((rec - x).abs().mean()),
+        fd_pipeline=frechet_distance(judge.features(torch.cat(list(served.crops.values()))), real_features),
+        fd_raw=frechet_distance(judge.features(torch.cat(list(raw.crops.values()))), real_features),
+        colour_implausible_real=atlas.implausible_share(held.crops),
+    )
     result = {
         "weights": editor.info.get("path"),
         "change_smoothing": editor.change_smoothing,
         "change_window": editor.change_window,
         "regions": editor.regions.info.get("path") if editor.regions else None,
         "guided": editor.guided,
-        "test_faces": len(test_files),
-        "pipeline_no_face": missed,
-        "transfer_raw": raw,
-        "transfer_pipeline": pipeline,
-        "false_on_reconstruction": false_on_rec,
+        "test_faces": len(held.photos),
+        "pipeline_no_face": served.no_face,
+        **per_attribute,
         "faces_switched_on": {a: int(switched[a].sum()) for a in attributes},
         "judge": {
             "recall": dict(zip(attributes, recall)),
@@ -290,21 +417,59 @@ def eval_stargan(
         "summary": summary,
         "pipeline_seconds": round(pipeline_seconds, 1),
     }
-    rows = [
-        [a, raw[a], false_on_rec[a], pipeline[a], result["faces_switched_on"][a], recall[k], specificity[k]]
-        for k, a in enumerate(attributes)
-    ]
-    paste = f"regions {result['regions'] or 'off'}, guided paste-back {'on' if editor.guided else 'off'}"
-    print_table(
-        f"StarGAN on {len(test_files)} held-out faces ({missed} without a detected face; {paste}); judge "
-        f"{'cached' if judge.cached else 'trained'}: {judge.cache}",
-        ["attribute", "raw", "raw_on_recon", "pipeline", "faces", "judge_recall", "judge_spec"],
-        rows,
-    )
-    print("summary: " + ", ".join(f"{k} {v:.4f}" for k, v in summary.items()))
+    print_results(result, attributes, editor)
     if sheet:
         print(f"wrote {write_sheet(editor, sheet, faces_dir)}")
     return result
+
+
+def summarise(per_attribute: dict[str, dict], attributes: tuple[str, ...]) -> dict[str, float]:
+    """Means over the hair colours and over the other attributes; the KID ratio and colour share over all."""
+    hair = [a for a in attributes if a in HAIR_COLOURS]
+    others = [a for a in attributes if a not in HAIR_COLOURS]
+    summary = {}
+    for key, name in (
+        ("transfer_pipeline", "pipeline"),
+        ("transfer_raw", "raw"),
+        ("robust_transfer_pipeline", "robust"),
+        ("false_on_reconstruction", "false_on_reconstruction"),
+    ):
+        for part, attrs in (("hair", hair), ("others", others)):
+            summary[f"{part}_{name}"] = float(np.nanmean([per_attribute[key][a] for a in attrs]))
+    summary["kid_ratio_mean"] = float(np.nanmean([per_attribute["kid_pipeline"][a]["ratio"] for a in attributes]))
+    summary["colour_implausible"] = float(
+        np.nanmean([per_attribute["colour_implausible_pipeline"][a] for a in attributes])
+    )
+    return summary
+
+
+def print_results(result: dict[str, Any], attributes: tuple[str, ...], editor: FaceEditor) -> None:
+    recall, specificity = result["judge"]["recall"], result["judge"]["specificity"]
+    rows = [
+        [
+            a,
+            result["transfer_raw"][a],
+            result["false_on_reconstruction"][a],
+            result["transfer_pipeline"][a],
+            result["robust_transfer_pipeline"][a],
+            result["kid_pipeline"][a]["ratio"],
+            result["colour_implausible_pipeline"][a],
+            result["faces_switched_on"][a],
+            recall[a],
+            specificity[a],
+        ]
+        for a in attributes
+    ]
+    paste = f"regions {result['regions'] or 'off'}, guided paste-back {'on' if editor.guided else 'off'}"
+    judge = result["judge"]
+    print_table(
+        f"StarGAN on {result['test_faces']} held-out faces ({result['pipeline_no_face']} without a detected face; "
+        f"{paste}); judge {'cached' if judge['cached'] else 'trained'}: {judge['cache']}",
+        ["attribute", "raw", "raw_on_recon", "pipeline", "robust", "kid_ratio", "colour_bad", "faces", "judge_recall",
+         "judge_spec"],
+        rows,
+    )  # fmt: skip
+    print("summary: " + ", ".join(f"{k} {v:.4f}" for k, v in result["summary"].items()))
 
 
 def sheet_portraits(faces_dir: str | None) -> list[Path]:

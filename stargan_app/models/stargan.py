@@ -97,7 +97,7 @@ class Generator(nn.Module):
         self.main = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, return_parts: bool = False):
-        """The edited image; with return_parts, (output, colour C, mask M), where an "image" G gives C = output, M = None."""
+        """The edited image; with return_parts, (output, colour C, mask M) (an "image" G: C = output, M = None)."""
         parts = self._parts(x, c)
         return parts if return_parts else parts[0]
 
@@ -120,7 +120,8 @@ def compose_masked(x: torch.Tensor, colour: torch.Tensor, mask: torch.Tensor) ->
 
 
 class Discriminator(nn.Module):
-    """PatchGAN critic with a real/fake head (conv1) and an attribute head (conv2)."""
+    """PatchGAN critic with a real/fake head (conv1), an attribute head (conv2) and, with cfg.cond_head, a conditional
+    real/fake head (conv3): per attribute and value, whether the image is a real face with that value."""
 
     def __init__(self, cfg: StarGANConfig):
         super().__init__()
@@ -133,7 +134,15 @@ class Discriminator(nn.Module):
         self.main = nn.Sequential(*layers)
         self.conv1 = nn.Conv2d(dim, 1, 3, 1, 1, bias=False)
         self.conv2 = nn.Conv2d(dim, cfg.labels.cls_dim, cfg.image_size // 2**cfg.d_repeat_num, bias=False)
+        # no spectral norm: on a 2x2 map it kept the head from learning the attributes at all
+        self.conv3 = nn.Conv2d(dim, 2 * cfg.labels.cls_dim, 3, 1, 1) if cfg.cond_head else None
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, with_cond: bool = False):
+        """(real/fake patch map, attribute logits); with_cond adds the conditional logits (B, n_attributes, 2),
+        value 0 then 1 (None without the head)."""
         h = self.main(x)
-        return self.conv1(h), self.conv2(h).flatten(1)
+        src, cls = self.conv1(h), self.conv2(h).flatten(1)
+        if not with_cond:
+            return src, cls
+        cond = None if self.conv3 is None else self.conv3(h).mean((2, 3)).view(x.size(0), -1, 2)
+        return src, cls, cond

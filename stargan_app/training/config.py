@@ -48,7 +48,9 @@ class StarGANTrainConfig(RunConfig):
         "fixed [1,2,1] blur: no checkerboard, same weights) or 'resize' (nearest + 3x3 conv)",
     )
     recipe: str = opt(
-        "wgan-gp", "'wgan-gp' (paper: WGAN-GP, n_critic 5) or 'v2' (StarGAN v2: non-saturating + lazy R1, EMA G)"
+        "wgan-gp",
+        "'wgan-gp' (paper: WGAN-GP, n_critic 5), 'v2' (StarGAN v2: non-saturating + lazy R1, EMA G) or 'conditional' "
+        "(v2 with a conditional real/fake head per attribute and value in D, and no classification term for G)",
     )
     group_a: str = opt(",".join(GROUP_A), "comma-separated attributes of label group A")
     group_b: str = opt(",".join(GROUP_B), "comma-separated attributes of label group B ('' for one group)")
@@ -64,6 +66,15 @@ class StarGANTrainConfig(RunConfig):
     lambda_id: float = opt(
         0.0, "weight of the identity loss: G at the source labels returns the input (AttGAN; 0 = off, as the paper)"
     )
+    lambda_cond: float = opt(1.0, "weight of the conditional head's loss, for D and G (conditional recipe)")
+    d_warmup: int = opt(
+        0, "steps from step 0 on which only D trains (the conditional head learns the attributes before G follows it)"
+    )
+    targets: str = opt(
+        "shuffle",
+        "target labels: 'shuffle' (the paper's: a shuffle of the batch's labels) or 'balanced' (each face switches "
+        "one attribute drawn uniformly, so rare ones such as a hat are asked for as often as any)",
+    )
     lambda_gp: float = opt(10.0, "weight of the gradient penalty (wgan-gp)")
     lambda_r1: float = opt(1.0, "weight of the R1 penalty on real images (v2)")
     r1_every: int = opt(4, "lazy R1: penalise every this many D steps, scaled up to match (v2)")
@@ -74,11 +85,6 @@ class StarGANTrainConfig(RunConfig):
         "",
         "DiffAugment policy for every image D sees, real and fake: comma-separated from 'translation' (reflect-padded "
         "shift up to 1/8) and 'cutout' (a grey square of 1/4 side); '' = none",
-    )
-    edit_regions: str = opt(
-        "",
-        "region-maps file (`build-regions`): every fake D sees is G's output inside the union of the maps of the "
-        "attributes its target changes and the input elsewhere, as the app pastes an edit; '' = G's whole output",
     )
     init_weights: str = opt("", "start G and D from this stargan weights file (fine-tune; '' = random init)")
     continue_from: str = opt(

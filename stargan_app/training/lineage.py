@@ -12,7 +12,9 @@ from typing import Any
 STAGE_KEYS = (
     "recipe",
     "augment",
-    "edit_regions",
+    "edit_regions",  # an option of earlier runs (D saw fakes gated to the attribute regions), kept in their stages
+    "targets",
+    "d_warmup",
     "output",
     "upsample",
     "loss_weights",
@@ -56,7 +58,8 @@ def run_stage(info: dict[str, Any], step: int, train_seconds: float) -> dict[str
     seconds = train_seconds - float(info.get("init_campaign_seconds", 0.0))
     n_critic = int(info.get("n_critic") or recipe_n_critic(info.get("recipe", "wgan-gp")))
     stage = {k: info[k] for k in STAGE_KEYS if k in info}
-    stage.update(n_critic=n_critic, steps=[start, step], g_updates=(step - start) // n_critic)
+    g_steps = max(0, step - max(start, int(info.get("d_warmup", 0))))  # D-only warm-up steps update no G
+    stage.update(n_critic=n_critic, steps=[start, step], g_updates=g_steps // n_critic)
     stage["train_seconds"] = round(max(0.0, seconds), 1)
     if info.get("init_weights") and start == 0:
         stage["seeded_from"] = info["init_weights"]

@@ -18,6 +18,19 @@ def classification_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Ten
     return F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="sum") / logits.size(0)
 
 
+def value_logits(cond: torch.Tensor, values: torch.Tensor, group: slice) -> torch.Tensor:
+    """(B, k): from conditional logits (B, n_attributes, 2), each sample's logit for the value `values` (B, k) gives
+    each attribute of its label group (the columns `group`)."""
+    return cond[:, group].gather(2, (values >= 0.5).long().unsqueeze(2)).squeeze(2)
+
+
+def conditional_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
+    """BCE of conditional logits towards real (1) or fake (0), summed over attributes and averaged over the batch
+    (as classification_loss)."""
+    target = torch.full_like(logits, 1.0 if real else 0.0, dtype=torch.float32)
+    return F.binary_cross_entropy_with_logits(logits.float(), target, reduction="sum") / logits.size(0)
+
+
 def reconstruction_loss(x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:
     return (x.float() - x_rec.float()).abs().mean()
 

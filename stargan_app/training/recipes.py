@@ -1,0 +1,216 @@
+"""One object per StarGAN objective: D's and G's losses for a batch (as StyleGAN2-ADA's `Loss`).
+
+- "wgan-gp": the paper's. WGAN critic with gradient penalty, n_critic 5, D classifies real faces, G pays for what D's
+  classifier reads on its fakes.
+- "v2": StarGAN v2's adversarial loss. Non-saturating, lazy R1 on real faces, one D step per G step; the classifier
+  terms as in the paper.
+- "conditional": "v2" with a conditional real/fake head in place of the classifier's pull on G. Per attribute of the
+  batch's label group, D learns "a real face with this value" from real faces at their own values (positives), the
+  same faces at the other value and G's fakes at their targets (negatives; GAN-CLS's matching-aware loss). G is paid
+  only for looking like a real face with the target labels. A small CNN's classification head is moved most cheaply by
+  saturated, high-frequency patches; a head that has seen fakes rejects them. The classifier stays in D's loss, on
+  real faces only: the app reads a face's current attributes from it.
+
+The loop calls recipe.d_loss / recipe.g_loss and asks recipe.trains_g(step); it never asks which recipe it runs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from stargan_app.training import losses
+from stargan_app.training.batches import Batch
+from stargan_app.training.config import StarGANTrainConfig
+from stargan_app.training.devices import Autocast
+
+Logs = dict[str, torch.Tensor]
+Heads = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # D's (real/fake map, class logits, conditional)
+
+
+def split_heads(heads: Heads, n: int) -> tuple[Heads, Heads]:
+    """D's outputs for a batch of [first n | rest] as the outputs for each part."""
+    src, cls, cond = heads
+    first = (src[:n], cls[:n], None if cond is None else cond[:n])
+    rest = (src[n:], cls[n:], None if cond is None else cond[n:])
+    return first, rest
+
+
+class Recipe:
+    """The shared G loss (adversarial term from the subclass, cycle reconstruction, identity, mask penalties) and
+    D's schedule; subclasses give d_loss and g_adversarial."""
+
+    default_n_critic = 1
+    d_has_cond_head = False
+
+    def __init__(self, cfg: StarGANTrainConfig):
+        self.cfg = cfg
+        self.n_critic = cfg.n_critic or self.default_n_critic
+
+    def loss_weights(self) -> dict[str, float]:
+        """The weights this recipe's losses use, as each training stage records them."""
+        cfg = self.cfg
+        return {"cls": cfg.lambda_cls, "rec": cfg.lambda_rec, "id": cfg.lambda_id, **self.penalty_weights()}
+
+    def penalty_weights(self) -> dict[str, float]:
+        return {"r1": self.cfg.lambda_r1, "r1_every": self.cfg.r1_every}
+
+    def trains_g(self, step: int) -> bool:
+        """G (and its moving average) step on every n_critic-th step, once D's warm-up is over."""
+        return step >= self.cfg.d_warmup and (step + 1) % self.n_critic == 0
+
+    def d_loss(
+        self, D: nn.Module, G: nn.Module, batch: Batch, step: int, autocast: Autocast
+    ) -> tuple[torch.Tensor, Logs]:
+        raise NotImplementedError
+
+    def g_adversarial(self, fake: Heads, batch: Batch) -> tuple[torch.Tensor, Logs]:
+        """G's adversarial (and, in the paper's recipes, classification) term for D's outputs on its fakes."""
+        raise NotImplementedError
+
+    def g_loss(
+        self, G: nn.Module, D: nn.Module, batch: Batch, step: int, autocast: Autocast
+    ) -> tuple[torch.Tensor, Logs]:
+        """Fool D, reconstruct the input through the cycle (and at the source labels); a masked G pays for its mask."""
+        cfg = self.cfg
+        with autocast:
+            x_fake, _, mask = G(batch.x, batch.c_trg, return_parts=True)
+            fake = D(batch.seen_by_d(x_fake, cfg), with_cond=True)
+            x_rec = G(x_fake, batch.c_org)
+        g_adv, logs = self.g_adversarial(fake, batch)
+        g_rec = losses.reconstruction_loss(batch.x, x_rec)
+        g_loss = g_adv + cfg.lambda_rec * g_rec
+        logs["G/rec"] = g_rec
+        if cfg.lambda_id > 0:  # the cycle alone leaves G(x, c_org) free to drift (colour casts) as long as it inverts
+            with autocast:
+                x_id = G(batch.x, batch.c_org)
+            g_id = losses.reconstruction_loss(batch.x, x_id)
+            g_loss = g_loss + cfg.lambda_id * g_id
+            logs["G/id"] = g_id
+        if mask is not None:  # penalised on the translation pass only: reconstruction may open the mask freely
+            mask_mean, mask_tv = losses.mask_penalties(mask)
+            scale = losses.mask_penalty_scale(step, cfg.mask_warmup)
+            g_loss = g_loss + scale * (cfg.lambda_mask * mask_mean + cfg.lambda_mask_tv * mask_tv)
+            logs.update({"G/mask_mean": mask_mean.detach(), "G/mask_tv": mask_tv.detach()})
+        return g_loss, logs
+
+    def fakes(self, G: nn.Module, batch: Batch) -> torch.Tensor:
+        """G's edits of the batch at its targets, as D trains on them (no gradient to G)."""
+        with torch.no_grad():
+            return G(batch.x, batch.c_trg).to(batch.x.dtype)
+
+
+class WganGp(Recipe):
+    """The paper's: WGAN-GP critic, n_critic 5, classification on real faces for D and on fakes for G."""
+
+    default_n_critic = 5
+
+    def penalty_weights(self) -> dict[str, float]:
+        return {"gp": self.cfg.lambda_gp}
+
+    def d_loss(
+        self, D: nn.Module, G: nn.Module, batch: Batch, step: int, autocast: Autocast
+    ) -> tuple[torch.Tensor, Logs]:
+        cfg, x, B = self.cfg, batch.x, batch.x.size(0)
+        with autocast:
+            x_fake = self.fakes(G, batch)
+            src, cls = D(batch.seen_by_d(torch.cat([x, x_fake]), cfg))  # one forward: D has no normalisation
+            (src_real, src_fake), cls_real = src.split(B), cls[:B]
+            # the interpolates get their own forward so the double backward covers only them
+            x_hat = (batch.alpha * x + (1 - batch.alpha) * x_fake.float()).requires_grad_(True)
+            src_hat, _ = D(batch.seen_by_d(x_hat, cfg))
+        d_cls = losses.classification_loss(cls_real[:, batch.cls_slice], batch.label_org)
+        d_real, d_fake = losses.critic_real_loss(src_real), losses.critic_fake_loss(src_fake)
+        d_gp = losses.gradient_penalty(src_hat, x_hat)
+        d_loss = d_real + d_fake + cfg.lambda_cls * d_cls + cfg.lambda_gp * d_gp
+        return d_loss, {"D/real": d_real, "D/fake": d_fake, "D/cls": d_cls, "D/gp": d_gp}
+
+    def g_adversarial(self, fake: Heads, batch: Batch) -> tuple[torch.Tensor, Logs]:
+        g_fake = losses.critic_real_loss(fake[0])
+        g_cls = losses.classification_loss(fake[1][:, batch.cls_slice], batch.label_trg)
+        return g_fake + self.cfg.lambda_cls * g_cls, {"G/fake": g_fake, "G/cls": g_cls}
+
+
+class NonSaturatingR1(Recipe):
+    """StarGAN v2's adversarial loss: non-saturating, lazy R1 on real faces; the paper's classification terms."""
+
+    def d_loss(
+        self, D: nn.Module, G: nn.Module, batch: Batch, step: int, autocast: Autocast
+    ) -> tuple[torch.Tensor, Logs]:
+        cfg, x, B = self.cfg, batch.x, batch.x.size(0)
+        lazy_r1 = cfg.lambda_r1 > 0 and step % cfg.r1_every == 0
+        with autocast:
+            x_fake = self.fakes(G, batch)
+            if lazy_r1:  # R1 needs the real forward on its own, with x requiring grad
+                x_real = x.detach().requires_grad_(True)
+                real = D(batch.seen_by_d(x_real, cfg), with_cond=True)
+                fake = D(batch.seen_by_d(x_fake, cfg), with_cond=True)
+            else:  # real and fake in one forward (D has no normalisation)
+                real, fake = split_heads(D(batch.seen_by_d(torch.cat([x, x_fake]), cfg), with_cond=True), B)
+        d_cls = losses.classification_loss(real[1][:, batch.cls_slice], batch.label_org)
+        d_real, d_fake = losses.bce_real(real[0].float()), losses.bce_fake(fake[0].float())
+        d_loss = d_real + d_fake + cfg.lambda_cls * d_cls
+        logs = {"D/real": d_real, "D/fake": d_fake, "D/cls": d_cls}
+        d_cond, r1_outputs = self.d_conditional(real, fake, batch, logs)
+        if d_cond is not None:
+            d_loss = d_loss + cfg.lambda_cond * d_cond
+        if lazy_r1:
+            d_r1 = losses.r1_penalty(r1_outputs, x_real)
+            d_loss = d_loss + cfg.lambda_r1 * cfg.r1_every * d_r1
+            logs["D/r1"] = d_r1
+        return d_loss, logs
+
+    def d_conditional(
+        self, real: Heads, fake: Heads, batch: Batch, logs: Logs
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(the conditional head's loss or None, the real outputs R1 penalises); adds what it measures to logs."""
+        return None, real[0]
+
+    def g_adversarial(self, fake: Heads, batch: Batch) -> tuple[torch.Tensor, Logs]:
+        g_fake = losses.bce_real(fake[0].float())
+        g_cls = losses.classification_loss(fake[1][:, batch.cls_slice], batch.label_trg)
+        return g_fake + self.cfg.lambda_cls * g_cls, {"G/fake": g_fake, "G/cls": g_cls}
+
+
+class Conditional(NonSaturatingR1):
+    """NonSaturatingR1 with the conditional real/fake head; no classification term for G (see the module doc)."""
+
+    d_has_cond_head = True
+
+    def penalty_weights(self) -> dict[str, float]:
+        return {"cond": self.cfg.lambda_cond, **super().penalty_weights()}
+
+    def d_conditional(
+        self, real: Heads, fake: Heads, batch: Batch, logs: Logs
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        right = losses.value_logits(real[2], batch.label_org, batch.cls_slice)
+        wrong = losses.value_logits(real[2], 1.0 - batch.label_org, batch.cls_slice)
+        fake_at_target = losses.value_logits(fake[2], batch.label_trg, batch.cls_slice)
+        d_cond = losses.conditional_loss(right, True) + 0.5 * (
+            losses.conditional_loss(wrong, False) + losses.conditional_loss(fake_at_target, False)
+        )
+        logs.update(
+            {
+                "D/cond": d_cond,
+                # the head's mean logits: if real/right and real/wrong do not separate, G learns nothing from it
+                "D/cond_real_right": right.detach().float().mean(),
+                "D/cond_real_wrong": wrong.detach().float().mean(),
+                "D/cond_fake_target": fake_at_target.detach().float().mean(),
+            }
+        )
+        return d_cond, torch.cat([real[0].flatten(1), right], 1)
+
+    def g_adversarial(self, fake: Heads, batch: Batch) -> tuple[torch.Tensor, Logs]:
+        g_fake = losses.bce_real(fake[0].float())
+        g_cond = losses.conditional_loss(losses.value_logits(fake[2], batch.label_trg, batch.cls_slice), True)
+        return g_fake + self.cfg.lambda_cond * g_cond, {"G/fake": g_fake, "G/cond": g_cond}
+
+
+RECIPES: dict[str, type[Recipe]] = {"wgan-gp": WganGp, "v2": NonSaturatingR1, "conditional": Conditional}
+
+
+def recipe_for(cfg: StarGANTrainConfig) -> Recipe:
+    """The run's objective; an unknown name fails with the list of known ones."""
+    if cfg.recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {tuple(RECIPES)}, got {cfg.recipe!r}")
+    return RECIPES[cfg.recipe](cfg)

@@ -1,0 +1,100 @@
+"""Where a StarGAN run starts when not from scratch: a weights file (fine-tune) or a campaign's training state."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from stargan_app.config import StarGANConfig
+from stargan_app.models import Discriminator, Generator
+from stargan_app.training.checkpoints import GANState
+from stargan_app.training.lineage import stages_of
+
+DECONV_MODES = {"deconv", "deconv_blur"}
+MASK_BIAS_INIT = 0.0  # the mask starts half open: sigmoid(0) = 0.5
+COND_HEAD = "conv3."  # D's conditional head: new when a file without it seeds a conditional run
+
+
+def init_mask_bias(G: Generator) -> None:
+    """Start the mask channel at sigmoid(MASK_BIAS_INIT) with zero weights, so the first edits are uniform blends."""
+    last = G.main[-1]
+    with torch.no_grad():
+        last.weight[3].zero_()
+        last.bias.zero_().add_(torch.tensor([0.0, 0.0, 0.0, MASK_BIAS_INIT]))
+
+
+def load_discriminator(D: nn.Module, source: nn.Module) -> None:
+    """D's weights from `source`, a discriminator of the same trunk; a conditional head `source` lacks keeps its fresh
+    initialisation (D learns it in the run's warm-up)."""
+    missing, unexpected = D.load_state_dict(source.state_dict(), strict=False)
+    if unexpected or any(not k.startswith(COND_HEAD) for k in missing):
+        raise RuntimeError(f"discriminator weights do not fit: missing {missing}, unexpected {unexpected}")
+
+
+def init_from_weights(path: str, mcfg: StarGANConfig, G: Generator, D: Discriminator) -> dict:
+    """Copy G and D from a stargan weights file of the same architecture; returns provenance for the run's info.
+
+    An "image" G can seed a "masked" G of the same shape: its colour channels take the image G's last conv,
+    and the mask channel keeps its fresh initialisation. "deconv" and "deconv_blur" share their weights. A D without
+    the conditional head seeds one with it (the head starts fresh).
+    """
+    from stargan_app.checkpoint import load_weights
+    from stargan_app.errors import WeightsError
+
+    loaded = load_weights(path, kind="stargan")
+    seeds_masked = loaded.config.output == "image" and mcfg.output == "masked"
+    same_weights = {loaded.config.upsample, mcfg.upsample} <= DECONV_MODES or loaded.config.upsample == mcfg.upsample
+    as_this_run = dataclasses.replace(
+        loaded.config, output=mcfg.output, upsample=mcfg.upsample, cond_head=mcfg.cond_head
+    )
+    if as_this_run != mcfg or not same_weights or not (seeds_masked or loaded.config.output == mcfg.output):
+        raise WeightsError(f"--init-weights {path} was trained with {loaded.config}, not this run's {mcfg}.")
+    if "D" not in loaded.modules:
+        raise WeightsError(f"--init-weights {path} has no discriminator to continue training from.")
+    g_state = loaded.modules["G"].state_dict()  # load_weights already gives fp32 modules
+    if seeds_masked:
+        own = G.state_dict()
+        last = f"main.{len(G.main) - 1}"
+        weight = own[f"{last}.weight"].clone()
+        weight[:3] = g_state[f"{last}.weight"]
+        bias = own[f"{last}.bias"].clone()
+        bias[:3] = 0.0  # the image G's last conv has no bias
+        g_state.update({f"{last}.weight": weight, f"{last}.bias": bias})
+    G.load_state_dict(g_state)
+    load_discriminator(D, loaded.modules["D"])
+    return {
+        "init_weights": str(path),
+        "init_steps": int(loaded.info.get("steps", 0)),
+        "init_train_seconds": float(loaded.info.get("train_seconds", 0.0)),
+        "init_output": loaded.config.output,
+        "init_stages": stages_of(loaded.info),
+    }
+
+
+def continue_from_state(path: str, mcfg: StarGANConfig, gan: GANState) -> dict:
+    """Load a training-state file (export --training-state) into the run: G from its raw G, the moving average
+    from its served G, D; returns the provenance that makes the run continue its step count and totals."""
+    from stargan_app.checkpoint import load_weights, read_tensors
+    from stargan_app.errors import WeightsError
+    from stargan_app.training.export import TRAINING_G
+
+    loaded = load_weights(path, kind="stargan")
+    raw_g = read_tensors(path, TRAINING_G)
+    if loaded.config != mcfg:
+        raise WeightsError(f"--continue-from {path} was trained with {loaded.config}, not this run's {mcfg}.")
+    if not raw_g or "D" not in loaded.modules:
+        raise WeightsError(
+            f"--continue-from {path} is not a training state (no raw G or D): write one with export --training-state."
+        )
+    gan.G.load_state_dict(raw_g)
+    load_discriminator(gan.D, loaded.modules["D"])
+    if gan.G_ema is not None:
+        gan.G_ema.load_state_dict(loaded.modules["G"].state_dict())
+    return {
+        "init_continued_from": str(path),
+        "init_campaign_step": int(loaded.info.get("steps", 0)),
+        "init_campaign_seconds": float(loaded.info.get("train_seconds", 0.0)),
+        "init_stages": stages_of(loaded.info),  # this run adds a stage of its own after them
+    }
