@@ -8,8 +8,8 @@
 levers that could raise its G updates/s: bf16 with and without channels_last, batch 32 (images/s is the fair unit
 there) and torch.compile of G (inductor; D stays eager, since its R1 needs double backward).
 
-A "step" is one D update plus one G update every n_critic steps (5 for wgan-gp, 1 for v2), so the it/s of
-the two recipes are not the same unit: "G updates/s" is printed beside them. Synthetic data, same process.
+A "step" is one D update plus one G update every n_critic steps (5 for wgan-gp, 1 for v2 and conditional), so the it/s of
+the recipes are not the same unit: "G updates/s" is printed beside them. Synthetic data, same process.
 """
 
 from __future__ import annotations
@@ -91,9 +91,8 @@ def main() -> None:
         d_conv_dim=args.d_conv_dim,
         image_size=args.image_size,
     )
-    print(
-        f"device {device}, {torch.get_num_threads()} threads, bf16 autocast available: {autocast_for(device, True).enabled}"
-    )
+    bf16 = autocast_for(device, True).enabled
+    print(f"device {device}, {torch.get_num_threads()} threads, bf16 autocast available: {bf16}")
     if args.campaign:
         return campaign_levers(base, device, args.steps)
     rows = []
@@ -103,6 +102,8 @@ def main() -> None:
         ("v2", "masked", "deconv"),
         ("v2", "masked", "deconv_blur"),
         ("v2", "masked", "resize"),
+        ("v2", "image", "deconv_blur"),
+        ("conditional", "image", "deconv_blur"),
     )
     for recipe, output, upsample in variants:
         speeds = {}
@@ -110,12 +111,11 @@ def main() -> None:
             cfg = dataclasses.replace(base, recipe=recipe, output=output, upsample=upsample, amp=amp)
             speeds[amp] = measure(cfg, device, args.steps)
         g_per_step = 1 / recipe_for(dataclasses.replace(base, recipe=recipe)).n_critic
-        rows.append((f"{recipe:8s} {output:6s} {upsample:11s}", speeds[False], speeds[True], g_per_step))
-    print(
-        f"{'recipe   G      upsample':29s} {'fp32 it/s':>10s} {'bf16 it/s':>10s} {'bf16/fp32':>10s} {'G upd/s bf16':>13s}"
-    )
+        rows.append((f"{recipe:11s} {output:6s} {upsample:11s}", speeds[False], speeds[True], g_per_step))
+    columns = ("fp32 it/s", "bf16 it/s", "bf16/fp32")
+    print(f"{'recipe      G      upsample':32s} " + " ".join(f"{c:>10s}" for c in columns) + f" {'G upd/s bf16':>13s}")
     for name, fp32, bf16, g_per_step in rows:
-        print(f"{name:29s} {fp32:10.2f} {bf16:10.2f} {bf16 / fp32:10.2f}x {bf16 * g_per_step:13.2f}")
+        print(f"{name:32s} {fp32:10.2f} {bf16:10.2f} {bf16 / fp32:10.2f}x {bf16 * g_per_step:13.2f}")
 
 
 def campaign_levers(base: StarGANTrainConfig, device: torch.device, steps: int) -> None:
