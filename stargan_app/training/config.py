@@ -58,7 +58,7 @@ class StarGANTrainConfig(RunConfig):
     max_images: int = opt(0, "use at most this many training images (0 = all)")
     batch_size: int = opt(16, "images per batch per process")
     num_iters: int = opt(200_000, "total training steps (each step trains D; G every n_critic steps)")
-    n_critic: int = opt(0, "D updates per G update (0 = the recipe's: 5 for wgan-gp, 1 for v2)")
+    n_critic: int = opt(0, "D updates per G update (0 = the recipe's: 5 for wgan-gp, 1 for v2 and conditional)")
     g_lr: float = opt(1e-4, "G learning rate")
     d_lr: float = opt(1e-4, "D learning rate")
     lambda_cls: float = opt(1.0, "weight of the classification loss")

@@ -26,7 +26,7 @@ STAGE_KEYS = (
 
 
 def recipe_n_critic(recipe: str) -> int:
-    """D steps per G step of a recipe when the run did not set n_critic: 5 for the paper's WGAN-GP, 1 for v2."""
+    """D steps per G step of a recipe when the run did not set n_critic: 5 for the paper's WGAN-GP, 1 otherwise."""
     return 5 if recipe == "wgan-gp" else 1
 
 
