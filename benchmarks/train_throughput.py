@@ -89,7 +89,8 @@ def main() -> None:
         image_size=args.image_size,
     )
     print(
-        f"device {device}, {torch.get_num_threads()} threads, bf16 autocast available: {autocast_for(device, True).enabled}"
+        f"device {device}, {torch.get_num_threads()} threads, "
+        f"bf16 autocast available: {autocast_for(device, True).enabled}"
     )
     if args.campaign:
         return campaign_levers(base, device, args.steps)
@@ -109,7 +110,8 @@ def main() -> None:
         g_per_step = 1 / n_critic(dataclasses.replace(base, recipe=recipe))
         rows.append((f"{recipe:8s} {output:6s} {upsample:11s}", speeds[False], speeds[True], g_per_step))
     print(
-        f"{'recipe   G      upsample':29s} {'fp32 it/s':>10s} {'bf16 it/s':>10s} {'bf16/fp32':>10s} {'G upd/s bf16':>13s}"
+        f"{'recipe   G      upsample':29s} {'fp32 it/s':>10s} {'bf16 it/s':>10s} {'bf16/fp32':>10s} "
+        f"{'G upd/s bf16':>13s}"
     )
     for name, fp32, bf16, g_per_step in rows:
         print(f"{name:29s} {fp32:10.2f} {bf16:10.2f} {bf16 / fp32:10.2f}x {bf16 * g_per_step:13.2f}")
