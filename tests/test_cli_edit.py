@@ -1,5 +1,5 @@
 """`stargan-app edit` on the tiny random-weight model, real MTCNN and the portraits in assets/ (alone and composed
-side by side): batches with bad files, --json lines, attribute names, --overwrite and --face."""
+side by side): batches with bad files, --json lines, attribute names, --overwrite and --face; and `sheet`."""
 
 import json
 
@@ -130,3 +130,11 @@ def test_attributes_are_named_as_the_schema_or_the_app_names_them():
 def test_contradictory_choices_are_refused(hair, on, off, message):
     with pytest.raises(LabelError, match=message):
         choice_targets(SCHEMA, hair, on, off)
+
+
+def test_sheet_has_a_row_per_portrait_and_a_column_per_attribute(weights, tmp_path):
+    out = tmp_path / "sheet.png"
+    assert main(["sheet", "--weights", str(weights), "--out", str(out), "--tile", "32"]) == 0
+    caption = 24  # write_sheet's caption band above the tiles and under each row
+    columns, rows = 1 + len(SCHEMA.attributes), 2  # the input and every edit; the two portraits in assets/
+    assert Image.open(out).size == (32 * columns, caption + (32 + caption) * rows)
