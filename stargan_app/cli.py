@@ -241,6 +241,8 @@ def _edit(args: argparse.Namespace) -> int:
 
     if args.hair is None and not args.switch_on and not args.switch_off:
         raise StarGANAppError("Nothing to edit: give --hair, --set or --unset (see `edit --help`).")
+    if args.out.exists() and not args.out.is_dir():
+        raise StarGANAppError(f"--out {args.out} is a file; give a folder for the edited photos.")
     editor = FaceEditor.from_pretrained(args.weights)
     targets = choice_targets(editor.schema, args.hair, args.switch_on, args.switch_off)
     validate_targets(editor.schema, targets, args.strength)

@@ -101,10 +101,14 @@ def test_an_existing_output_is_replaced_only_with_overwrite(weights, tmp_path, c
         (["--hair", "pink"], "Unknown hair colour 'pink'. Valid hair colours: black, blond, brown, gray."),
         (["--strength", "3", "--set", "Hat"], "Strength must be a number between 0 and 2"),
         ([], "Nothing to edit: give --hair, --set or --unset"),
+        (["--set", "Hat", "--out", "README.md"], "--out README.md is a file; give a folder"),
     ],
 )
-def test_bad_edit_options_exit_2_with_the_valid_choices_and_write_nothing(weights, tmp_path, capsys, args, message):
-    assert edit(weights, ASTRONAUT, *args, "--out", tmp_path) == 2
+def test_bad_edit_options_exit_2_with_the_valid_choices_and_write_nothing(
+    weights, tmp_path, capsys, monkeypatch, args, message
+):
+    monkeypatch.chdir(ROOT)  # a later --out wins: README.md is a file there
+    assert edit(weights, ASTRONAUT, "--out", tmp_path, *args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not any(tmp_path.iterdir())
