@@ -60,7 +60,8 @@ def main() -> None:
     face = faces[0]
     aligned = align_face(img, face.landmarks, args.size)
     print(
-        f"image {img.width}x{img.height}, face width {face.width:.0f} px, crop {args.size}, torch threads {torch.get_num_threads()}"
+        f"image {img.width}x{img.height}, face width {face.width:.0f} px, crop {args.size}, "
+        f"torch threads {torch.get_num_threads()}"
     )
     for name, fn in [
         ("detect", lambda: detector.detect(img)),

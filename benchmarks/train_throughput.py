@@ -8,8 +8,8 @@
 levers that could raise its G updates/s: bf16 with and without channels_last, batch 32 (images/s is the fair unit
 there) and torch.compile of G (inductor; D stays eager, since its R1 needs double backward).
 
-A "step" is one D update plus one G update every n_critic steps (5 for wgan-gp, 1 for v2 and conditional), so the it/s of
-the recipes are not the same unit: "G updates/s" is printed beside them. Synthetic data, same process.
+A "step" is one D update plus one G update every n_critic steps (5 for wgan-gp, 1 for v2 and conditional), so the
+it/s of the recipes are not the same unit: "G updates/s" is printed beside them. Synthetic data, same process.
 """
 
 from __future__ import annotations

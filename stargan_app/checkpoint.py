@@ -137,8 +137,8 @@ def resolve_weights(name_or_path: str | Path | None, default: str) -> Path:
     repo = hub_repo()
     if not repo:
         raise WeightsError(
-            f"{filename} is not in {WEIGHTS_DIR}: set {HUB_REPO_ENV}=USER/REPO to download it from a Hugging Face model repo, "
-            "or pass the path of a weights file."
+            f"{filename} is not in {WEIGHTS_DIR}: set {HUB_REPO_ENV}=USER/REPO to download it from a Hugging Face "
+            "model repo, or pass the path of a weights file."
         )
     path = _hub_download(repo, filename)
     try:  # the region maps land in the same snapshot folder, where the editor looks for them; optional
@@ -175,6 +175,7 @@ def _existing(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(
-            f"Weights file not found: {path}. Train one with `python app.py train ...` or pass the path of a weights file."
+            f"Weights file not found: {path}. "
+            "Train one with `python app.py train ...` or pass the path of a weights file."
         )
     return path

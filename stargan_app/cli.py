@@ -1,4 +1,5 @@
-"""Command-line subcommands: train, export, import-official, eval. Heavy modules are imported lazily."""
+"""Command-line subcommands: edit, train, export, publish, import-official, build-regions, sheet, eval. Heavy modules
+are imported lazily."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from stargan_app.errors import StarGANAppError
 from stargan_app.training.config import CGANTrainConfig, StarGANTrainConfig
 
 
@@ -54,7 +56,59 @@ def build_parser() -> argparse.ArgumentParser:
         description="StarGAN face editor and class-conditional GAN. With no command, serves the web app."
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    add_edit_parser(sub)
+    add_train_parsers(sub)
+    add_weights_file_parsers(sub)
+    add_eval_parsers(sub)
+    return parser
 
+
+def face_number(text: str) -> int:
+    """argparse type of --face: a whole number from 0."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a face number from 0 (the largest face), got {text!r}")
+    return number
+
+
+def add_edit_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "edit",
+        help="edit the faces in photo files and write the edited photos",
+        description="Edit every face (or face N) of each photo and write the edited photo under --out with the same "
+        "file name. A photo that cannot be read or has no face is reported and skipped; the exit status is 1 "
+        "when any photo was not written.",
+        epilog="example: stargan-app edit photos/*.jpg --hair blond --set Eyeglasses --unset Wearing_Hat "
+        "--strength 1.2 --out edited/",
+    )
+    p.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="photo files")
+    p.add_argument("--hair", metavar="COLOUR", help="set this hair colour (black, blond, brown, gray)")
+    attribute_help = "(repeatable): its name, e.g. Eyeglasses, or its label in the app, e.g. Glasses"
+    p.add_argument(
+        "--set", dest="switch_on", action="append", default=[], metavar="ATTRIBUTE", help="switch on " + attribute_help
+    )
+    p.add_argument(
+        "--unset",
+        dest="switch_off",
+        action="append",
+        default=[],
+        metavar="ATTRIBUTE",
+        help="switch off " + attribute_help,
+    )
+    p.add_argument("--strength", type=float, default=1.0, help="0 keeps the photo, 1 is the model's edit, 2 the most")
+    p.add_argument("--face", type=face_number, default=None, metavar="N", help="edit only face N (0: the largest)")
+    p.add_argument("--out", type=Path, default=Path("edited"), help="folder for the edited photos (default: edited)")
+    p.add_argument("--overwrite", action="store_true", help="replace edited photos already in --out")
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON line per photo: its faces, attributes before, output"
+    )
+    p.add_argument("--weights", default=None, help="weights file (default: the shipped one)")
+
+
+def add_train_parsers(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train models and write the weights the app serves")
     tsub = train.add_subparsers(dest="model", required=True)
     p = tsub.add_parser(
@@ -72,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mnist-dir", default="", help="MNIST idx folder ('' = download)")
     p.add_argument("--fashion-dir", default="", help="Fashion-MNIST idx folder ('' = download)")
 
+
+def add_weights_file_parsers(sub: argparse._SubParsersAction) -> None:
+    """The commands that write or upload weights files: export, publish, import-official, build-regions."""
     p = sub.add_parser("export", help="write a run's newest checkpoint as a weights file")
     p.add_argument("run_dir", help="run directory (holds checkpoints/)")
     p.add_argument("--out", required=True, help="output .safetensors path")
@@ -110,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-size", type=int, default=1000, help="held-out last ids, never read")
     p.add_argument("--out", default=None, help="output file (default: NAME.regions.safetensors beside the weights)")
     p.add_argument("--sheet", default=None, help="also write a labelled PNG of the maps here")
+
+
+def add_eval_parsers(sub: argparse._SubParsersAction) -> None:
+    """eval (figures on held-out CelebA) and sheet (pictures of every edit on the example portraits)."""
+    p = sub.add_parser(
+        "sheet", help="write a labelled PNG of every single-attribute edit of the portraits in assets/, as served"
+    )
+    p.add_argument("--out", required=True, help="output .png path")
+    p.add_argument("--weights", default=None, help="weights file (default: the shipped one)")
+    p.add_argument("--faces-dir", default=None, help="more single-face portraits to put above the ones in assets/")
+    p.add_argument("--tile", type=int, default=160, help="side of each tile in pixels")
 
     p = sub.add_parser("eval", help="measure shipped or given weights")
     esub = p.add_subparsers(dest="model", required=True)
@@ -150,13 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--per-class", type=int, default=1000, help="samples per class")
     e.add_argument("--cache-dir", default="runs/eval_cache", help="where the reference classifier is cached")
     e.add_argument("--json", default=None, help="also write the results here")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from stargan_app.errors import StarGANAppError
-
     try:
         return _dispatch(args)
     except StarGANAppError as e:
@@ -166,7 +231,37 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _edit(args: argparse.Namespace) -> int:
+    """The edit command: resolve the attribute names, then one report line per photo (and a progress bar)."""
+    from tqdm import tqdm
+
+    from stargan_app.inference import FaceEditor
+    from stargan_app.inference.batch import edit_files
+    from stargan_app.labels import choice_targets, validate_targets
+
+    if args.hair is None and not args.switch_on and not args.switch_off:
+        raise StarGANAppError("Nothing to edit: give --hair, --set or --unset (see `edit --help`).")
+    if args.out.exists() and not args.out.is_dir():
+        raise StarGANAppError(f"--out {args.out} is a file; give a folder for the edited photos.")
+    editor = FaceEditor.from_pretrained(args.weights)
+    targets = choice_targets(editor.schema, args.hair, args.switch_on, args.switch_off)
+    validate_targets(editor.schema, targets, args.strength)
+    failed = 0
+    photos = tqdm(args.photos, unit="photo", file=sys.stderr, disable=None)
+    for report in edit_files(editor, photos, targets, args.out, args.strength, args.face, args.overwrite):
+        if args.json:
+            photos.write(report.to_json(), file=sys.stdout)
+        if not report.ok:
+            failed += 1
+            photos.write(f"{report.input}: {report.error}", file=sys.stderr)
+    if failed:
+        print(f"{failed} of {len(args.photos)} photo(s) not edited.", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "edit":
+        return _edit(args)
     if args.command == "train":
         if args.model == "stargan":
             from stargan_app.training.stargan_loop import train_stargan
@@ -199,6 +294,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from stargan_app.evaluation.regions import build_regions
 
         print(build_regions(args.weights, args.data_dir, args.out, args.test_size, args.sheet))
+    elif args.command == "sheet":
+        from stargan_app.evaluation.stargan import write_sheet
+        from stargan_app.inference import FaceEditor
+
+        print(write_sheet(FaceEditor.from_pretrained(args.weights), args.out, args.faces_dir, args.tile))
     elif args.command == "eval":
         if args.model == "stargan":
             from stargan_app.evaluation.stargan import eval_stargan

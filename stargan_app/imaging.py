@@ -65,7 +65,8 @@ def load_image(src: ImageSource, max_pixels: int = MAX_PIXELS) -> Image.Image:
 
 def _too_large(width: int, height: int, max_pixels: int) -> ImageTooLargeError:
     return ImageTooLargeError(
-        f"This image is {width}x{height} ({_mp(width * height)} MP); the limit is {_mp(max_pixels)} MP. Please upload a smaller image."
+        f"This image is {width}x{height} ({_mp(width * height)} MP); the limit is {_mp(max_pixels)} MP. "
+        "Please upload a smaller image."
     )
 
 

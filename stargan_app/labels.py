@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -26,6 +26,50 @@ DISPLAY_NAMES = {
 def display_name(attribute: str) -> str:
     """What a person reads for an attribute key ("Wearing_Hat" -> "Hat"); unknown keys lose their underscores."""
     return DISPLAY_NAMES.get(attribute, attribute.replace("_", " ").capitalize())
+
+
+def resolve_attribute(schema: LabelSchema, name: str, among: tuple[str, ...] | None = None) -> str:
+    """The schema key of `name`, given as the key ("Wearing_Hat") or as the UI shows it ("Hat"), in any case.
+
+    `among` narrows the choice (default: every attribute); a name that matches none of them raises a LabelError that
+    lists the valid ones.
+    """
+    among = schema.attributes if among is None else among
+    wanted = name.strip().lower()
+    for key in among:
+        if wanted in (key.lower(), key.lower().replace("_", " "), display_name(key).lower()):
+            return key
+    valid = ", ".join(key if display_name(key) == key else f"{key} ({display_name(key)})" for key in among)
+    raise LabelError(f"Unknown attribute {name!r}. Valid attributes: {valid}.")
+
+
+def choice_targets(
+    schema: LabelSchema, hair: str | None = None, switch_on: Sequence[str] = (), switch_off: Sequence[str] = ()
+) -> dict[str, bool]:
+    """{attribute key: on/off} from a hair colour ("blond", "Blond hair" or "Blond_Hair") and attribute names to
+    switch on and off (keys or UI labels); refuses unknown names, two hair colours and an attribute both on and off."""
+    targets: dict[str, bool] = {}
+    if hair is not None:
+        colours = schema.exclusive
+        try:
+            targets[resolve_attribute(schema, hair, colours)] = True
+        except LabelError:
+            try:
+                targets[resolve_attribute(schema, f"{hair} hair", colours)] = True
+            except LabelError:
+                valid = ", ".join(display_name(c).lower().removesuffix(" hair") for c in colours)
+                raise LabelError(f"Unknown hair colour {hair!r}. Valid hair colours: {valid}.") from None
+    for name in switch_on:
+        targets[resolve_attribute(schema, name)] = True
+    for name in switch_off:
+        key = resolve_attribute(schema, name)
+        if targets.get(key):
+            raise LabelError(f"{display_name(key)} is asked to be both switched on and off.")
+        targets[key] = False
+    hair_on = [display_name(a) for a in schema.exclusive if targets.get(a)]
+    if len(hair_on) > 1:
+        raise LabelError(f"Choose at most one hair colour (got {', '.join(hair_on)}).")
+    return targets
 
 
 def full_label_vector(schema: LabelSchema, group: int, group_labels: torch.Tensor) -> torch.Tensor:

@@ -27,14 +27,16 @@ SPACE_ITEMS = (
     "requirements.txt",
     "pre-requirements.txt",
     "README.md",
+    "docs",  # the pages and pictures the README links to
     "LICENSE",
     ".gitattributes",
 )
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 # upload_folder deletes the repo's files that match these and are not in the new upload. Local weights win over the
 # model repo, so weights left in a Space by an earlier publish would otherwise go on being served.
-SPACE_DELETE = ["*.safetensors", "weights/*", "stargan_app/*", "assets/*"]
-MODEL_DELETE = ["*.safetensors"]
+SPACE_DELETE = ["*.safetensors", "weights/*", "stargan_app/*", "assets/*", "docs/*"]
+MODEL_DELETE = ["*.safetensors", "*.png"]
+CARD_PICTURES = ("sheet.png", "regions.png")  # what weights/README.md shows, uploaded beside it
 LOGIN = "run `hf auth login` (a token with write access) or set HF_TOKEN"
 
 
@@ -46,6 +48,11 @@ def shipped_weights() -> list[Path]:
     """The weights files to publish, with the region maps beside them where there are any."""
     names = [n for name in DEFAULT_FILES.values() for n in (name, companion_name(name))]
     return [WEIGHTS_DIR / name for name in names if (WEIGHTS_DIR / name).is_file()]
+
+
+def model_card_files() -> list[Path]:
+    """weights/README.md and the pictures it shows."""
+    return [WEIGHTS_DIR / "README.md"] + [WEIGHTS_DIR / n for n in CARD_PICTURES if (WEIGHTS_DIR / n).is_file()]
 
 
 def model_card() -> ModelCard:
@@ -74,7 +81,7 @@ def stage(
 
 def stage_model(model_dir: Path) -> Path:
     _fresh(model_dir)
-    for path in shipped_weights() + [WEIGHTS_DIR / "README.md"]:
+    for path in shipped_weights() + model_card_files():
         shutil.copy2(path, model_dir / path.name)
     return model_dir
 
@@ -92,7 +99,7 @@ def stage_space(space_dir: Path, model_repo: str | None = None, revision: str | 
     if model_repo:
         (weights_dir / HUB_REPO_FILE).write_text(model_repo + (f"@{revision}" if revision else "") + "\n")
     else:
-        for path in shipped_weights() + [WEIGHTS_DIR / "README.md"]:
+        for path in shipped_weights() + model_card_files():
             shutil.copy2(path, weights_dir / path.name)
     space_card(model_repo, revision).save(space_dir / "README.md")
     return space_dir

@@ -1,4 +1,4 @@
-"""Shared pytest configuration, fixtures and builders; test files import the plain helpers with `from conftest import ...`."""
+"""Shared pytest configuration, fixtures and builders; test files import the helpers with `from conftest import ...`."""
 
 import gzip
 import os

@@ -206,7 +206,7 @@ def test_eval_stargan_prints_its_tables(random_g_eval):
 
 def test_eval_stargan_sheet_has_a_row_per_example_portrait(random_g_eval):
     with Image.open(random_g_eval["sheet"]) as sheet:
-        assert sheet.size == (256 * 7, 24 + 280 * 2)  # input + 6 edits; the two example portraits in assets/
+        assert sheet.size == (256 * (1 + len(ATTRIBUTES)), 24 + 280 * 2)  # input + every edit; the two in assets/
 
 
 def test_eval_stargan_reuses_its_cached_judge(eval_stargan, random_g_eval):

@@ -33,6 +33,9 @@ def test_cli_loads_neither_torch_nor_gradio():
 
 def test_package_exports_the_inference_api_on_first_use():
     assert loaded_by("stargan_app", "torch", "gradio") == []
-    code = "import sys, stargan_app; stargan_app.FaceEditor; from stargan_app import ClassSampler; print('torch' in sys.modules)"
+    code = (
+        "import sys, stargan_app; stargan_app.FaceEditor; from stargan_app import ClassSampler; "
+        "print('torch' in sys.modules)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.stdout.split() == ["True"], proc.stderr[-2000:]

@@ -79,7 +79,9 @@ try:
 except WeightsError as e:
     error = str(e)
 dist = md.distribution("stargan-app")
-tops = sorted({f.parts[0] for f in dist.files if f.parts[0] not in ("..", "bin") and not f.parts[0].endswith(".dist-info")})
+tops = sorted({
+    f.parts[0] for f in dist.files if f.parts[0] not in ("..", "bin") and not f.parts[0].endswith(".dist-info")
+})
 print(json.dumps({"file": stargan_app.__file__, "error": error, "requires": dist.requires, "tops": tops}))
 """
     found = json.loads(run(installed / "bin" / "python", "-c", code, cwd=installed).stdout.splitlines()[-1])

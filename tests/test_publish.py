@@ -68,7 +68,8 @@ def test_dry_run_with_a_model_repo_keeps_weights_out_of_the_space(tmp_path):
     )
     assert {"app.py", "pre-requirements.txt", "requirements.txt", "LICENSE"} <= set(staged_files(space))
     assert not list(space.rglob("__pycache__"))
-    assert staged_files(model) == sorted([*SHIPPED, "README.md"])
+    assert staged_files(model) == sorted([*SHIPPED, "README.md", "regions.png", "sheet.png"])  # the card's pictures too
+    assert {"README.md", "docs/api.md", "docs/images/before_after.png"} <= set(staged_files(space))
     assert (
         ModelCard.load(model / "README.md").data.to_dict() == ModelCard.load(WEIGHTS_DIR / "README.md").data.to_dict()
     )
@@ -155,8 +156,8 @@ def test_publish_validates_both_cards_first_pins_the_weights_commit_and_removes_
         ["stargan_app/old_module.py", *(f"weights/{n}" for n in SHIPPED)]
     )
     assert deleted_by(
-        model["delete_patterns"], ["README.md", "renamed_weights.safetensors", *SHIPPED], model["files"]
-    ) == ["renamed_weights.safetensors"]
+        model["delete_patterns"], ["README.md", "renamed_weights.safetensors", "old.png", *SHIPPED], model["files"]
+    ) == ["old.png", "renamed_weights.safetensors"]
 
 
 @pytest.mark.skipif(not SHIPPED, reason="no shipped weights")

@@ -55,7 +55,7 @@ def test_stargan_trains_exports_and_skips_corrupt(tmp_path, capsys):
 
 
 def at_step(monkeypatch, step: int, action: Callable[[], None]) -> None:
-    """Call `action` once training reaches `step` (0-based), as that step's batch is drawn (the step never completes)."""
+    """Call `action` once training reaches `step` (0-based), as its batch is drawn (the step never completes)."""
     real_draw_batch, calls = stargan_loop.draw_batch, []
 
     def draw_batch(*args):

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 CLASSIFIER_EPOCHS = 10
 CLASSIFIER_VALIDATION = 1000  # the last training ids tune the thresholds; they are never held-out ids
 CLASSIFIER_RECIPE = "balanced-bce+flip+thresholds/v1"  # part of the cache key: change it when the recipe changes
-SHEET_EDITS = ("Blond_Hair", "Black_Hair", "Gray_Hair", "Eyeglasses", "Wearing_Hat", "Mustache")
+SHEET_EDITS: tuple[str, ...] | None = None  # the sheet's columns; None: every attribute of the model, in its order
 
 
 def train_attribute_classifier(
@@ -484,14 +484,15 @@ def sheet_portraits(faces_dir: str | None) -> list[Path]:
 
 
 def write_sheet(editor: FaceEditor, out: str | Path, faces_dir: str | None = None, tile: int = 256) -> Path:
-    """A labelled PNG: each portrait as input plus SHEET_EDITS, cut around the face from the full edited photo."""
+    """A labelled PNG: each portrait as input plus each single-attribute edit of SHEET_EDITS (switched on, as served),
+    cut around the face from the full edited photo."""
     from PIL import ImageDraw
 
     from stargan_app.imaging import load_image
     from stargan_app.inference.face_editor import face_square
     from stargan_app.labels import display_name
 
-    edits = [a for a in SHEET_EDITS if a in editor.attributes]
+    edits = [a for a in SHEET_EDITS or editor.attributes if a in editor.attributes]
     rows = []
     for path in sheet_portraits(faces_dir):
         try:

@@ -42,7 +42,7 @@ class ClassSampler:
 
     @torch.inference_mode()
     def generate(self, labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
-        """One sample per class index in `labels`, as a (N, 1, S, S) tensor in [-1, 1] (the same seed, the same noise)."""
+        """One sample per class index in `labels`, as a (N, 1, S, S) tensor in [-1, 1]; one seed, one noise."""
         gen = torch.Generator().manual_seed(int(seed))
         z = torch.randn(len(labels), self.config.noise_dim, generator=gen)
         dev = module_device(self.G)

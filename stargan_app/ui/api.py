@@ -53,10 +53,10 @@ EDIT_DOC = """Edit one face of a photo and return the whole photo at its own res
     Args:
         image: the photo.
         hair: "keep", or the hair colour to give the face{hair}.
-        attributes: the on/off attributes the face should show{attributes}; others are switched off (None: keep the face's own).
+        attributes: the attributes the face should show{attributes}; others are switched off (None: keep the face's).
         strength: how strongly to apply the change, 0 to 2 (1 is the trained strength).
         face_index: which face to edit, 0 for the largest (the order of /detect).
-        keep_detail: True (default) adds only the model's change, where the attribute lives; False pastes its 64 px output (blurry).
+        keep_detail: True (default) adds only the model's change, where the attribute lives; False pastes G's output.
     """
 
 
