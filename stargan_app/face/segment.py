@@ -48,10 +48,17 @@ FACE_OVAL = (
 BROWS = (70, 63, 105, 66, 107, 336, 296, 334, 293, 300)
 CHEEKS = (50, 101, 205, 187, 280, 330, 425, 411)  # points on both cheeks, where skin is least often covered
 FACE_SIDES = (234, 454)
-# A pixel of this person counts as skin when each channel lies within this many robust standard deviations
-# (plus SKIN_FLOOR in [0, 1] units) of the median colour of the cheeks.
+# A pixel of this person counts as skin when its chromaticity (r, g over r + g + b) lies within SKIN_SPREAD robust
+# standard deviations (plus SKIN_FLOOR) of the bare forehead's, and its brightness within SKIN_BRIGHTNESS times the
+# forehead's (light and shade change the brightness of skin far more than its chromaticity).
 SKIN_SPREAD = 2.0
-SKIN_FLOOR = 0.03
+SKIN_FLOOR = 0.01
+SKIN_BRIGHTNESS = (0.55, 1.6)
+FACE_MARGIN = 0.04  # the face oval below the brows is grown by this fraction of the face's width (its own edge)
+BARE_BRIGHTNESS = (0.8, 1.25)  # a bare forehead is about as bright as the cheeks (bangs are darker or lighter)
+# The ears: an ellipse beside each side point of the oval, its centre this far out and down, and its half-axes, in
+# face widths.
+EAR_OFFSET, EAR_DROP, EAR_AXES = 0.08, 0.08, (0.10, 0.20)
 
 
 class MaskModel(Protocol):
@@ -177,39 +184,69 @@ def _polygon(points: np.ndarray, size: int, blur: float) -> np.ndarray:
     return np.asarray(img, np.float32) / 255.0
 
 
-def _colour_range(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median colour of (K, 3) samples and its tolerance per channel (SKIN_SPREAD robust deviations + SKIN_FLOOR)."""
-    median = np.median(samples, 0)
-    return median, SKIN_SPREAD * 1.4826 * np.median(np.abs(samples - median), 0) + SKIN_FLOOR
+def _chromaticity(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(..., 2) r, g over r + g + b, and (...) the brightness r + g + b."""
+    total = rgb.sum(-1)
+    return rgb[..., :2] / np.maximum(total, 1e-3)[..., None], total
+
+
+def _skin_range(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Median chromaticity of (K, 3) samples, its tolerance (SKIN_SPREAD robust deviations + SKIN_FLOOR), median
+    brightness."""
+    chroma, brightness = _chromaticity(samples)
+    median = np.median(chroma, 0)
+    return (
+        median,
+        SKIN_SPREAD * 1.4826 * np.median(np.abs(chroma - median), 0) + SKIN_FLOOR,
+        float(np.median(brightness)),
+    )
+
+
+def _grown(mask: np.ndarray, px: int) -> np.ndarray:
+    """A soft mask grown by about px pixels."""
+    size = 2 * max(1, px) + 1
+    img = Image.fromarray((mask * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(size))
+    return np.asarray(img, np.float32) / 255.0
 
 
 def skin_mask(rgb: np.ndarray, person: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """(N, N) skin of a face whose 468 landmarks (mask px) lie on `rgb` (N, N, 3 in [0, 1]): the face oval below the
-    eyebrows; and, when the forehead above them is bare (its colour is the cheeks' colour), the forehead and every
-    pixel of this person of the forehead's colour (the scalp of a bald head, ears, neck). Bangs over the forehead are
-    not skin, and then nothing is judged by colour (blond hair can have a cheek's colour)."""
+    eyebrows, grown by FACE_MARGIN; and, when the forehead above them is bare (its chromaticity is the cheeks'), the
+    forehead and every pixel of this person of the forehead's chromaticity and about its brightness (the scalp of a
+    bald head, ears, neck). Bangs over the forehead are not skin, and then nothing is judged by colour."""
     size = rgb.shape[0]
     oval = landmarks[list(FACE_OVAL)]
     brows = landmarks[list(BROWS), 1]
     lower, upper = oval.copy(), oval.copy()
     lower[:, 1] = np.maximum(lower[:, 1], brows.max())  # the oval cut at the eyebrows
     upper[:, 1] = np.minimum(upper[:, 1], brows.min())  # the forehead: the oval above the eyebrows
-    face = _polygon(lower, size, 1.0)
-    radius = 0.06 * float(np.hypot(*(landmarks[FACE_SIDES[0]] - landmarks[FACE_SIDES[1]])))
+    width = float(np.hypot(*(landmarks[FACE_SIDES[0]] - landmarks[FACE_SIDES[1]])))
+    face = _grown(_polygon(lower, size, 1.0), round(FACE_MARGIN * width))
     ys, xs = np.mgrid[0:size, 0:size] + 0.5
+    left, right = landmarks[FACE_SIDES[0]], landmarks[FACE_SIDES[1]]
+    outward = (left - right) / max(width, 1e-6)
+    for point, sign in ((left, 1.0), (right, -1.0)):
+        cx, cy = point + sign * EAR_OFFSET * width * outward + EAR_DROP * width * np.array([-outward[1], outward[0]])
+        ear = ((xs - cx) / (EAR_AXES[0] * width)) ** 2 + ((ys - cy) / (EAR_AXES[1] * width)) ** 2 < 1
+        face = np.maximum(face, ear.astype(np.float32))
     cheeks = np.zeros((size, size), bool)
     for x, y in landmarks[list(CHEEKS)]:
-        cheeks |= (xs - x) ** 2 + (ys - y) ** 2 < radius**2
+        cheeks |= (xs - x) ** 2 + (ys - y) ** 2 < (0.06 * width) ** 2
     forehead = _polygon(upper, size, 0.0) > 0.5
+    forehead &= ys > (brows.min() + oval[:, 1].min()) / 2  # its lower half: the hairline is no part of the test
     if cheeks.sum() < 16 or forehead.sum() < 16:
         return face
-    cheek_colour, cheek_tolerance = _colour_range(rgb[cheeks])
-    colour, tolerance = _colour_range(rgb[forehead])
-    if (np.abs(colour - cheek_colour) > cheek_tolerance).any():  # bangs, a hat brim: no colour rule
-        return face
+    cheek_chroma, cheek_tolerance, cheek_brightness = _skin_range(rgb[cheeks])
+    chroma, tolerance, brightness = _skin_range(rgb[forehead])
+    ratio = brightness / max(cheek_brightness, 1e-6)
+    if (np.abs(chroma - cheek_chroma) > cheek_tolerance).any() or not BARE_BRIGHTNESS[0] < ratio < BARE_BRIGHTNESS[1]:
+        return face  # bangs, a hat brim: no colour rule
     face = np.maximum(face, _polygon(upper, size, 1.0))
-    distance = (np.abs(rgb - colour) / tolerance).max(-1)
-    coloured = (np.clip(3.0 - 2.0 * distance, 0.0, 1.0) * (person > 0.5) * 255).astype(np.uint8)
+    pixel_chroma, pixel_brightness = _chromaticity(rgb)
+    distance = (np.abs(pixel_chroma - chroma) / tolerance).max(-1)
+    low, high = SKIN_BRIGHTNESS
+    lit = (pixel_brightness > low * brightness) & (pixel_brightness < high * brightness)
+    coloured = (np.clip(3.0 - 2.0 * distance, 0.0, 1.0) * lit * (person > 0.5) * 255).astype(np.uint8)
     coloured = np.asarray(Image.fromarray(coloured).filter(ImageFilter.MedianFilter(3)), np.float32) / 255.0
     return np.maximum(face, coloured)
 
