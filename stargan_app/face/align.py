@@ -205,7 +205,8 @@ def compose_affine(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
 
 
 def view_matrix(matrix: np.ndarray, box: tuple[float, float, float, float], size: int) -> np.ndarray:
-    """The image -> crop matrix seen from a view: ``box`` of the image resized to ``size`` px wide (view px -> crop px)."""
+    """The image -> crop matrix seen from a view: ``box`` of the image resized to ``size`` px wide
+    (view px -> crop px)."""
     return grid_matrix(matrix, box[:2], (box[2] - box[0]) / size)
 
 

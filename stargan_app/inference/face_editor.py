@@ -301,12 +301,20 @@ class FaceEditor:
         keep_detail: bool,
     ) -> tuple[Image.Image, Image.Image]:
         """(photo with the edit composed into `canvas`, edited crop) for one face and its label passes."""
-        layers = self._generate(prep.tensor, passes)
-        edited = layers[-1][0]
+        no_edit = edit_passes(self.schema, targets, source, 0.0)  # same label groups, source labels
+        with_reference = keep_detail and not self.masked
+        if with_reference and len(passes) == 1 and self._no_edit_key(no_edit) not in prep.no_edit_outputs:
+            # the first edit of a face: G(x, c_trg) and its reference G(x, c_src) in one batched forward
+            layers = self._generate(prep.tensor.expand(2, -1, -1, -1), [torch.stack([passes[0], no_edit[0]])])
+            edited, reference = layers[0][0][:1], layers[0][0][1:]
+            prep.no_edit_outputs[self._no_edit_key(no_edit)] = reference
+        else:
+            layers = self._generate(prep.tensor, passes)
+            edited = layers[-1][0]
+            reference = self._no_edit_output(prep, no_edit) if with_reference else None
         if not (keep_detail or self.masked):
             edited_crop = tensor_to_pil(edited[0])
             return self.compositor.paste_output(canvas, edited_crop), edited_crop
-        no_edit = edit_passes(self.schema, targets, source, 0.0)  # same label groups, source labels
         changed = changed_attributes(self.schema, passes, no_edit)
         gate = self.compositor.gate(changed, self.config.image_size, self.masked, prep.masks)
         photo_gate = self.compositor.photo_gate(changed, prep.masks)
@@ -315,13 +323,16 @@ class FaceEditor:
             change = (edited[0] - x) * (1 if gate is None else gate)
             layers = [(out[0], colour[0], mask[0]) for out, colour, mask in layers]
             return self.compositor.paste_masked(canvas, x, layers, gate, photo_gate), tensor_to_pil(x + change)
-        reference = self._no_edit_output(prep, no_edit)
         change = self.compositor.image_change(edited, reference, gate)[0]
         return self.compositor.paste_change(canvas, change, reference[0], x, photo_gate), tensor_to_pil(x + change)
 
+    @staticmethod
+    def _no_edit_key(no_edit: list[torch.Tensor]) -> tuple[float, ...]:
+        return tuple(torch.cat(no_edit).tolist())
+
     def _no_edit_output(self, prep: PreparedFace, no_edit: list[torch.Tensor]) -> torch.Tensor:
         """G(x, c_src) through the same label groups; re-edits of this face reuse it (one G pass per label group)."""
-        key = tuple(torch.cat(no_edit).tolist())
+        key = self._no_edit_key(no_edit)
         if key not in prep.no_edit_outputs:
             prep.no_edit_outputs[key] = self._generate(prep.tensor, no_edit)[-1][0]
         return prep.no_edit_outputs[key]
@@ -330,13 +341,15 @@ class FaceEditor:
         self, x: torch.Tensor, passes: list[torch.Tensor]
     ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         """G applied once per label-group pass, each on the previous output with its own c (and so its own mask).
+        x (B, 3, S, S); each c (c_dim) or (B, c_dim).
 
         Returns (output, colour, mask) per pass; mask is None for an image generator.
         """
         layers = []
         with torch.inference_mode():
             for c in passes:
-                out, colour, mask = self.G.forward_parts(x.to(self._device), c[None].to(self._device))
+                c = c[None] if c.ndim == 1 else c
+                out, colour, mask = self.G.forward_parts(x.to(self._device), c.to(self._device))
                 layers.append((out.cpu(), colour.cpu(), None if mask is None else mask.cpu()))
                 x = layers[-1][0]
         return layers
