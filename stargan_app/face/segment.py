@@ -59,6 +59,7 @@ BARE_BRIGHTNESS = (0.8, 1.25)  # a bare forehead is about as bright as the cheek
 # The ears: an ellipse beside each side point of the oval, its centre this far out and down, and its half-axes, in
 # face widths.
 EAR_OFFSET, EAR_DROP, EAR_AXES = 0.08, 0.08, (0.10, 0.20)
+EAR_TOLERANCE = 2.0  # an ear is skin within this many times the cheeks' chromaticity tolerance (it is in shade)
 
 
 class MaskModel(Protocol):
@@ -209,11 +210,18 @@ def _grown(mask: np.ndarray, px: int) -> np.ndarray:
     return np.asarray(img, np.float32) / 255.0
 
 
+def _chroma_match(rgb: np.ndarray, chroma: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
+    """(N, N) in [0, 1]: 1 within `tolerance` of `chroma`, down to 0 at 1.5 tolerances."""
+    distance = (np.abs(_chromaticity(rgb)[0] - chroma) / tolerance).max(-1)
+    return np.clip(3.0 - 2.0 * distance, 0.0, 1.0)
+
+
 def skin_mask(rgb: np.ndarray, person: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """(N, N) skin of a face whose 468 landmarks (mask px) lie on `rgb` (N, N, 3 in [0, 1]): the face oval below the
-    eyebrows, grown by FACE_MARGIN; and, when the forehead above them is bare (its chromaticity is the cheeks'), the
-    forehead and every pixel of this person of the forehead's chromaticity and about its brightness (the scalp of a
-    bald head, ears, neck). Bangs over the forehead are not skin, and then nothing is judged by colour."""
+    eyebrows, grown by FACE_MARGIN; the ears (beside the oval, of the cheeks' chromaticity: hair over them stays out);
+    and, when the forehead above the brows is bare (the cheeks' chromaticity and about their brightness), the forehead
+    and every pixel of this person of the forehead's chromaticity and about its brightness (a bald scalp, the neck).
+    Bangs over the forehead are not skin, and then nothing else is judged by colour (blond hair can have a skin's)."""
     size = rgb.shape[0]
     oval = landmarks[list(FACE_OVAL)]
     brows = landmarks[list(BROWS), 1]
@@ -223,30 +231,33 @@ def skin_mask(rgb: np.ndarray, person: np.ndarray, landmarks: np.ndarray) -> np.
     width = float(np.hypot(*(landmarks[FACE_SIDES[0]] - landmarks[FACE_SIDES[1]])))
     face = _grown(_polygon(lower, size, 1.0), round(FACE_MARGIN * width))
     ys, xs = np.mgrid[0:size, 0:size] + 0.5
-    left, right = landmarks[FACE_SIDES[0]], landmarks[FACE_SIDES[1]]
-    outward = (left - right) / max(width, 1e-6)
-    for point, sign in ((left, 1.0), (right, -1.0)):
-        cx, cy = point + sign * EAR_OFFSET * width * outward + EAR_DROP * width * np.array([-outward[1], outward[0]])
-        ear = ((xs - cx) / (EAR_AXES[0] * width)) ** 2 + ((ys - cy) / (EAR_AXES[1] * width)) ** 2 < 1
-        face = np.maximum(face, ear.astype(np.float32))
     cheeks = np.zeros((size, size), bool)
     for x, y in landmarks[list(CHEEKS)]:
         cheeks |= (xs - x) ** 2 + (ys - y) ** 2 < (0.06 * width) ** 2
     forehead = _polygon(upper, size, 0.0) > 0.5
     forehead &= ys > (brows.min() + oval[:, 1].min()) / 2  # its lower half: the hairline is no part of the test
-    if cheeks.sum() < 16 or forehead.sum() < 16:
+    if cheeks.sum() < 16:
         return face
     cheek_chroma, cheek_tolerance, cheek_brightness = _skin_range(rgb[cheeks])
+    left, right = landmarks[FACE_SIDES[0]], landmarks[FACE_SIDES[1]]
+    outward = (left - right) / max(width, 1e-6)
+    down = np.array([-outward[1], outward[0]])
+    ears = np.zeros((size, size), bool)
+    for point, sign in ((left, 1.0), (right, -1.0)):
+        cx, cy = point + sign * EAR_OFFSET * width * outward + EAR_DROP * width * down
+        ears |= ((xs - cx) / (EAR_AXES[0] * width)) ** 2 + ((ys - cy) / (EAR_AXES[1] * width)) ** 2 < 1
+    face = np.maximum(face, ears * _chroma_match(rgb, cheek_chroma, EAR_TOLERANCE * cheek_tolerance))
+    if forehead.sum() < 16:
+        return face
     chroma, tolerance, brightness = _skin_range(rgb[forehead])
     ratio = brightness / max(cheek_brightness, 1e-6)
     if (np.abs(chroma - cheek_chroma) > cheek_tolerance).any() or not BARE_BRIGHTNESS[0] < ratio < BARE_BRIGHTNESS[1]:
         return face  # bangs, a hat brim: no colour rule
     face = np.maximum(face, _polygon(upper, size, 1.0))
-    pixel_chroma, pixel_brightness = _chromaticity(rgb)
-    distance = (np.abs(pixel_chroma - chroma) / tolerance).max(-1)
+    pixel_brightness = rgb.sum(-1)
     low, high = SKIN_BRIGHTNESS
     lit = (pixel_brightness > low * brightness) & (pixel_brightness < high * brightness)
-    coloured = (np.clip(3.0 - 2.0 * distance, 0.0, 1.0) * lit * (person > 0.5) * 255).astype(np.uint8)
+    coloured = (_chroma_match(rgb, chroma, tolerance) * lit * (person > 0.5) * 255).astype(np.uint8)
     coloured = np.asarray(Image.fromarray(coloured).filter(ImageFilter.MedianFilter(3)), np.float32) / 255.0
     return np.maximum(face, coloured)
 
