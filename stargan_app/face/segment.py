@@ -211,9 +211,10 @@ def _grown(mask: np.ndarray, px: int) -> np.ndarray:
 
 
 def _chroma_match(rgb: np.ndarray, chroma: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
-    """(N, N) in [0, 1]: 1 within `tolerance` of `chroma`, down to 0 at 1.5 tolerances."""
+    """(N, N) in [0, 1]: 1 within `tolerance` of `chroma`, down to 0 at 2.5 tolerances (a highlight on skin is less
+    saturated)."""
     distance = (np.abs(_chromaticity(rgb)[0] - chroma) / tolerance).max(-1)
-    return np.clip(3.0 - 2.0 * distance, 0.0, 1.0)
+    return np.clip((2.5 - distance) / 1.5, 0.0, 1.0)
 
 
 def skin_mask(rgb: np.ndarray, person: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -258,8 +259,8 @@ def skin_mask(rgb: np.ndarray, person: np.ndarray, landmarks: np.ndarray) -> np.
     low, high = SKIN_BRIGHTNESS
     lit = (pixel_brightness > low * brightness) & (pixel_brightness < high * brightness)
     coloured = (_chroma_match(rgb, chroma, tolerance) * lit * (person > 0.5) * 255).astype(np.uint8)
-    coloured = np.asarray(Image.fromarray(coloured).filter(ImageFilter.MedianFilter(3)), np.float32) / 255.0
-    return np.maximum(face, coloured)
+    coloured = Image.fromarray(coloured).filter(ImageFilter.MedianFilter(3)).filter(ImageFilter.GaussianBlur(1.0))
+    return np.maximum(face, np.asarray(coloured, np.float32) / 255.0)
 
 
 class FaceSegmenter:
