@@ -128,17 +128,15 @@ def main() -> None:
         editors["naive (MTCNN at full resolution)"] = FaceEditor(ours.G, ours.D, detector=FaceDetector(max_side=10**6))
     for editor in editors.values():
         first_edit(editor, data)  # build MTCNN, warm the kernels
-    rows = {
-        name: statistics.median(first_edit(editor, data)[0] for _ in range(args.repeats))
-        for name, editor in editors.items()
-    }
     print(f"4000x3000 JPEG, one face, {args.threads} threads, median of {args.repeats} uncached first edits")
     print(
         f"  ours: region maps {'on' if ours.regions else 'absent'}, guided paste-back {'on' if ours.guided else 'off'},"
         f" person/skin masks {'on' if ours.segmenter else 'off (no ai-edge-litert)'}"
     )
-    for name, seconds in rows.items():
-        print(f"  {name:34s} {seconds * 1000:8.1f} ms")
+    rows = {}
+    for name, editor in editors.items():
+        rows[name] = statistics.median(first_edit(editor, data)[0] for _ in range(args.repeats))
+        print(f"  {name:34s} {rows[name] * 1000:8.1f} ms", flush=True)
     if not args.no_naive:
         print(f"  naive / ours: {rows['naive (MTCNN at full resolution)'] / rows['ours']:.2f}x")
     print("  stages of ours (median):")
