@@ -6,7 +6,8 @@
 Figures, per setting (each from one strength-1 edit per portrait, the face box from the detector):
 - hair spill of the hair colours (Blond, Black, Gray): mean |change| outside the hair over mean |change| inside it,
   both within the face square (the box padded by half its width on every side); the hair is drawn by hand in
-  tests/fixtures/hair_polygons.json. Also the mean |change| inside the hair (levels; must not fall).
+  tests/fixtures/hair_polygons.json. Also the mean |change| inside the hair (levels; must not fall), and inside its
+  core (the hair less a rim of 4% of the box width, where a hand-drawn outline meets forehead or background).
 - background beside the head: share of the pixels of two rectangles beside the face box (0.10-0.45 box widths out,
   rows 30-80% of the box; background on the portraits whose hair stays inside the sides of the box) that a hair
   colour edit changes by more than 8 levels (in any channel); per portrait and colour, and the worst.
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -68,6 +69,12 @@ def hair_mask(name: str, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(img, bool)
 
 
+def hair_core(hair: np.ndarray, box_width: float) -> np.ndarray:
+    """The hair less a rim of 4% of the face box's width."""
+    size = 2 * max(1, round(0.04 * box_width)) + 1
+    return np.asarray(Image.fromarray(hair.astype(np.uint8) * 255).filter(ImageFilter.MinFilter(size))) > 0
+
+
 def beside_head(box: tuple[float, float, float, float], shape: tuple[int, int]) -> np.ndarray:
     """(H, W) bool: the two rectangles beside the face box (0.10-0.45 box widths out, rows 30-80% of the box)."""
     out = np.zeros(shape, bool)
@@ -97,7 +104,7 @@ def skin_leak(change: np.ndarray, box: tuple[float, float, float, float]) -> flo
 
 def figures(editor: FaceEditor, photos: dict[str, Image.Image]) -> tuple[dict, dict[str, dict[str, Image.Image]]]:
     leaks, areas, beyond, edited = [], [], 0, {}
-    spill, in_hair, beside, around = {}, {}, {}, []
+    spill, in_hair, in_core, beside, around = {}, {}, {}, {}, []
     for name, photo in photos.items():
         prep = editor.prepare(photo)
         box = prep.face.box
@@ -106,6 +113,7 @@ def figures(editor: FaceEditor, photos: dict[str, Image.Image]) -> tuple[dict, d
         far = np.ones(before.shape[:2], bool)
         far[box_slices(box, far.shape, (-1.0, 2.0), (-w / (box[3] - box[1]), 1.0 + w / (box[3] - box[1])))] = False
         hair = hair_mask(name, photo.size)
+        core = hair_core(hair, w)
         square = np.zeros(before.shape[:2], bool)
         x0, y0, x1, y1 = face_square(box, photo.size)
         square[y0:y1, x0:x1] = True
@@ -123,6 +131,7 @@ def figures(editor: FaceEditor, photos: dict[str, Image.Image]) -> tuple[dict, d
             if a in HAIR_COLOURS:
                 mean = diff.mean(2)
                 in_hair[name, a] = float(mean[hair].mean())
+                in_core[name, a] = float(mean[core].mean())
                 spill[name, a] = float(mean[square & ~hair].mean() / max(in_hair[name, a], 1e-9))
                 if name in BESIDE_PORTRAITS:
                     beside[name, a] = float((diff.max(2) > BESIDE_LEVELS)[sides].mean())
@@ -134,6 +143,7 @@ def figures(editor: FaceEditor, photos: dict[str, Image.Image]) -> tuple[dict, d
         "beyond": beyond,
         "spill": spill,
         "in_hair": in_hair,
+        "in_core": in_core,
         "beside": beside,
         "around": float(np.mean(around)),
     }
@@ -207,6 +217,7 @@ def main() -> None:
         print(f"{name[:38]:38s} " + " ".join(f"{v:14.3f}" if isinstance(v, float) else f"{v:14d}" for v in row))
     per_portrait_table(results, "spill", "hair spill: mean change outside the hair / inside it, in the face square")
     per_portrait_table(results, "in_hair", "mean change inside the hair (levels)", "{:6.1f}")
+    per_portrait_table(results, "in_core", "mean change inside the hair's core (levels)", "{:6.1f}")
     per_portrait_table(results, "beside", f"background beside the head: share changed by > {BESIDE_LEVELS} levels")
     if args.sheet:
         print(f"wrote {sheet(photos, results, Path(args.sheet))}")

@@ -53,6 +53,7 @@ FACE_SIDES = (234, 454)
 # forehead's (light and shade change the brightness of skin far more than its chromaticity).
 SKIN_SPREAD = 2.0
 SKIN_FLOOR = 0.01
+SKIN_REACH = 2.5  # ... and fades out at this many (a highlight on skin is less saturated)
 SKIN_BRIGHTNESS = (0.55, 1.6)
 FACE_MARGIN = 0.04  # the face oval below the brows is grown by this fraction of the face's width (its own edge)
 BARE_BRIGHTNESS = (0.8, 1.25)  # a bare forehead is about as bright as the cheeks (bangs are darker or lighter)
@@ -210,11 +211,10 @@ def _grown(mask: np.ndarray, px: int) -> np.ndarray:
     return np.asarray(img, np.float32) / 255.0
 
 
-def _chroma_match(rgb: np.ndarray, chroma: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
-    """(N, N) in [0, 1]: 1 within `tolerance` of `chroma`, down to 0 at 2.5 tolerances (a highlight on skin is less
-    saturated)."""
+def _chroma_match(rgb: np.ndarray, chroma: np.ndarray, tolerance: np.ndarray, reach: float) -> np.ndarray:
+    """(N, N) in [0, 1]: 1 within `tolerance` of `chroma`, down to 0 at `reach` tolerances."""
     distance = (np.abs(_chromaticity(rgb)[0] - chroma) / tolerance).max(-1)
-    return np.clip((2.5 - distance) / 1.5, 0.0, 1.0)
+    return np.clip((reach - distance) / (reach - 1.0), 0.0, 1.0)
 
 
 def skin_mask(rgb: np.ndarray, person: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -247,7 +247,7 @@ def skin_mask(rgb: np.ndarray, person: np.ndarray, landmarks: np.ndarray) -> np.
     for point, sign in ((left, 1.0), (right, -1.0)):
         cx, cy = point + sign * EAR_OFFSET * width * outward + EAR_DROP * width * down
         ears |= ((xs - cx) / (EAR_AXES[0] * width)) ** 2 + ((ys - cy) / (EAR_AXES[1] * width)) ** 2 < 1
-    face = np.maximum(face, ears * _chroma_match(rgb, cheek_chroma, EAR_TOLERANCE * cheek_tolerance))
+    face = np.maximum(face, ears * _chroma_match(rgb, cheek_chroma, EAR_TOLERANCE * cheek_tolerance, 1.5))
     if forehead.sum() < 16:
         return face
     chroma, tolerance, brightness = _skin_range(rgb[forehead])
@@ -258,7 +258,7 @@ def skin_mask(rgb: np.ndarray, person: np.ndarray, landmarks: np.ndarray) -> np.
     pixel_brightness = rgb.sum(-1)
     low, high = SKIN_BRIGHTNESS
     lit = (pixel_brightness > low * brightness) & (pixel_brightness < high * brightness)
-    coloured = (_chroma_match(rgb, chroma, tolerance) * lit * (person > 0.5) * 255).astype(np.uint8)
+    coloured = (_chroma_match(rgb, chroma, tolerance, SKIN_REACH) * lit * (person > 0.5) * 255).astype(np.uint8)
     coloured = Image.fromarray(coloured).filter(ImageFilter.MedianFilter(3)).filter(ImageFilter.GaussianBlur(1.0))
     return np.maximum(face, np.asarray(coloured, np.float32) / 255.0)
 
