@@ -256,7 +256,6 @@ def test_hair_colours_leave_the_background_beside_the_head_of_the_licensed_portr
         sides, hair = beside_head(prep.face.box, photo.size[::-1]), hair_mask(name, photo.size)
         for colour in HAIR_COLOURS:
             diff = np.abs(np.asarray(ed.edit(prep, {colour: True}).image, np.int16) - np.asarray(photo, np.int16))
-            # issue 26 asks for <= 2%; measured at most 2.1% (chris and grace_hopper, Blond: the rim of an ear)
-            assert (diff.max(-1) > BESIDE_LEVELS)[sides].mean() <= 0.025, (name, colour)
+            assert (diff.max(-1) > BESIDE_LEVELS)[sides].mean() <= 0.02, (name, colour)  # measured at most 1.7%
             if colour != "Black_Hair" or name != "grace_hopper.jpg":  # D reads her hair as black: no edit
                 assert diff.mean(-1)[hair].mean() > 0.5, (name, colour)
