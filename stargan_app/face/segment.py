@@ -178,9 +178,11 @@ def connected_part(prob: np.ndarray, seed: tuple[float, float], step: int = 4) -
     return prob * full
 
 
-def _polygon(points: np.ndarray, size: int, blur: float) -> np.ndarray:
+def _polygon(points: np.ndarray, size: int, blur: float, grow: int = 0) -> np.ndarray:
+    """(size, size) in [0, 1]: the filled polygon, grown by about `grow` px (a thick outline), feathered by `blur`."""
     img = Image.new("L", (size, size), 0)
-    ImageDraw.Draw(img).polygon([tuple(p) for p in points.tolist()], fill=255)
+    outline = {"outline": 255, "width": 2 * grow + 1} if grow > 0 else {}
+    ImageDraw.Draw(img).polygon([tuple(p) for p in points.tolist()], fill=255, **outline)
     if blur:
         img = img.filter(ImageFilter.GaussianBlur(blur))
     return np.asarray(img, np.float32) / 255.0
@@ -204,13 +206,6 @@ def _skin_range(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     )
 
 
-def _grown(mask: np.ndarray, px: int) -> np.ndarray:
-    """A soft mask grown by about px pixels."""
-    size = 2 * max(1, px) + 1
-    img = Image.fromarray((mask * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(size))
-    return np.asarray(img, np.float32) / 255.0
-
-
 def _chroma_match(rgb: np.ndarray, chroma: np.ndarray, tolerance: np.ndarray, reach: float) -> np.ndarray:
     """(N, N) in [0, 1]: 1 within `tolerance` of `chroma`, down to 0 at `reach` tolerances."""
     distance = (np.abs(_chromaticity(rgb)[0] - chroma) / tolerance).max(-1)
@@ -230,7 +225,7 @@ def skin_mask(rgb: np.ndarray, person: np.ndarray, landmarks: np.ndarray) -> np.
     lower[:, 1] = np.maximum(lower[:, 1], brows.max())  # the oval cut at the eyebrows
     upper[:, 1] = np.minimum(upper[:, 1], brows.min())  # the forehead: the oval above the eyebrows
     width = float(np.hypot(*(landmarks[FACE_SIDES[0]] - landmarks[FACE_SIDES[1]])))
-    face = _grown(_polygon(lower, size, 1.0), round(FACE_MARGIN * width))
+    face = _polygon(lower, size, 1.0, grow=round(FACE_MARGIN * width))
     ys, xs = np.mgrid[0:size, 0:size] + 0.5
     cheeks = np.zeros((size, size), bool)
     for x, y in landmarks[list(CHEEKS)]:
