@@ -54,7 +54,7 @@ FACE_SIDES = (234, 454)
 SKIN_SPREAD = 2.0
 SKIN_FLOOR = 0.01
 SKIN_REACH = 2.5  # ... and fades out at this many (a highlight on skin is less saturated)
-SKIN_BRIGHTNESS = (0.55, 1.6)
+SKIN_BRIGHTNESS = (0.45, 1.6)
 FACE_MARGIN = 0.04  # the face oval below the brows is grown by this fraction of the face's width (its own edge)
 BARE_BRIGHTNESS = (0.8, 1.25)  # a bare forehead is about as bright as the cheeks (bangs are darker or lighter)
 # The ears: an ellipse beside each side point of the oval, its centre this far out and down, and its half-axes, in
