@@ -1,9 +1,17 @@
-"""How local the served edits are, on the licensed portraits (issue 19's figures), for each paste-back setting.
+"""How local the served edits are, on the licensed portraits (issues 19 and 26), for each paste-back setting.
 
     python benchmarks/local_edits.py                                   # ../shared/data/faces, shipped weights
     python benchmarks/local_edits.py --sheet artifacts/local_edits.png # and a before/after sheet
 
 Figures, per setting (each from one strength-1 edit per portrait, the face box from the detector):
+- hair spill of the hair colours (Blond, Black, Gray): mean |change| outside the hair over mean |change| inside it,
+  both within the face square (the box padded by half its width on every side); the hair is drawn by hand in
+  tests/fixtures/hair_polygons.json. Also the mean |change| inside the hair (levels; must not fall), and inside its
+  core (the hair less a rim of 4% of the box width, where a hand-drawn outline meets forehead or background).
+- background beside the head: share of the pixels of two rectangles beside the face box (0.10-0.45 box widths out,
+  rows 30-80% of the box; background on the portraits whose hair stays inside the sides of the box) that a hair
+  colour edit changes by more than 8 levels (in any channel); per portrait and colour, and the worst.
+  The same share for the other edits that live around the head (Bangs, Hat, Earrings), mean over those portraits.
 - skin leak of hair edits (Blond, Black): mean |change| on the inner face (rows 35-80% of the face box, columns
   25-75%) over mean |change| on the ring around the box where hair is (half a box above and to each side, box
   excluded); about 0 for a hair-only edit, about 1 for a tint of everything. Mean over portraits and both edits
@@ -15,12 +23,14 @@ Figures, per setting (each from one strength-1 edit per portrait, the face box f
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -29,13 +39,48 @@ from stargan_app.inference import FaceEditor
 from stargan_app.inference.face_editor import face_square
 from stargan_app.labels import display_name
 
-PORTRAITS = ("chris.jpg", "luciano.png", "grace_hopper.jpg", "astronaut.png")
-HAIR_EDITS = ("Blond_Hair", "Black_Hair")
-SETTINGS = {  # name -> FaceEditor.from_pretrained options
-    "before (no maps: ellipse, plain warp)": {"regions": False, "guided": False},
-    "regions, plain warp": {"guided": False},
-    "regions + guided (served)": {},
+ROOT = Path(__file__).resolve().parents[1]
+HAIR_POLYGONS = ROOT / "tests" / "fixtures" / "hair_polygons.json"
+PORTRAITS = ("chris.jpg", "luciano.png", "bryan.png", "grace_hopper.jpg", "astronaut.png")
+BESIDE_PORTRAITS = ("chris.jpg", "luciano.png", "bryan.png", "grace_hopper.jpg")  # hair inside the box's sides
+HAIR_EDITS = ("Blond_Hair", "Black_Hair")  # the skin leak's edits (issue 19)
+HAIR_COLOURS = ("Blond_Hair", "Black_Hair", "Gray_Hair")  # the spill's and the background's edits (issue 26)
+AROUND_HEAD = ("Bangs", "Wearing_Hat", "Wearing_Earrings")
+BESIDE_LEVELS = 8  # a background pixel counts as changed above this many levels
+SETTINGS = {  # name -> (FaceEditor.from_pretrained options, person gates replacing the default ones or None)
+    "before (no maps: ellipse, plain warp)": ({"regions": False, "guided": False}, None),
+    "regions + guided (before issue 26)": ({"person_masks": False}, None),
+    "+ person & skin masks (served)": ({}, None),
+    "+ masks on bangs, hat, earrings too": (
+        {},
+        {**{a: "hair" for a in HAIR_COLOURS + ("Brown_Hair",)}, **{a: "person" for a in AROUND_HEAD}},
+    ),
 }
+
+
+def hair_mask(name: str, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: the hand-drawn hair of a portrait (tests/fixtures/hair_polygons.json)."""
+    entry = json.loads(HAIR_POLYGONS.read_text())["portraits"][name]
+    if tuple(entry["size"]) != size:
+        raise ValueError(f"{name} is {size}, the polygons were drawn on {tuple(entry['size'])}")
+    img = Image.new("L", size, 0)
+    for polygon in entry["hair"]:
+        ImageDraw.Draw(img).polygon([tuple(p) for p in polygon], fill=1)
+    return np.asarray(img, bool)
+
+
+def hair_core(hair: np.ndarray, box_width: float) -> np.ndarray:
+    """The hair less a rim of 4% of the face box's width."""
+    size = 2 * max(1, round(0.04 * box_width)) + 1
+    return np.asarray(Image.fromarray(hair.astype(np.uint8) * 255).filter(ImageFilter.MinFilter(size))) > 0
+
+
+def beside_head(box: tuple[float, float, float, float], shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: the two rectangles beside the face box (0.10-0.45 box widths out, rows 30-80% of the box)."""
+    out = np.zeros(shape, bool)
+    out[box_slices(box, shape, (-0.45, -0.10), (0.30, 0.80))] = True
+    out[box_slices(box, shape, (1.10, 1.45), (0.30, 0.80))] = True
+    return out
 
 
 def box_slices(
@@ -57,10 +102,9 @@ def skin_leak(change: np.ndarray, box: tuple[float, float, float, float]) -> flo
     return float(inner / max(change[ring].mean(), 1e-9))
 
 
-def figures(
-    editor: FaceEditor, photos: dict[str, Image.Image]
-) -> tuple[dict[str, float], dict[str, dict[str, Image.Image]]]:
+def figures(editor: FaceEditor, photos: dict[str, Image.Image]) -> tuple[dict, dict[str, dict[str, Image.Image]]]:
     leaks, areas, beyond, edited = [], [], 0, {}
+    spill, in_hair, in_core, beside, around = {}, {}, {}, {}, []
     for name, photo in photos.items():
         prep = editor.prepare(photo)
         box = prep.face.box
@@ -68,6 +112,12 @@ def figures(
         before = np.asarray(photo, np.int16)
         far = np.ones(before.shape[:2], bool)
         far[box_slices(box, far.shape, (-1.0, 2.0), (-w / (box[3] - box[1]), 1.0 + w / (box[3] - box[1])))] = False
+        hair = hair_mask(name, photo.size)
+        core = hair_core(hair, w)
+        square = np.zeros(before.shape[:2], bool)
+        x0, y0, x1, y1 = face_square(box, photo.size)
+        square[y0:y1, x0:x1] = True
+        sides = beside_head(box, before.shape[:2])
         edited[name] = {}
         for a in editor.attributes:
             out = editor.edit(prep, {a: True}).image
@@ -78,7 +128,38 @@ def figures(
                 leaks.append(skin_leak(diff.mean(2), box))
             if a == "Eyeglasses":
                 areas.append(float((diff.max(2) > 4).sum() / ((box[2] - box[0]) * (box[3] - box[1]))))
-    return {"skin_leak": float(np.mean(leaks)), "glasses_area": float(np.mean(areas)), "beyond": beyond}, edited
+            if a in HAIR_COLOURS:
+                mean = diff.mean(2)
+                in_hair[name, a] = float(mean[hair].mean())
+                in_core[name, a] = float(mean[core].mean())
+                spill[name, a] = float(mean[square & ~hair].mean() / max(in_hair[name, a], 1e-9))
+                if name in BESIDE_PORTRAITS:
+                    beside[name, a] = float((diff.max(2) > BESIDE_LEVELS)[sides].mean())
+            if a in AROUND_HEAD and name in BESIDE_PORTRAITS:
+                around.append(float((diff.max(2) > BESIDE_LEVELS)[sides].mean()))
+    values = {
+        "skin_leak": float(np.mean(leaks)),
+        "glasses_area": float(np.mean(areas)),
+        "beyond": beyond,
+        "spill": spill,
+        "in_hair": in_hair,
+        "in_core": in_core,
+        "beside": beside,
+        "around": float(np.mean(around)),
+    }
+    return values, edited
+
+
+def per_portrait_table(results: dict, key: str, title: str, fmt: str = "{:6.3f}") -> None:
+    """One row per setting and portrait, one column per hair colour, and their mean."""
+    print(f"\n{title}")
+    print(f"  {'setting':38s} {'portrait':17s}" + "".join(f"{a.split('_')[0]:>8s}" for a in HAIR_COLOURS) + "    mean")
+    for setting, result in results.items():
+        table = result["values"][key]
+        for name in dict.fromkeys(n for n, _ in table):
+            row = [table[name, a] for a in HAIR_COLOURS]
+            cells = "".join(f"{fmt.format(v):>8s}" for v in row)
+            print(f"  {setting[:38]:38s} {name:17s}{cells}{fmt.format(np.mean(row)):>8s}")
 
 
 def sheet(
@@ -109,17 +190,35 @@ def main() -> None:
     p.add_argument("--faces-dir", default="../shared/data/faces")
     p.add_argument("--weights", default=None)
     p.add_argument("--sheet", default=None, help="write a before/after PNG here")
+    p.add_argument("--settings", default=None, help="only these settings, by number from 1 (e.g. 2,3)")
     args = p.parse_args()
     torch.set_num_threads(1)
     photos = {n: load_image(Path(args.faces_dir) / n) for n in PORTRAITS}
     results = {}
-    print(f"{'setting':40s} {'skin leak':>10s} {'glasses area':>13s} {'px beyond 1 box':>16s}")
-    for name, options in SETTINGS.items():
+    head = ("skin leak", "glasses area", "px beyond 1 box", "hair spill", "in-hair", "beside: worst", "other edits")
+    print(f"{'setting':38s} " + " ".join(f"{h:>14s}" for h in head))
+    chosen = [int(k) for k in args.settings.split(",")] if args.settings else range(1, len(SETTINGS) + 1)
+    for name, (options, gates) in [item for k, item in enumerate(SETTINGS.items(), 1) if k in chosen]:
         editor = FaceEditor.from_pretrained(args.weights, **options)
+        if gates is not None:
+            editor.compositor = dataclasses.replace(editor.compositor, person_gates=gates)
         values, edited = figures(editor, photos)
         squares = {n: face_square(editor.detect(ph)[0].box, ph.size) for n, ph in photos.items()}
         results[name] = {"values": values, "edited": edited, "squares": squares}
-        print(f"{name:40s} {values['skin_leak']:10.3f} {values['glasses_area']:13.2f} {values['beyond']:16d}")
+        row = (
+            values["skin_leak"],
+            values["glasses_area"],
+            values["beyond"],
+            np.mean(list(values["spill"].values())),
+            np.mean(list(values["in_hair"].values())),
+            max(values["beside"].values()),
+            values["around"],
+        )
+        print(f"{name[:38]:38s} " + " ".join(f"{v:14.3f}" if isinstance(v, float) else f"{v:14d}" for v in row))
+    per_portrait_table(results, "spill", "hair spill: mean change outside the hair / inside it, in the face square")
+    per_portrait_table(results, "in_hair", "mean change inside the hair (levels)", "{:6.1f}")
+    per_portrait_table(results, "in_core", "mean change inside the hair's core (levels)", "{:6.1f}")
+    per_portrait_table(results, "beside", f"background beside the head: share changed by > {BESIDE_LEVELS} levels")
     if args.sheet:
         print(f"wrote {sheet(photos, results, Path(args.sheet))}")
 

@@ -133,15 +133,27 @@ def align_face(img: Image.Image, landmarks: np.ndarray, size: int) -> AlignedFac
     except ValueError:  # landmarks so far apart that the scale underflows (seen: one coordinate at 3e150)
         raise NoFaceError(_DEGENERATE) from None
 
+    wanted = _bounds(inv, size, size, 2, None)  # the crop's footprint, unclipped
+    inside = _bounds(inv, size, size, 2, img.size)
+    if inside is None:
+        raise NoFaceError("The face lies outside the image.")
+    if _area(inside) * MIN_CROP_INSIDE < _area(wanted):  # not a face in this photo; the edge fill would be huge
+        raise NoFaceError("The face lies mostly outside the image.")
+    return AlignedFace(crop=warp_square(img, matrix, size), matrix=matrix, size=size)
+
+
+def warp_square(img: Image.Image, matrix: np.ndarray, size: int) -> Image.Image:
+    """The size x size RGB view of ``img`` under ``matrix`` (image -> view px, a similarity), bicubic; a big region
+    is box-reduced first (no aliasing) and what lies past the photo's edge is filled from that edge, never black."""
+    inv = _invert(np.asarray(matrix, np.float64))
+    scale = math.sqrt(abs(float(np.linalg.det(np.asarray(matrix, np.float64)[:, :2]))))
     # Downscaling a big face in one bicubic step aliases; box-reduce its region first so the warp scale is > 0.5.
     factor = max(1, int(1.0 / scale)) if scale < 0.5 else 1
     margin = 2 * factor + 2
     box = _bounds(inv, size, size, margin, img.size)
-    if box is None:
+    wanted = _bounds(inv, size, size, margin, None)  # the view's footprint, unclipped
+    if box is None or wanted is None:
         raise NoFaceError("The face lies outside the image.")
-    wanted = _bounds(inv, size, size, margin, None)  # the crop's footprint, unclipped
-    if _area(box) * MIN_CROP_INSIDE < _area(wanted):  # not a face in this photo; the edge fill would be huge
-        raise NoFaceError("The face lies mostly outside the image.")
     if wanted != box:  # the crop reaches past the photo: fill the rest with the photo's edge, never black
         region = img.crop(box).convert("RGB")
         pad = ((box[1] - wanted[1], wanted[3] - box[3]), (box[0] - wanted[0], wanted[2] - box[2]), (0, 0))
@@ -156,16 +168,15 @@ def align_face(img: Image.Image, landmarks: np.ndarray, size: int) -> AlignedFac
         else:
             region = img.crop(box).convert("RGB")
             region = region.reduce(factor) if factor > 1 else region
-    crop_to_region = inv.copy()
-    crop_to_region[:, 2] -= box[:2]
-    crop_to_region /= factor
-    crop = region.transform(
+    view_to_region = inv.copy()
+    view_to_region[:, 2] -= box[:2]
+    view_to_region /= factor
+    return region.transform(
         (size, size),
         Image.Transform.AFFINE,
-        tuple(crop_to_region.ravel()),
+        tuple(view_to_region.ravel()),
         resample=Image.Resampling.BICUBIC,
     )
-    return AlignedFace(crop=crop, matrix=matrix, size=size)
 
 
 def footprint(
@@ -187,8 +198,15 @@ def grid_matrix(matrix: np.ndarray, origin: tuple[float, float], step: float) ->
     return out
 
 
+def compose_affine(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The 2x3 map p -> outer(inner(p)) of two 2x3 affine maps."""
+    outer, inner = np.asarray(outer, np.float64), np.asarray(inner, np.float64)
+    return np.hstack([outer[:, :2] @ inner[:, :2], (outer[:, :2] @ inner[:, 2] + outer[:, 2])[:, None]])
+
+
 def view_matrix(matrix: np.ndarray, box: tuple[float, float, float, float], size: int) -> np.ndarray:
-    """The image -> crop matrix seen from a view: ``box`` of the image resized to ``size`` px wide (view px -> crop px)."""
+    """The image -> crop matrix seen from a view: ``box`` of the image resized to ``size`` px wide
+    (view px -> crop px)."""
     return grid_matrix(matrix, box[:2], (box[2] - box[0]) / size)
 
 

@@ -27,7 +27,8 @@ from safetensors.torch import save_file
 from stargan_app.checkpoint import companion_name
 from stargan_app.config import LabelSchema
 from stargan_app.errors import WeightsError
-from stargan_app.face.align import FacePaster, feather_mask, footprint, grid_matrix
+from stargan_app.face.align import FacePaster, compose_affine, feather_mask, footprint, grid_matrix
+from stargan_app.face.segment import FaceMasks
 from stargan_app.imaging import elliptical_window, gaussian_blur, mask_to_pil, tensor_to_pil
 
 # An image generator's change G(x, c_trg) - G(x, c_src) is blurred (sigma in model pixels) before it reaches the photo:
@@ -43,6 +44,13 @@ GUIDED_EPS = 1e-3
 # The guided step runs on at most this many photo pixels (a big face is reduced first; the result is upsampled).
 GUIDED_MAX_PIXELS = 250_000
 REGIONS_FORMAT = "stargan-app-regions/1"
+# Attributes whose region map is multiplied by one of the face's own masks (face/segment.py), and by which: a hair
+# colour only reaches this person's pixels off their skin ("hair"). A region map is an average over CelebA, high
+# where long hair would be; on a short-haired head that is background. Bangs, hat and earrings were measured with the
+# person mask too (benchmarks/local_edits.py): their share of changed background beside the head falls from 1.7% to
+# 0.4%, but a hat or earrings that G adds reach past the person's outline by design, which that gate would cut off,
+# so they keep their maps alone.
+PERSON_GATES: Mapping[str, str] = {a: "hair" for a in ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")}
 
 
 # ---------------------------------------------------------------- where each attribute lives
@@ -176,6 +184,25 @@ def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: floa
 # ---------------------------------------------------------------- composition
 
 
+@dataclass(frozen=True)
+class MaskOnPhoto:
+    """A face mask (N, N) on its frame, and the frame's place: crop_to_mask, aligned-crop px -> mask px (2x3)."""
+
+    mask: torch.Tensor
+    crop_to_mask: np.ndarray
+
+
+def crop_mask(masks: FaceMasks, name: str, size: int) -> torch.Tensor:
+    """(size, size) one of the face's masks ("hair" or "person") on the aligned crop drawn `size` px wide, grown by
+    one crop pixel: on the crop it only keeps the guided filter's fit off the background (a crop pixel straddling
+    the hair's edge keeps all its change); the sharp cut is made on the photo (Compositor.photo_gate)."""
+    crop_size = masks.crop_size
+    grid_to_crop = np.array([[crop_size / size, 0.0, 0.0], [0.0, crop_size / size, 0.0]])
+    mask = torch.from_numpy(masks.hair if name == "hair" else masks.person)
+    sampled = _sample(mask[None], compose_affine(masks.crop_to_mask, grid_to_crop), (size, size))
+    return F.max_pool2d(sampled[None], 3, stride=1, padding=1)[0, 0]
+
+
 class FaceCanvas:
     """One view of a photo (the photo itself, or a preview square cut from it) and where the aligned face lies in
     it (matrix: view px -> crop px). What does not depend on the edit is computed once per view."""
@@ -200,13 +227,31 @@ class Compositor:
     guided: bool = False
     radius: int = GUIDED_RADIUS
     eps: float = GUIDED_EPS
+    person_gates: Mapping[str, str] = field(default_factory=lambda: dict(PERSON_GATES))
 
-    def gate(self, attributes: Iterable[str], size: int, masked: bool = False) -> torch.Tensor | None:
-        """(size, size) weights of an edit's change: the union of its attributes' regions; None when nothing gates it."""
+    def gate(
+        self, attributes: Iterable[str], size: int, masked: bool = False, masks: FaceMasks | None = None
+    ) -> torch.Tensor | None:
+        """(size, size) weights of an edit's change: the union of its attributes' regions, each times the face's own
+        mask named in person_gates (when there are masks); None when nothing gates it."""
         fallback = elliptical_window(size, self.window) if self.window and not masked else torch.ones(size, size)
-        if self.regions is not None:
-            return self.regions.union(attributes, size, fallback)
-        return None if masked or not self.window else fallback
+        if self.regions is None:
+            return None if masked or not self.window else fallback
+        attributes = list(attributes)
+        gated = {a: self.person_gates[a] for a in attributes if masks is not None and a in self.person_gates}
+        out = self.regions.union([a for a in attributes if a not in gated], size, fallback)
+        for name in set(gated.values()):
+            maps = self.regions.union([a for a, n in gated.items() if n == name], size, fallback)
+            out = torch.maximum(out, maps * crop_mask(masks, name, size))
+        return out
+
+    def photo_gate(self, attributes: Iterable[str], masks: FaceMasks | None) -> MaskOnPhoto | None:
+        """The face mask that also multiplies the change at the photo's resolution, after the guided upsampling: when
+        every attribute of the edit is person-gated (a hat or glasses with a hair colour may reach past the person)."""
+        names = {self.person_gates.get(a) for a in attributes}
+        if masks is None or not names or None in names:
+            return None
+        return MaskOnPhoto(torch.from_numpy(masks.hair if names == {"hair"} else masks.person), masks.crop_to_mask)
 
     def image_change(self, edited: torch.Tensor, reference: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
         """An image generator's change as it reaches the photo: edited - reference, blurred, gated. (B, 3, S, S)."""
@@ -218,15 +263,21 @@ class Compositor:
         return canvas.paster.paste(crop)
 
     def paste_change(
-        self, canvas: FaceCanvas, change: torch.Tensor, reference: torch.Tensor, x: torch.Tensor
+        self,
+        canvas: FaceCanvas,
+        change: torch.Tensor,
+        reference: torch.Tensor,
+        x: torch.Tensor,
+        photo_gate: MaskOnPhoto | None = None,
     ) -> Image.Image:
         """An image generator's change (3, S, S; from `image_change`) added to the photo's own pixels.
 
         reference: G at the source labels (the plain warp pastes reference + change over reference); x: the aligned
-        crop, the guide of the guided filter (blurred like the change, so that both hold the same edges).
+        crop, the guide of the guided filter (blurred like the change, so that both hold the same edges); photo_gate:
+        a face mask that multiplies the guided change on the photo (see `photo_gate`).
         """
         if self.guided:
-            return self._guided_paste(canvas, change, gaussian_blur(x[None], self.smoothing)[0])
+            return self._guided_paste(canvas, change, gaussian_blur(x[None], self.smoothing)[0], photo_gate)
         return canvas.paster.paste(tensor_to_pil(reference + change), reference_crop=tensor_to_pil(reference))
 
     def paste_masked(
@@ -235,12 +286,13 @@ class Compositor:
         x: torch.Tensor,
         layers: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
         gate: torch.Tensor | None,
+        photo_gate: MaskOnPhoto | None = None,
     ) -> Image.Image:
         """A masked generator's edit: per label-group pass (output, colour C, mask M), each (3 or 1, S, S), on the
         previous output starting from x. Only the change M * (C - input) reaches the photo, times the gate."""
         if self.guided:
             change = layers[-1][0] - x
-            return self._guided_paste(canvas, change if gate is None else change * gate, x)
+            return self._guided_paste(canvas, change if gate is None else change * gate, x, photo_gate)
         inputs = [x] + [out for out, _, _ in layers[:-1]]
         return canvas.paster.paste_masked(
             [
@@ -249,7 +301,9 @@ class Compositor:
             ]
         )
 
-    def _guided_paste(self, canvas: FaceCanvas, change: torch.Tensor, guide: torch.Tensor) -> Image.Image:
+    def _guided_paste(
+        self, canvas: FaceCanvas, change: torch.Tensor, guide: torch.Tensor, photo_gate: MaskOnPhoto | None = None
+    ) -> Image.Image:
         """Add a crop-size change (3, S, S, model units) to the photo: the guided filter's linear models (fitted on
         the crop, guide = the crop) evaluated on the photo's own pixels (He and Sun's fast guided filter, used for
         upsampling), over the footprint of the change only, so the rest of the photo stays bit-exact. A big face is
@@ -275,8 +329,13 @@ class Compositor:
         step = max(1, math.ceil(math.sqrt(width * height / GUIDED_MAX_PIXELS)))
         small = canvas.photo.reduce(step, box=box) if step > 1 else canvas.photo.crop(box)
         photo = torch.from_numpy(np.asarray(small, np.float32)).permute(2, 0, 1) / 255.0
-        sampled = _sample(coefficients, grid_matrix(canvas.matrix, box[:2], step), photo.shape[1:])
+        grid_to_crop = grid_matrix(canvas.matrix, box[:2], step)
+        sampled = _sample(coefficients, grid_to_crop, photo.shape[1:])
         q = (sampled[:9].view(3, 3, *photo.shape[1:]) * photo[None]).sum(1) + sampled[9:12] + sampled[12:]
+        if photo_gate is not None:
+            q = q * _sample(
+                photo_gate.mask[None], compose_affine(photo_gate.crop_to_mask, grid_to_crop), photo.shape[1:]
+            )
         levels = q.round().permute(1, 2, 0).numpy().astype(np.int16)
         if step > 1:  # the two signs as 8-bit images: PIL's bilinear resize of uint8 is the fastest upsampling here
             full, src = (width, height), (0.0, 0.0, width / step, height / step)

@@ -19,6 +19,7 @@ from stargan_app.config import LabelSchema, StarGANConfig
 from stargan_app.errors import NoFaceError
 from stargan_app.face.align import AlignedFace, FacePaster, align_face, view_matrix
 from stargan_app.face.detect import DetectedFace, FaceDetector
+from stargan_app.face.segment import FaceMasks, FaceSegmenter, load_mask_model
 from stargan_app.imaging import ImageSource, load_image, make_grid, pil_to_tensor, tensor_to_pil
 from stargan_app.inference.compositing import (
     CHANGE_SMOOTHING,
@@ -54,6 +55,7 @@ class PreparedFace:
     tensor: torch.Tensor  # crop as (1, 3, S, S) in [-1, 1]
     attributes: dict[str, float] | None  # D's estimate of the current attributes, if D was shipped
     canvas: FaceCanvas  # the photo and the face's place in it, for the paste-back
+    masks: FaceMasks | None = None  # this face's person and skin, which gate hair edits (None: region maps alone)
     no_edit_outputs: dict[tuple[float, ...], torch.Tensor] = field(
         default_factory=dict, repr=False
     )  # G(x, c_src) by c_src
@@ -119,18 +121,24 @@ class FaceEditor:
         change_window: float = CHANGE_WINDOW,
         regions: RegionMaps | None = None,
         guided: bool | None = None,
+        segmenter: FaceSegmenter | None = None,
     ):
         """change_smoothing: see CHANGE_SMOOTHING (0 pastes the change as G made it); change_window: see CHANGE_WINDOW,
         used only without region maps (0 keeps the change up to the crop's edge); regions: where each attribute lives,
-        which gates the change; guided: edge-aware upsampling of the change (None: on exactly when there are regions)."""
+        which gates the change; guided: edge-aware upsampling of the change (None: on exactly when there are regions);
+        segmenter: each face's person and skin masks, which further gate hair edits (with region maps only)."""
         self.G = generator.eval()
+        self.segmenter = segmenter
         guided = regions is not None if guided is None else guided
         self.compositor = Compositor(regions, change_smoothing, change_window, guided)
         self.D = discriminator.eval() if discriminator is not None else None
         self.config: StarGANConfig = generator.cfg
         self.detector = detector or FaceDetector()
         self.info = info or {}
-        self._faces: OrderedDict[str, list[DetectedFace]] = OrderedDict()  # detection cache by image digest
+        # detection cache by image digest: the faces, and the masks of those prepared so far (by face box)
+        self._faces: OrderedDict[str, tuple[list[DetectedFace], dict[tuple[float, ...], FaceMasks | None]]] = (
+            OrderedDict()
+        )
         self._lock = threading.Lock()
 
     @classmethod
@@ -142,12 +150,15 @@ class FaceEditor:
         change_window: float = CHANGE_WINDOW,
         regions: str | Path | bool | RegionMaps | None = None,
         guided: bool | None = None,
+        person_masks: bool = True,
     ) -> FaceEditor:
         """Load a weights file (None: the shipped weights/stargan_celeba.safetensors) and its region maps: by default
         NAME.regions.safetensors beside it when that exists (a file without maps edits as before them), False none,
-        or a path."""
+        or a path. person_masks: gate hair edits by each face's person and skin (the vendored MediaPipe models on
+        LiteRT; without ai-edge-litert installed, one log line and the maps alone)."""
         loaded: LoadedWeights = load_weights(resolve_weights(path, "stargan"), kind="stargan", device=device)
         maps = find_regions(loaded.path, regions)
+        model = load_mask_model() if person_masks and maps is not None else None
         return cls(
             loaded.modules["G"],
             loaded.modules.get("D"),
@@ -156,6 +167,7 @@ class FaceEditor:
             change_window=change_window,
             regions=maps,
             guided=guided,
+            segmenter=FaceSegmenter(model) if model is not None else None,
         )
 
     @property
@@ -192,18 +204,36 @@ class FaceEditor:
 
     def detect(self, image: ImageSource) -> list[DetectedFace]:
         """Faces above the size and confidence thresholds, largest first (cached per image content)."""
-        img = load_image(image)
+        return self._detections(load_image(image))[1]
+
+    def _detections(self, img: Image.Image) -> tuple[str, list[DetectedFace]]:
+        """(cache key, faces) of a decoded photo."""
         key = image_key(img)
         with self._lock:
             if key in self._faces:
                 self._faces.move_to_end(key)
-                return self._faces[key]
+                return key, self._faces[key][0]
         faces = self.detector.detect(img)
         with self._lock:
-            self._faces[key] = faces
+            self._faces[key] = (faces, {})
             while len(self._faces) > 8:
                 self._faces.popitem(last=False)
-        return faces
+        return key, faces
+
+    def _face_masks(
+        self, img: Image.Image, key: str | None, face: DetectedFace, aligned: AlignedFace
+    ) -> FaceMasks | None:
+        """The face's person and skin masks, computed once per face and kept with the photo's detections (key)."""
+        if self.segmenter is None or self.regions is None:
+            return None
+        with self._lock:
+            cached = self._faces[key][1] if key in self._faces else {}
+            if face.box in cached:
+                return cached[face.box]
+        masks = self.segmenter.masks(img, aligned.matrix, aligned.size)
+        with self._lock:
+            cached[face.box] = masks
+        return masks
 
     def clear_detections(self) -> None:
         """Forget the cached detections, so the next detect of any photo runs the detector again."""
@@ -212,18 +242,22 @@ class FaceEditor:
 
     def prepare(self, image: ImageSource, face_index: int = 0) -> PreparedFace:
         img = load_image(image)
-        faces = self.detect(img)
+        key, faces = self._detections(img)
         if not faces:
             raise NoFaceError(NO_FACE_MESSAGE)
         if not 0 <= face_index < len(faces):
             raise NoFaceError(f"Face {face_index} was asked for, but the image has {len(faces)} face(s).")
-        return self._prepare_face(img, faces[face_index])
+        return self._prepare_face(img, faces[face_index], key)
 
-    def _prepare_face(self, img: Image.Image, face: DetectedFace) -> PreparedFace:
+    def _prepare_face(
+        self, img: Image.Image, face: DetectedFace, key: str | None = None, uploaded: Image.Image | None = None
+    ) -> PreparedFace:
+        """A face of `img` ready to edit; its masks come from `uploaded` (default img), the photo `key` names."""
         aligned = align_face(img, face.landmarks, self.config.image_size)
         tensor = pil_to_tensor(aligned.crop)[None]
         canvas = FaceCanvas(img, aligned.matrix, aligned.crop.size)
-        return PreparedFace(img, face, aligned, tensor, self.estimate_attributes(tensor), canvas)
+        masks = self._face_masks(img if uploaded is None else uploaded, key, face, aligned)
+        return PreparedFace(img, face, aligned, tensor, self.estimate_attributes(tensor), canvas, masks)
 
     @torch.inference_mode()
     def estimate_attributes(self, crop: torch.Tensor) -> dict[str, float] | None:
@@ -267,27 +301,38 @@ class FaceEditor:
         keep_detail: bool,
     ) -> tuple[Image.Image, Image.Image]:
         """(photo with the edit composed into `canvas`, edited crop) for one face and its label passes."""
-        layers = self._generate(prep.tensor, passes)
-        edited = layers[-1][0]
+        no_edit = edit_passes(self.schema, targets, source, 0.0)  # same label groups, source labels
+        with_reference = keep_detail and not self.masked
+        if with_reference and len(passes) == 1 and self._no_edit_key(no_edit) not in prep.no_edit_outputs:
+            # the first edit of a face: G(x, c_trg) and its reference G(x, c_src) in one batched forward
+            layers = self._generate(prep.tensor.expand(2, -1, -1, -1), [torch.stack([passes[0], no_edit[0]])])
+            edited, reference = layers[0][0][:1], layers[0][0][1:]
+            prep.no_edit_outputs[self._no_edit_key(no_edit)] = reference
+        else:
+            layers = self._generate(prep.tensor, passes)
+            edited = layers[-1][0]
+            reference = self._no_edit_output(prep, no_edit) if with_reference else None
         if not (keep_detail or self.masked):
             edited_crop = tensor_to_pil(edited[0])
             return self.compositor.paste_output(canvas, edited_crop), edited_crop
-        no_edit = edit_passes(self.schema, targets, source, 0.0)  # same label groups, source labels
-        gate = self.compositor.gate(
-            changed_attributes(self.schema, passes, no_edit), self.config.image_size, self.masked
-        )
+        changed = changed_attributes(self.schema, passes, no_edit)
+        gate = self.compositor.gate(changed, self.config.image_size, self.masked, prep.masks)
+        photo_gate = self.compositor.photo_gate(changed, prep.masks)
         x = prep.tensor[0]
         if self.masked:
             change = (edited[0] - x) * (1 if gate is None else gate)
             layers = [(out[0], colour[0], mask[0]) for out, colour, mask in layers]
-            return self.compositor.paste_masked(canvas, x, layers, gate), tensor_to_pil(x + change)
-        reference = self._no_edit_output(prep, no_edit)
+            return self.compositor.paste_masked(canvas, x, layers, gate, photo_gate), tensor_to_pil(x + change)
         change = self.compositor.image_change(edited, reference, gate)[0]
-        return self.compositor.paste_change(canvas, change, reference[0], x), tensor_to_pil(x + change)
+        return self.compositor.paste_change(canvas, change, reference[0], x, photo_gate), tensor_to_pil(x + change)
+
+    @staticmethod
+    def _no_edit_key(no_edit: list[torch.Tensor]) -> tuple[float, ...]:
+        return tuple(torch.cat(no_edit).tolist())
 
     def _no_edit_output(self, prep: PreparedFace, no_edit: list[torch.Tensor]) -> torch.Tensor:
         """G(x, c_src) through the same label groups; re-edits of this face reuse it (one G pass per label group)."""
-        key = tuple(torch.cat(no_edit).tolist())
+        key = self._no_edit_key(no_edit)
         if key not in prep.no_edit_outputs:
             prep.no_edit_outputs[key] = self._generate(prep.tensor, no_edit)[-1][0]
         return prep.no_edit_outputs[key]
@@ -296,13 +341,15 @@ class FaceEditor:
         self, x: torch.Tensor, passes: list[torch.Tensor]
     ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         """G applied once per label-group pass, each on the previous output with its own c (and so its own mask).
+        x (B, 3, S, S); each c (c_dim) or (B, c_dim).
 
         Returns (output, colour, mask) per pass; mask is None for an image generator.
         """
         layers = []
         with torch.inference_mode():
             for c in passes:
-                out, colour, mask = self.G.forward_parts(x.to(self._device), c[None].to(self._device))
+                c = c[None] if c.ndim == 1 else c
+                out, colour, mask = self.G.forward_parts(x.to(self._device), c.to(self._device))
                 layers.append((out.cpu(), colour.cpu(), None if mask is None else mask.cpu()))
                 x = layers[-1][0]
         return layers
@@ -336,7 +383,7 @@ class FaceEditor:
             out = self.G(prep.tensor.to(self._device).expand(len(cs), -1, -1, -1), cs.to(self._device)).cpu()
         size = self.config.image_size
         gates = [
-            self.compositor.gate(changed_attributes(self.schema, [c], [no_edit[g]]), size, self.masked)
+            self.compositor.gate(changed_attributes(self.schema, [c], [no_edit[g]]), size, self.masked, prep.masks)
             for (_, c), g in zip(edits, groups)
         ]
         if with_reference:
@@ -378,12 +425,13 @@ class FaceEditor:
     ) -> EditResult:
         """Every detected face edited with the same changes, one after another into one photo."""
         img = load_image(image)
-        faces = self.detect(img)
+        key, faces = self._detections(img)
         if not faces:
             raise NoFaceError(NO_FACE_MESSAGE)
         first = None
-        for face in faces:
-            result = self.edit(self._prepare_face(img, face), targets, strength, keep_detail=keep_detail)
+        uploaded = img
+        for face in faces:  # each face's masks come from the photo as uploaded, cached with its detections
+            result = self.edit(self._prepare_face(img, face, key, uploaded), targets, strength, keep_detail=keep_detail)
             first = first or result
             img = result.image
         return EditResult(img, first.face_before, first.face_after, first.attributes_before, first.face)
