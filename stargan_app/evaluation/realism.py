@@ -23,7 +23,7 @@ from stargan_app.imaging import gaussian_blur, to_model_range, to_pixels
 
 SQUEEZE_BLUR = 0.6  # sigma in pixels of the 64 px crop
 SQUEEZE_JPEG_QUALITY = 75
-FEATURE_EPOCHS = 8
+FEATURE_EPOCHS = 4
 FEATURE_RECIPE = "40-labels+blur+noise/v1"  # part of the feature network's cache key
 COLOUR_LEVELS = 16  # per channel: 16^3 colour bins
 COLOUR_BLOCK = 8  # a place is an 8x8 block of the crop
