@@ -149,3 +149,16 @@ def test_conditional_weights_load_in_the_app(tmp_path):
     path = tiny_stargan_weights(tmp_path / "cond.safetensors", CONDITIONAL)
     editor = FaceEditor.from_pretrained(path)
     assert editor.config.cond_head and editor.D.conv3 is not None
+
+
+def test_a_run_from_trained_weights_keeps_its_moving_average_near_them(tmp_path):
+    """The served G of a fine-tune starts as the file's G and moves by (1 - ema_decay) per G step, with no warm-up."""
+    init = tiny_stargan_weights(tmp_path / "init.safetensors")
+    cfg = tiny_train_config(tmp_path, init_weights=str(init), num_iters=4, n_critic=1, ema_decay=0.999, out="")
+    train_stargan(cfg)
+    state = load_resume(cfg.run_dir)
+    start = FaceEditor.from_pretrained(init).G.state_dict()
+    for name, ema in state["G_ema"].items():
+        if ema.is_floating_point():
+            raw_move = (state["G"][name] - start[name]).abs().max()
+            assert (ema - start[name]).abs().max() <= 0.01 * raw_move + 1e-7, name

@@ -72,7 +72,7 @@ def train_step(
             g_loss, g_logs = recipe.g_loss(g_train, gan.D, batch, step, precision)
             optimizer_step(gan.opt_g, g_loss)
         if gan.G_ema is not None:
-            update_ema(gan.G_ema, gan.G, cfg.ema_decay, step)
+            update_ema(gan.G_ema, gan.G, cfg.ema_decay, step, warmup=not cfg.init_weights)
         logs.update(g_logs)
     return logs
 
