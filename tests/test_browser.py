@@ -92,6 +92,18 @@ def wait_for_result(page, other_than: str | None = None) -> str:
     return slider_images(page)[1][2]
 
 
+def wait_for_settled_result(page, other_than: str | None = None) -> str:
+    """wait_for_result, then until the edited image has stayed the same for 1.5 s: a dragged slider queues re-edits
+    (always_last), and on a loaded machine the last of them can land after the first new image."""
+    edited = wait_for_result(page, other_than)
+    for _ in range(40):
+        page.wait_for_timeout(1500)
+        if slider_images(page)[1][2] == edited:
+            return edited
+        edited = wait_for_result(page)
+    raise AssertionError("the edited image kept changing after the slider was released")
+
+
 def edit_session(page, url: str, photo: Path, width: int, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
@@ -150,7 +162,7 @@ def edit_session(page, url: str, photo: Path, width: int, tmp_path: Path) -> Non
         page.mouse.move(b["x"] + b["width"] * (0.5 + 0.05 * k), b["y"] + b["height"] / 2)
         page.wait_for_timeout(150)
     page.mouse.up()
-    edited = wait_for_result(page, other_than=edited)
+    edited = wait_for_settled_result(page, other_than=edited)
     assert float(page.locator("#intensity input[type=number]").input_value()) > 1.2
 
     page.get_by_role("button", name="Show every single edit").click()
