@@ -227,11 +227,11 @@ def test_re_edit_of_a_prepared_face_runs_g_once():
     calls = []
     editor.G.register_forward_hook(lambda module, inputs, output: calls.append(1))
     editor.edit(prep, {"Blond_Hair": True})
-    assert len(calls) == 2  # the edit and the no-edit path G(x, c_src)
+    assert len(calls) == 1  # the edit and the no-edit path G(x, c_src), in one batched forward
     editor.edit(prep, {"Black_Hair": True}, strength=0.5)
-    assert len(calls) == 3  # a re-edit in the same label group reuses the no-edit path
+    assert len(calls) == 2  # a re-edit in the same label group reuses the no-edit path
     editor.edit(prep, {"Eyeglasses": True, "Gray_Hair": True})
-    assert len(calls) == 3 + 2 + 2  # both groups: two passes, and the no-edit path of that pair once
+    assert len(calls) == 2 + 2 + 2  # both groups: two passes, and the no-edit path of that pair once
 
 
 def test_gaussian_blur_keeps_flat_colour_and_removes_the_checkerboard():
