@@ -75,11 +75,14 @@ def hair_core(hair: np.ndarray, box_width: float) -> np.ndarray:
     return np.asarray(Image.fromarray(hair.astype(np.uint8) * 255).filter(ImageFilter.MinFilter(size))) > 0
 
 
-def beside_head(box: tuple[float, float, float, float], shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool: the two rectangles beside the face box (0.10-0.45 box widths out, rows 30-80% of the box)."""
+def beside_head(
+    box: tuple[float, float, float, float], shape: tuple[int, int], reach: tuple[float, float] = (0.10, 0.45)
+) -> np.ndarray:
+    """(H, W) bool: the two rectangles beside the face box (`reach` box widths out, rows 30-80% of the box)."""
+    near, far = reach
     out = np.zeros(shape, bool)
-    out[box_slices(box, shape, (-0.45, -0.10), (0.30, 0.80))] = True
-    out[box_slices(box, shape, (1.10, 1.45), (0.30, 0.80))] = True
+    out[box_slices(box, shape, (-far, -near), (0.30, 0.80))] = True
+    out[box_slices(box, shape, (1 + near, 1 + far), (0.30, 0.80))] = True
     return out
 
 

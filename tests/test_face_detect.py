@@ -99,6 +99,21 @@ def test_two_faces_largest_first(detector, astronaut):
     assert faces[0].box[0] < 512 <= faces[1].box[0]
 
 
+def test_large_photo_skips_tiny_faces_beside_a_large_one(detector, astronaut):
+    """In a 4000 px photo the first pass looks only for faces >= 3% of its width (120 px); the 90 px face is found
+    by the full search when it is the only one, and left out beside a larger face."""
+    photo = Image.new("RGB", (4000, 2400), (110, 120, 130))
+    photo.paste(astronaut, (3200, 1600))  # its face is ~90 px wide
+    alone = detector.detect(photo)
+    assert len(alone) == 1 and 60 < alone[0].width < 120 and alone[0].box[0] > 3200
+    photo.paste(astronaut.resize((2000, 2000), Image.Resampling.BILINEAR), (200, 200))
+    faces = detector.detect(photo)
+    assert len(faces) == 1 and faces[0].width > 250 and faces[0].box[2] < 2200
+    full_search = FaceDetector()
+    full_search.first_pass_face_fraction = 0.0
+    assert [round(f.width / 50) for f in full_search.detect(photo)] == [round(faces[0].width / 50), 2]
+
+
 def test_min_face_px_drops_small_faces(astronaut):
     det = FaceDetector(min_face_px=200)
     assert det.detect(astronaut) == []

@@ -121,8 +121,10 @@ def editor(masks: bool, faces: int = 1, step: float = 160) -> FaceEditor:
     return FaceEditor(*tiny_stargan(), detector=detector, regions=spill_maps(), segmenter=segmenter)
 
 
-def changed(ed: FaceEditor, photo: Image.Image, targets: dict, face_index: int = 0) -> np.ndarray:
-    out = ed.edit(photo, targets, face_index=face_index).image
+def changed(
+    ed: FaceEditor, photo: Image.Image, targets: dict, face_index: int = 0, source: dict | None = None
+) -> np.ndarray:
+    out = ed.edit(photo, targets, face_index=face_index, source=source).image
     return (np.asarray(out, np.int16) != np.asarray(photo, np.int16)).any(-1)
 
 
@@ -163,10 +165,19 @@ def test_a_bald_head_keeps_its_scalp_skin():
     assert not changed(editor(True), photo, {"Blond_Hair": True})[scalp].any()
 
 
-@pytest.mark.xfail(strict=True, reason="a hat is part of the person: the person and skin masks do not keep it out")
-def test_a_hat_keeps_its_colour():
+def test_a_hat_keeps_its_colour_when_the_face_is_read_as_wearing_one():
     photo = photo_of({"origin": (100, 100), "hat": True})
-    assert not changed(editor(True), photo, {"Blond_Hair": True})[region(photo, HAT)].any()
+    hat, ed = region(photo, HAT), editor(True)
+    assert changed(ed, photo, {"Blond_Hair": True}, source={"Wearing_Hat": 0.0})[hat].any()  # person, not skin
+    assert not changed(ed, photo, {"Blond_Hair": True}, source={"Wearing_Hat": 1.0})[hat].any()
+    masks = ed.prepare(photo).masks
+    under = masks.under_a_hat()
+    brows_top = masks.landmarks[list(BROWS), 1].min()
+    rows = np.arange(masks.person.shape[0]) + 0.5
+    assert not under.hair[rows < brows_top - 0.1 * masks.person.shape[0]].any()  # the crown: the hat's
+    below = rows > brows_top
+    assert np.array_equal(under.hair[below], masks.hair[below]) and masks.hair[below].any()  # the sides: hair
+    assert np.array_equal(under.person, masks.person) and np.array_equal(under.skin, masks.skin)
 
 
 def test_the_masks_gate_hair_colours_only_and_are_computed_once_per_face():

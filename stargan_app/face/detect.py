@@ -64,6 +64,10 @@ class FaceDetector:
         # Faces in tight crops (avatars, CelebA's own 89 px images) are often 30-40 px wide: the retry keeps them
         # down to this fraction of min_face_px, and alignment upscales them to the model's input.
         self.retry_min_face_fraction = 0.6
+        # The first pass looks only for faces at least this fraction of the photo's long side (MTCNN's cost grows
+        # with the square of the smallest face it must find, relative to the photo); the full search down to
+        # min_face_px runs when that pass finds nothing. 0 searches fully at once.
+        self.first_pass_face_fraction = 0.03
         self._mtcnn: Any = None
         # min_face_size is an attribute MTCNN reads on each call, so set-and-detect must not interleave.
         self._lock = threading.Lock()
@@ -76,7 +80,8 @@ class FaceDetector:
         return self._mtcnn
 
     def detect(self, img: Image.Image) -> list[DetectedFace]:
-        """All faces at least ``min_face_px`` wide with score >= ``min_score``, largest first.
+        """All faces at least ``min_face_px`` wide with score >= ``min_score``, largest first. In a large photo, the
+        faces under ``first_pass_face_fraction`` of its long side are only searched for when it has no larger one.
 
         MTCNN misses faces that fill the frame (its proposals never exceed the image) and faces near its smallest
         window, so a small photo, or one where the first pass finds nothing, is searched again on a copy with a
@@ -86,7 +91,12 @@ class FaceDetector:
         if min(width, height) < _MTCNN_MIN_SIDE:
             return []
         rgb = img if img.mode == "RGB" else img.convert("RGB")
-        faces = self._detect_scaled(rgb, offset=(0.0, 0.0), source_scale=1.0)
+        first_pass_px = self.first_pass_face_fraction * max(width, height)
+        faces = []
+        if first_pass_px > self.min_face_px:  # only large photos: in small ones min_face_px is the floor anyway
+            faces = self._detect_scaled(rgb, offset=(0.0, 0.0), source_scale=1.0, min_face_px=first_pass_px)
+        if not faces:
+            faces = self._detect_scaled(rgb, offset=(0.0, 0.0), source_scale=1.0)
         if not faces or min(width, height) < self.retry_below_px:
             # where both passes see a face, the padded one wins: with a border around it, MTCNN's landmarks on a
             # face that fills the frame are several pixels more accurate

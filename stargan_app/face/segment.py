@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -60,6 +60,8 @@ BARE_BRIGHTNESS = (0.8, 1.25)  # a bare forehead is about as bright as the cheek
 # The ears: an ellipse beside each side point of the oval, its centre this far out and down, and its half-axes, in
 # face widths.
 EAR_OFFSET, EAR_DROP, EAR_AXES = 0.08, 0.08, (0.10, 0.20)
+# Under a hat, hair edits fade in over this many face widths, down to the top of the eyebrows (see under_a_hat).
+HAT_FADE = 0.08
 EAR_TOLERANCE = 2.0  # an ear is skin within this many times the cheeks' chromaticity tolerance (it is in shade)
 
 
@@ -133,11 +135,26 @@ class FaceMasks:
     crop_to_mask: np.ndarray  # 2x3
     crop_size: int  # the aligned crop's side those crop px refer to (the model's image size)
     landmarks: np.ndarray | None = None  # (468, 2) in mask px, when the landmark model saw a face
+    hair_rows: np.ndarray | None = None  # (N, 1) in [0, 1]: the rows a hair edit may reach (None: all; a hat)
 
     @property
     def hair(self) -> np.ndarray:
-        """Where a hair edit may reach: this person, off their skin."""
-        return self.person * (1.0 - self.skin)
+        """Where a hair edit may reach: this person, off their skin (and below a hat, see under_a_hat)."""
+        hair = self.person * (1.0 - self.skin)
+        return hair if self.hair_rows is None else hair * self.hair_rows
+
+    def under_a_hat(self) -> FaceMasks:
+        """These masks for a face that wears a hat. A hat is this person and not skin, so a hair colour would tint
+        it: hair edits reach only the rows below the top of the eyebrows (fading in over HAT_FADE face widths), where
+        hair under a hat shows. The frame is upright with the face, so rows are the face's own vertical. Unchanged
+        without landmarks."""
+        if self.landmarks is None:
+            return self
+        width = float(np.hypot(*(self.landmarks[FACE_SIDES[0]] - self.landmarks[FACE_SIDES[1]])))
+        fade = max(HAT_FADE * width, 1.0)
+        rows = np.arange(self.person.shape[0], dtype=np.float32)[:, None] + 0.5
+        start = self.landmarks[list(BROWS), 1].min() - fade
+        return replace(self, hair_rows=np.clip((rows - start) / fade, 0.0, 1.0).astype(np.float32))
 
 
 def mask_frame(crop_size: int, span: float = MASK_SPAN, size: int = MASK_SIZE) -> np.ndarray:

@@ -51,6 +51,7 @@ REGIONS_FORMAT = "stargan-app-regions/1"
 # 0.4%, but a hat or earrings that G adds reach past the person's outline by design, which that gate would cut off,
 # so they keep their maps alone.
 PERSON_GATES: Mapping[str, str] = {a: "hair" for a in ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")}
+HAT_ATTRIBUTE = "Wearing_Hat"  # a face read as wearing one keeps hair edits below its brows (FaceMasks.under_a_hat)
 
 
 # ---------------------------------------------------------------- where each attribute lives

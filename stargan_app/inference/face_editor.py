@@ -24,13 +24,20 @@ from stargan_app.imaging import ImageSource, load_image, make_grid, pil_to_tenso
 from stargan_app.inference.compositing import (
     CHANGE_SMOOTHING,
     CHANGE_WINDOW,
+    HAT_ATTRIBUTE,
     Compositor,
     FaceCanvas,
     RegionMaps,
     changed_attributes,
     find_regions,
 )
-from stargan_app.labels import display_name, edit_passes, single_attribute_edits, source_label_vector
+from stargan_app.labels import (
+    display_name,
+    edit_passes,
+    is_present,
+    single_attribute_edits,
+    source_label_vector,
+)
 from stargan_app.models import Discriminator, Generator
 from stargan_app.runtime import module_device
 
@@ -316,8 +323,9 @@ class FaceEditor:
             edited_crop = tensor_to_pil(edited[0])
             return self.compositor.paste_output(canvas, edited_crop), edited_crop
         changed = changed_attributes(self.schema, passes, no_edit)
-        gate = self.compositor.gate(changed, self.config.image_size, self.masked, prep.masks)
-        photo_gate = self.compositor.photo_gate(changed, prep.masks)
+        masks = self._masks(prep, source)
+        gate = self.compositor.gate(changed, self.config.image_size, self.masked, masks)
+        photo_gate = self.compositor.photo_gate(changed, masks)
         x = prep.tensor[0]
         if self.masked:
             change = (edited[0] - x) * (1 if gate is None else gate)
@@ -325,6 +333,13 @@ class FaceEditor:
             return self.compositor.paste_masked(canvas, x, layers, gate, photo_gate), tensor_to_pil(x + change)
         change = self.compositor.image_change(edited, reference, gate)[0]
         return self.compositor.paste_change(canvas, change, reference[0], x, photo_gate), tensor_to_pil(x + change)
+
+    @staticmethod
+    def _masks(prep: PreparedFace, source: Mapping[str, float] | None) -> FaceMasks | None:
+        """The face's masks as its edit sees them: with a hat on (as `source` reads the face), hair stays below it."""
+        if prep.masks is not None and is_present(source, HAT_ATTRIBUTE):
+            return prep.masks.under_a_hat()
+        return prep.masks
 
     @staticmethod
     def _no_edit_key(no_edit: list[torch.Tensor]) -> tuple[float, ...]:
@@ -381,9 +396,9 @@ class FaceEditor:
         cs = torch.stack([c for _, c in edits] + (no_edit if with_reference else []))
         with torch.inference_mode():
             out = self.G(prep.tensor.to(self._device).expand(len(cs), -1, -1, -1), cs.to(self._device)).cpu()
-        size = self.config.image_size
+        size, masks = self.config.image_size, self._masks(prep, prep.attributes)
         gates = [
-            self.compositor.gate(changed_attributes(self.schema, [c], [no_edit[g]]), size, self.masked, prep.masks)
+            self.compositor.gate(changed_attributes(self.schema, [c], [no_edit[g]]), size, self.masked, masks)
             for (_, c), g in zip(edits, groups)
         ]
         if with_reference:
