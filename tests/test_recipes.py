@@ -76,6 +76,28 @@ def test_the_conditional_d_loss_is_matching_aware():
     torch.testing.assert_close(logs["D/cond_real_wrong"], wrong.mean())
 
 
+def test_the_changed_attribute_weight_scales_only_the_fake_terms_of_the_attributes_a_target_changes():
+    recipe, G, D, batch = conditional_batch(cond_changed_weight=4.0)
+    changed = (batch.label_trg >= 0.5) != (batch.label_org >= 0.5)
+    assert changed.any() and not changed.all()  # the shuffle changes some attributes and keeps others
+    _, logs = recipe.d_loss(D, G, batch, 1, FP32)
+    _, g_logs = recipe.g_loss(G, D, batch, 1, FP32)
+    with torch.no_grad():
+        real = D(batch.x, with_cond=True)[2]
+        fake = D(G(batch.x, batch.c_trg), with_cond=True)[2]
+    right = losses.value_logits(real, batch.label_org, batch.cls_slice)
+    wrong = losses.value_logits(real, 1 - batch.label_org, batch.cls_slice)
+    fake_at_target = losses.value_logits(fake, batch.label_trg, batch.cls_slice)
+    B = fake_at_target.size(0)
+    weight = torch.where(changed, 4.0, 1.0)
+    by_hand = (torch.nn.functional.softplus(fake_at_target) * weight).sum() / B  # BCE towards fake, weighted
+    expected = losses.conditional_loss(right, True) + 0.5 * (losses.conditional_loss(wrong, False) + by_hand)
+    torch.testing.assert_close(logs["D/cond"], expected)
+    torch.testing.assert_close(g_logs["G/cond"], (torch.nn.functional.softplus(-fake_at_target) * weight).sum() / B)
+    _, plain = conditional_batch()[0].d_loss(D, G, batch, 1, FP32)
+    assert plain["D/cond"] < logs["D/cond"]  # weight 1 (the default): the unweighted loss, pinned above
+
+
 def test_g_loss_of_the_conditional_recipe_has_no_classification_term():
     recipe, G, D, batch = conditional_batch()
     before, logs = recipe.g_loss(G, D, batch, 1, FP32)

@@ -67,6 +67,11 @@ class StarGANTrainConfig(RunConfig):
         0.0, "weight of the identity loss: G at the source labels returns the input (AttGAN; 0 = off, as the paper)"
     )
     lambda_cond: float = opt(1.0, "weight of the conditional head's loss, for D and G (conditional recipe)")
+    cond_changed_weight: float = opt(
+        1.0,
+        "in the conditional head's fake terms (D's and G's), weight of the attributes a target changes over those it "
+        "keeps (1 = all alike; the kept ones look like the real face and teach the head little)",
+    )
     d_warmup: int = opt(
         0, "steps from step 0 on which only D trains (the conditional head learns the attributes before G follows it)"
     )

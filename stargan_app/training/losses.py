@@ -24,11 +24,11 @@ def value_logits(cond: torch.Tensor, values: torch.Tensor, group: slice) -> torc
     return cond[:, group].gather(2, (values >= 0.5).long().unsqueeze(2)).squeeze(2)
 
 
-def conditional_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
-    """BCE of conditional logits towards real (1) or fake (0), summed over attributes and averaged over the batch
-    (as classification_loss)."""
+def conditional_loss(logits: torch.Tensor, real: bool, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """BCE of conditional logits towards real (1) or fake (0), each term times `weight` (same shape; None = 1), summed
+    over attributes and averaged over the batch (as classification_loss)."""
     target = torch.full_like(logits, 1.0 if real else 0.0, dtype=torch.float32)
-    return F.binary_cross_entropy_with_logits(logits.float(), target, reduction="sum") / logits.size(0)
+    return F.binary_cross_entropy_with_logits(logits.float(), target, weight=weight, reduction="sum") / logits.size(0)
 
 
 def reconstruction_loss(x: torch.Tensor, x_rec: torch.Tensor) -> torch.Tensor:

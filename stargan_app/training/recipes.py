@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from stargan_app.labels import present
 from stargan_app.training import losses
 from stargan_app.training.batches import Batch
 from stargan_app.training.config import StarGANTrainConfig
@@ -187,7 +188,8 @@ class Conditional(NonSaturatingR1):
         wrong = losses.value_logits(real[2], 1.0 - batch.label_org, batch.cls_slice)
         fake_at_target = losses.value_logits(fake[2], batch.label_trg, batch.cls_slice)
         d_cond = losses.conditional_loss(right, True) + 0.5 * (
-            losses.conditional_loss(wrong, False) + losses.conditional_loss(fake_at_target, False)
+            losses.conditional_loss(wrong, False)
+            + losses.conditional_loss(fake_at_target, False, self.changed_weights(batch))
         )
         logs.update(
             {
@@ -200,9 +202,18 @@ class Conditional(NonSaturatingR1):
         )
         return d_cond, torch.cat([real[0].flatten(1), right], 1)
 
+    def changed_weights(self, batch: Batch) -> torch.Tensor | None:
+        """(B, k) weights of the fake terms: cond_changed_weight where the target changes an attribute, 1 where it
+        keeps it; None when they are all 1."""
+        if self.cfg.cond_changed_weight == 1.0:
+            return None
+        changed = (present(batch.label_trg) != present(batch.label_org)).float()
+        return 1.0 + (self.cfg.cond_changed_weight - 1.0) * changed
+
     def g_adversarial(self, fake: Heads, batch: Batch) -> tuple[torch.Tensor, Logs]:
         g_fake = losses.bce_real(fake[0].float())
-        g_cond = losses.conditional_loss(losses.value_logits(fake[2], batch.label_trg, batch.cls_slice), True)
+        fake_at_target = losses.value_logits(fake[2], batch.label_trg, batch.cls_slice)
+        g_cond = losses.conditional_loss(fake_at_target, True, self.changed_weights(batch))
         return g_fake + self.cfg.lambda_cond * g_cond, {"G/fake": g_fake, "G/cond": g_cond}
 
 
