@@ -151,7 +151,7 @@ def _decode(im: Image.Image, max_pixels: int) -> Image.Image:
         if getattr(im, "n_frames", 1) > 1 and im.tell() != 0:
             im.seek(0)
         im.load()
-        im = ImageOps.exif_transpose(im)
+        im = ImageOps.exif_transpose(im)  # always a new image: the caller's stays untouched
         _check_size(im.width, im.height, max_pixels)
         return _to_rgb(im)
     except StarGANAppError:
@@ -165,6 +165,7 @@ def _decode(im: Image.Image, max_pixels: int) -> Image.Image:
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
+    """`im` (an image of our own) flattened to RGB; an RGB image comes back as it is (no copy of 12 MP)."""
     if im.mode in _WIDE_MODES:
         return _array_to_rgb(np.asarray(im), wide_mode=im.mode)
     if im.mode == "La":  # premultiplied grey+alpha, which PIL cannot convert: over white is L + 255 - A
@@ -174,7 +175,7 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     if im.mode in _ALPHA_MODES or im.has_transparency_data:
         return _flatten_alpha(im.convert("RGBA"))
     if im.mode == "RGB":
-        return im.copy()
+        return im
     return im.convert("RGB")
 
 
