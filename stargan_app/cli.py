@@ -210,6 +210,12 @@ def add_eval_parsers(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="edge-aware (guided-filter) paste-back of the change (default: on exactly when there are region maps)",
     )
+    e.add_argument(
+        "--person-masks",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="gate hair edits by each face's person and skin masks, as the app does (they change the hair figures)",
+    )
     e.add_argument("--json", default=None, help="also write the results here")
     e = esub.add_parser("cgan", help="class accuracy and diversity of samples per a reference classifier")
     e.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
@@ -315,6 +321,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 args.change_window,
                 args.regions,
                 args.guided,
+                args.person_masks,
             )
         else:
             from stargan_app.evaluation.cgan import eval_cgan

@@ -341,12 +341,14 @@ def eval_stargan(
     change_window: float | None = None,
     regions: str | None = None,
     guided: bool | None = None,
+    person_masks: bool = True,
 ) -> dict[str, Any]:
     """All figures for one weights file; prints the tables and returns them as a dict (see the module doc).
 
     change_smoothing, change_window: how the editor blurs and windows an image generator's change (None: the app's
     defaults). regions: "off", or a region-maps file (None: the one beside the weights, if any); guided: the
-    edge-aware paste-back on or off (None: on exactly when there are maps).
+    edge-aware paste-back on or off (None: on exactly when there are maps); person_masks: hair edits gated by each
+    face's person and skin masks, as served (they change the hair figures: compare files with the same setting).
     """
     from stargan_app.inference import FaceEditor
 
@@ -355,7 +357,7 @@ def eval_stargan(
     }
     if regions is not None:
         options["regions"] = False if regions == "off" else regions
-    editor = FaceEditor.from_pretrained(weights, guided=guided, **options)
+    editor = FaceEditor.from_pretrained(weights, guided=guided, person_masks=person_masks, **options)
     schema, size, attributes = editor.schema, editor.config.image_size, editor.attributes
     celeba = read_split(data_dir, test_size)
     labels = celeba.labels(attributes)
@@ -402,6 +404,7 @@ def eval_stargan(
         "change_window": editor.change_window,
         "regions": editor.regions.info.get("path") if editor.regions else None,
         "guided": editor.guided,
+        "person_masks": editor.segmenter is not None,
         "test_faces": len(held.photos),
         "pipeline_no_face": served.no_face,
         **per_attribute,
@@ -460,7 +463,10 @@ def print_results(result: dict[str, Any], attributes: tuple[str, ...], editor: F
         ]
         for a in attributes
     ]
-    paste = f"regions {result['regions'] or 'off'}, guided paste-back {'on' if editor.guided else 'off'}"
+    paste = (
+        f"regions {result['regions'] or 'off'}, guided paste-back {'on' if editor.guided else 'off'}, "
+        f"person/skin masks {'on' if result['person_masks'] else 'off'}"
+    )
     judge = result["judge"]
     print_table(
         f"StarGAN on {result['test_faces']} held-out faces ({result['pipeline_no_face']} without a detected face; "
