@@ -178,6 +178,12 @@ def add_eval_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", default=None, help="weights file (default: the shipped one)")
     p.add_argument("--faces-dir", default=None, help="more single-face portraits to put above the ones in assets/")
     p.add_argument("--tile", type=int, default=160, help="side of each tile in pixels")
+    p.add_argument(
+        "--regions",
+        default=None,
+        help="'off', or a region-maps file (default: the one beside the weights, if any; a candidate from a run has "
+        "none, so pass the shipped weights/stargan_celeba.regions.safetensors to see it as it would be served)",
+    )
 
     p = sub.add_parser("eval", help="measure shipped or given weights")
     esub = p.add_subparsers(dest="model", required=True)
@@ -304,7 +310,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from stargan_app.evaluation.stargan import write_sheet
         from stargan_app.inference import FaceEditor
 
-        print(write_sheet(FaceEditor.from_pretrained(args.weights), args.out, args.faces_dir, args.tile))
+        regions = None if args.regions is None else (False if args.regions == "off" else args.regions)
+        editor = FaceEditor.from_pretrained(args.weights, regions=regions)
+        print(write_sheet(editor, args.out, args.faces_dir, args.tile))
     elif args.command == "eval":
         if args.model == "stargan":
             from stargan_app.evaluation.stargan import eval_stargan

@@ -142,3 +142,22 @@ def test_sheet_has_a_row_per_portrait_and_a_column_per_attribute(weights, tmp_pa
     caption = 24  # write_sheet's caption band above the tiles and under each row
     columns, rows = 1 + len(SCHEMA.attributes), 2  # the input and every edit; the two portraits in assets/
     assert Image.open(out).size == (32 * columns, caption + (32 + caption) * rows)
+
+
+def test_sheet_regions_option_gates_a_candidate_as_served(weights, tmp_path):
+    """A run's candidate has no maps beside it: --regions gives it the shipped ones (here maps that allow nothing, so
+    every tile is the input's), and 'off' shows the ungated edits."""
+    import torch
+
+    from stargan_app.inference.compositing import RegionMaps
+
+    size = TINY_STARGAN.image_size
+    nowhere = RegionMaps({a: torch.zeros(size, size) for a in SCHEMA.attributes}).save(tmp_path / "maps.safetensors")
+    tiles = {}
+    for name, regions in (("gated", str(nowhere)), ("off", "off")):
+        out = tmp_path / f"{name}.png"
+        assert main(["sheet", "--weights", str(weights), "--out", str(out), "--tile", "32", "--regions", regions]) == 0
+        row = np.asarray(Image.open(out).convert("RGB"), np.int16)[24 : 24 + 32]
+        tiles[name] = [row[:, 32 * k : 32 * (k + 1)] for k in range(1 + len(SCHEMA.attributes))]
+    assert all(np.abs(t - tiles["gated"][0]).max() <= 1 for t in tiles["gated"][1:])
+    assert any(np.abs(t - tiles["off"][0]).max() > 8 for t in tiles["off"][1:])
