@@ -169,6 +169,14 @@ def add_weights_file_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sheet", default=None, help="also write a labelled PNG of the maps here")
 
 
+def add_regions_argument(parser: argparse.ArgumentParser, more_help: str = "") -> None:
+    parser.add_argument(
+        "--regions",
+        default=None,
+        help=f"'off', or a region-maps file (default: the one beside the weights, if any{more_help})",
+    )
+
+
 def add_eval_parsers(sub: argparse._SubParsersAction) -> None:
     """eval (figures on held-out CelebA) and sheet (pictures of every edit on the example portraits)."""
     p = sub.add_parser(
@@ -178,12 +186,7 @@ def add_eval_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", default=None, help="weights file (default: the shipped one)")
     p.add_argument("--faces-dir", default=None, help="more single-face portraits to put above the ones in assets/")
     p.add_argument("--tile", type=int, default=160, help="side of each tile in pixels")
-    p.add_argument(
-        "--regions",
-        default=None,
-        help="'off', or a region-maps file (default: the one beside the weights, if any; a candidate from a run has "
-        "none, so pass the shipped weights/stargan_celeba.regions.safetensors to see it as it would be served)",
-    )
+    add_regions_argument(p, "; a run's candidate has none: pass weights/stargan_celeba.regions.safetensors")
 
     p = sub.add_parser("eval", help="measure shipped or given weights")
     esub = p.add_subparsers(dest="model", required=True)
@@ -207,9 +210,7 @@ def add_eval_parsers(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="fade an image generator's change from this fraction of the crop's half-width (default: the app's)",
     )
-    e.add_argument(
-        "--regions", default=None, help="'off', or a region-maps file (default: the one beside the weights, if any)"
-    )
+    add_regions_argument(e)
     e.add_argument(
         "--guided",
         action=argparse.BooleanOptionalAction,
@@ -309,9 +310,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "sheet":
         from stargan_app.evaluation.stargan import write_sheet
         from stargan_app.inference import FaceEditor
+        from stargan_app.inference.compositing import regions_option
 
-        regions = None if args.regions is None else (False if args.regions == "off" else args.regions)
-        editor = FaceEditor.from_pretrained(args.weights, regions=regions)
+        editor = FaceEditor.from_pretrained(args.weights, regions=regions_option(args.regions))
         print(write_sheet(editor, args.out, args.faces_dir, args.tile))
     elif args.command == "eval":
         if args.model == "stargan":

@@ -5,11 +5,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from conftest import ROOT, TINY_STARGAN, tiny_stargan_weights
 from PIL import Image
 
 from stargan_app.cli import main
 from stargan_app.errors import LabelError
+from stargan_app.inference.compositing import RegionMaps
 from stargan_app.labels import choice_targets
 
 pytest.importorskip("facenet_pytorch")
@@ -147,10 +149,6 @@ def test_sheet_has_a_row_per_portrait_and_a_column_per_attribute(weights, tmp_pa
 def test_sheet_regions_option_gates_a_candidate_as_served(weights, tmp_path):
     """A run's candidate has no maps beside it: --regions gives it the shipped ones (here maps that allow nothing, so
     every tile is the input's), and 'off' shows the ungated edits."""
-    import torch
-
-    from stargan_app.inference.compositing import RegionMaps
-
     size = TINY_STARGAN.image_size
     nowhere = RegionMaps({a: torch.zeros(size, size) for a in SCHEMA.attributes}).save(tmp_path / "maps.safetensors")
     tiles = {}

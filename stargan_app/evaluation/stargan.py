@@ -51,6 +51,7 @@ from stargan_app.labels import full_label_vector, present, target_vector
 
 if TYPE_CHECKING:
     from stargan_app.inference import FaceEditor
+    from stargan_app.inference.compositing import regions_option
 
 CLASSIFIER_EPOCHS = 10
 CLASSIFIER_VALIDATION = 1000  # the last training ids tune the thresholds; they are never held-out ids
@@ -356,7 +357,7 @@ def eval_stargan(
         k: v for k, v in (("change_smoothing", change_smoothing), ("change_window", change_window)) if v is not None
     }
     if regions is not None:
-        options["regions"] = False if regions == "off" else regions
+        options["regions"] = regions_option(regions)
     editor = FaceEditor.from_pretrained(weights, guided=guided, person_masks=person_masks, **options)
     schema, size, attributes = editor.schema, editor.config.image_size, editor.attributes
     celeba = read_split(data_dir, test_size)

@@ -112,6 +112,11 @@ def regions_path(weights: str | Path) -> Path:
     return weights.with_name(companion_name(weights.name))
 
 
+def regions_option(value: str | None) -> str | bool | None:
+    """A --regions value as find_regions takes it: 'off' -> False (none), None -> the maps beside the weights."""
+    return False if value == "off" else value
+
+
 def find_regions(weights: str | Path, regions: str | Path | bool | RegionMaps | None = None) -> RegionMaps | None:
     """The maps to use with a weights file: None/True the file beside it if there is one, False none, else that path."""
     if regions is False:
