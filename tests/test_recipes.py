@@ -60,15 +60,21 @@ def test_the_conditional_losses_read_only_the_batch_groups_attributes():
     assert abs(recipe.d_loss(D, G, batch, 1, FP32)[0] - before_d) > 1e-3
 
 
-def test_the_conditional_d_loss_is_matching_aware():
-    recipe, G, D, batch = conditional_batch()
-    _, logs = recipe.d_loss(D, G, batch, 1, FP32)
+def head_logits(G, D, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The conditional head's (B, k) logits, computed by hand: real faces at their own values and at the wrong ones,
+    and G's fakes at their targets."""
     with torch.no_grad():
         real = D(batch.x, with_cond=True)[2]
         fake = D(G(batch.x, batch.c_trg), with_cond=True)[2]
     right = losses.value_logits(real, batch.label_org, batch.cls_slice)
     wrong = losses.value_logits(real, 1 - batch.label_org, batch.cls_slice)
-    fake_at_target = losses.value_logits(fake, batch.label_trg, batch.cls_slice)
+    return right, wrong, losses.value_logits(fake, batch.label_trg, batch.cls_slice)
+
+
+def test_the_conditional_d_loss_is_matching_aware():
+    recipe, G, D, batch = conditional_batch()
+    _, logs = recipe.d_loss(D, G, batch, 1, FP32)
+    right, wrong, fake_at_target = head_logits(G, D, batch)
     expected = losses.conditional_loss(right, True) + 0.5 * (
         losses.conditional_loss(wrong, False) + losses.conditional_loss(fake_at_target, False)
     )
@@ -82,12 +88,7 @@ def test_the_changed_attribute_weight_scales_only_the_fake_terms_of_the_attribut
     assert changed.any() and not changed.all()  # the shuffle changes some attributes and keeps others
     _, logs = recipe.d_loss(D, G, batch, 1, FP32)
     _, g_logs = recipe.g_loss(G, D, batch, 1, FP32)
-    with torch.no_grad():
-        real = D(batch.x, with_cond=True)[2]
-        fake = D(G(batch.x, batch.c_trg), with_cond=True)[2]
-    right = losses.value_logits(real, batch.label_org, batch.cls_slice)
-    wrong = losses.value_logits(real, 1 - batch.label_org, batch.cls_slice)
-    fake_at_target = losses.value_logits(fake, batch.label_trg, batch.cls_slice)
+    right, wrong, fake_at_target = head_logits(G, D, batch)
     B = fake_at_target.size(0)
     weight = torch.where(changed, 4.0, 1.0)
     by_hand = (torch.nn.functional.softplus(fake_at_target) * weight).sum() / B  # BCE towards fake, weighted
