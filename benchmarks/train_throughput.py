@@ -3,6 +3,7 @@
     python benchmarks/train_throughput.py --steps 30 --conv-dim 32 --g-repeat-num 4 --d-conv-dim 32   # CPU
     python benchmarks/train_throughput.py --steps 200 --conv-dim 64 --g-repeat-num 6                  # GPU
     python benchmarks/train_throughput.py --campaign       # the campaign's recipe: layout, batch 32, torch.compile
+    python benchmarks/train_throughput.py --guide          # the conditional campaign step with and without the guide
 
 `--campaign` times the recipe the face model is trained with (v2, image G, deconv_blur, DiffAugment) under the
 levers that could raise its G updates/s: bf16 with and without channels_last, batch 32 (images/s is the fair unit
@@ -41,8 +42,15 @@ def measure(cfg: StarGANTrainConfig, device: torch.device, steps: int) -> float:
     return measure_layout(cfg, device, steps, layout)
 
 
-def measure_layout(cfg: StarGANTrainConfig, device: torch.device, steps: int, layout: torch.memory_format) -> float:
-    """measure() with the memory format given; cfg.compile compiles G as train_stargan does."""
+def measure_layout(
+    cfg: StarGANTrainConfig,
+    device: torch.device,
+    steps: int,
+    layout: torch.memory_format,
+    guide: torch.nn.Module | None = None,
+) -> float:
+    """measure() with the memory format given; cfg.compile compiles G as train_stargan does; `guide` is the frozen
+    attribute guide G's loss reads."""
     torch.manual_seed(0)
     mcfg = model_config(cfg)
     precision = autocast_for(device, cfg.amp)
@@ -55,7 +63,7 @@ def measure_layout(cfg: StarGANTrainConfig, device: torch.device, steps: int, la
     groups = [torch.arange(g, n, len(mcfg.labels.groups)) for g in range(len(mcfg.labels.groups))]
     data = TrainingData(images, labels, groups, layout)
     g_train = torch.compile(G) if cfg.compile else G
-    recipe = recipe_for(cfg)
+    recipe = recipe_for(cfg, guide)
 
     def step(i: int) -> None:
         train_step(gan, g_train, D, draw_batch(data, mcfg.labels, cfg, i, rank=0), recipe, i, precision)
@@ -82,6 +90,9 @@ def main() -> None:
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--device", default="auto")
     p.add_argument("--campaign", action="store_true", help="time the campaign's recipe under layout, batch and compile")
+    p.add_argument(
+        "--guide", action="store_true", help="time the conditional campaign step with and without the attribute guide"
+    )
     args = p.parse_args()
     device = setup(args.device).device
     base = StarGANTrainConfig(
@@ -95,6 +106,8 @@ def main() -> None:
     print(f"device {device}, {torch.get_num_threads()} threads, bf16 autocast available: {bf16}")
     if args.campaign:
         return campaign_levers(base, device, args.steps)
+    if args.guide:
+        return guide_cost(base, device, args.steps)
     rows = []
     variants = (
         ("wgan-gp", "image", "deconv"),
@@ -142,6 +155,23 @@ def campaign_levers(base: StarGANTrainConfig, device: torch.device, steps: int) 
             print(f"{name:42s} failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}", flush=True)
             continue
         print(f"{name:42s} {rate:8.2f} {rate * cfg.batch_size:9.1f}", flush=True)
+
+
+def guide_cost(base: StarGANTrainConfig, device: torch.device, steps: int) -> None:
+    """The conditional campaign step (bf16 where native, channels_last, compiled G) without and with a frozen guide
+    of the default size (random weights: the cost does not depend on them)."""
+    from stargan_app.config import GuideConfig
+    from stargan_app.models import AttributeGuide
+
+    cfg = dataclasses.replace(
+        base, recipe="conditional", output="image", upsample="deconv_blur", augment="translation,cutout", compile=True
+    )
+    guide = AttributeGuide(GuideConfig(image_size=base.image_size)).to(device).eval().requires_grad_(False)
+    layout = torch.channels_last if autocast_for(device, cfg.amp).enabled else torch.contiguous_format
+    print(f"{'conditional campaign step':34s} {'steps/s':>8s} {'s/step':>8s}")
+    for name, g in (("without the guide", None), ("with the guide (width 32)", guide)):
+        rate = measure_layout(cfg, device, steps, layout, g)
+        print(f"{name:34s} {rate:8.3f} {1 / rate:8.3f}", flush=True)
 
 
 if __name__ == "__main__":

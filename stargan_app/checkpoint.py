@@ -13,9 +13,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from stargan_app.config import CGANConfig, StarGANConfig, config_from_json, config_to_json
+from stargan_app.config import CGANConfig, GuideConfig, StarGANConfig, config_from_json, config_to_json
 from stargan_app.errors import WeightsError
-from stargan_app.models import CGANDiscriminator, CGANGenerator, Discriminator, Generator
+from stargan_app.models import AttributeGuide, CGANDiscriminator, CGANGenerator, Discriminator, Generator
 
 FORMAT = "stargan-app/1"
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -34,7 +34,9 @@ HUB_REPO_FILE = "HUB_REPO"  # the same, written into weights/ of a published Spa
 KINDS: dict[str, tuple[type, dict[str, type[nn.Module]]]] = {
     "stargan": (StarGANConfig, {"G": Generator, "D": Discriminator}),
     "cgan": (CGANConfig, {"G": CGANGenerator, "D": CGANDiscriminator}),
+    "guide": (GuideConfig, {"guide": AttributeGuide}),
 }
+GUIDE_FILE = "stargan_guide.safetensors"  # the robust attribute classifier that guides G's training
 
 
 @dataclass

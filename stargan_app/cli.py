@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from stargan_app.errors import StarGANAppError
-from stargan_app.training.config import CGANTrainConfig, StarGANTrainConfig
+from stargan_app.training.config import CGANTrainConfig, GuideTrainConfig, StarGANTrainConfig
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
@@ -111,16 +111,19 @@ def add_edit_parser(sub: argparse._SubParsersAction) -> None:
 def add_train_parsers(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train models and write the weights the app serves")
     tsub = train.add_subparsers(dest="model", required=True)
-    p = tsub.add_parser(
-        "stargan",
-        help="StarGAN on CelebA with two label groups and a mask vector",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    trainers = (
+        ("stargan", "StarGAN on CelebA with two label groups and a mask vector", StarGANTrainConfig),
+        ("cgan", "conditional MLP GAN on MNIST or Fashion-MNIST", CGANTrainConfig),
+        (
+            "guide",
+            "the robust (PGD-L2 adversarially trained) attribute classifier that guides StarGAN's training",
+            GuideTrainConfig,
+        ),
     )
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
-    add_config_flags(p, StarGANTrainConfig)
-    p = tsub.add_parser("cgan", help="conditional MLP GAN on MNIST or Fashion-MNIST")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
-    add_config_flags(p, CGANTrainConfig)
+    for name, help_text, cls in trainers:
+        p = tsub.add_parser(name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+        add_config_flags(p, cls)
     p = tsub.add_parser("all", help="StarGAN, CGAN-MNIST and CGAN-Fashion in turn, with their defaults")
     p.add_argument("--celeba-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
     p.add_argument("--mnist-dir", default="", help="MNIST idx folder ('' = download)")
@@ -224,6 +227,19 @@ def add_eval_parsers(sub: argparse._SubParsersAction) -> None:
         help="gate hair edits by each face's person and skin masks, as the app does (they change the hair figures)",
     )
     e.add_argument("--json", default=None, help="also write the results here")
+    e.add_argument(
+        "--robust-reader",
+        default=None,
+        help="a second robust attribute network (a `train guide` file of another seed) that neither guided nor "
+        "judged: its transfer reading is one only real features pass (default: none)",
+    )
+    e = esub.add_parser("guide", help="the guide's held-out recall/specificity and its gradient-ascent grid")
+    e.add_argument("--weights", default="weights/stargan_guide.safetensors", help="a `train guide` weights file")
+    e.add_argument("--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
+    e.add_argument("--test-size", type=int, default=1000, help="held-out last ids")
+    e.add_argument("--out", default=None, help="write the ascent grid (a PNG) here")
+    e.add_argument("--faces", type=int, default=8, help="held-out faces in the grid")
+    e.add_argument("--json", default=None, help="also write the results here")
     e = esub.add_parser("cgan", help="class accuracy and diversity of samples per a reference classifier")
     e.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
     e.add_argument("--weights", default=None, help="weights file (default: the shipped one)")
@@ -284,6 +300,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             from stargan_app.training.cgan_loop import train_cgan
 
             train_cgan(build_config(CGANTrainConfig, args, resume=args.resume))
+        elif args.model == "guide":
+            from stargan_app.training.guide_loop import train_guide
+
+            train_guide(build_config(GuideTrainConfig, args, resume=args.resume))
         else:
             from stargan_app.training.cgan_loop import train_cgan
             from stargan_app.training.stargan_loop import train_stargan
@@ -331,7 +351,12 @@ def _dispatch(args: argparse.Namespace) -> int:
                 args.regions,
                 args.guided,
                 args.person_masks,
+                args.robust_reader,
             )
+        elif args.model == "guide":
+            from stargan_app.evaluation.guide import eval_guide
+
+            result = eval_guide(args.weights, args.data_dir, args.out, args.test_size, args.faces)
         else:
             from stargan_app.evaluation.cgan import eval_cgan
 

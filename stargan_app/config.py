@@ -112,6 +112,19 @@ class CGANConfig:
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
 
+@dataclass(frozen=True)
+class GuideConfig:
+    """The robust attribute classifier that guides G's training (and, with another seed, judges it)."""
+
+    attributes: tuple[str, ...] = GROUP_A + GROUP_B  # one logit per attribute, in the label schema's order
+    image_size: int = 64  # side of the face crop it reads, in G's [-1, 1] range
+    width: int = 32  # channels of the first block (doubling with each of the four stride-2 blocks)
+    blocks: int = 4  # stride-2 conv blocks before the global average pool
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "attributes", tuple(self.attributes))
+
+
 def config_to_json(cfg: Any) -> str:
     return json.dumps(dataclasses.asdict(cfg), sort_keys=True)
 

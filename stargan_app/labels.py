@@ -105,6 +105,20 @@ def present(values: torch.Tensor) -> torch.Tensor:
     return values >= PRESENT_THRESHOLD
 
 
+def recall_specificity(pred: torch.Tensor, truth: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per attribute (column), the share of faces with it that `pred` reads as having it, and of those without it
+    read as without (NaN where a column has none)."""
+    pos = present(truth)
+    recall = [
+        float(pred[pos[:, j], j].float().mean()) if pos[:, j].any() else float("nan") for j in range(pred.size(1))
+    ]
+    spec = [
+        float((~pred[~pos[:, j], j]).float().mean()) if (~pos[:, j]).any() else float("nan")
+        for j in range(pred.size(1))
+    ]
+    return recall, spec
+
+
 def source_vector(schema: LabelSchema, source: Mapping[str, float] | None) -> torch.Tensor:
     """Binary source labels over all attributes (see is_present)."""
     return torch.tensor([1.0 if is_present(source, a) else 0.0 for a in schema.attributes])

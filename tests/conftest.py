@@ -15,13 +15,14 @@ import torch
 from PIL import Image
 
 from stargan_app.checkpoint import save_weights
-from stargan_app.config import GROUP_A, GROUP_B, StarGANConfig
+from stargan_app.config import GROUP_A, GROUP_B, GuideConfig, StarGANConfig
 from stargan_app.face.align import celeba_reference_points
 from stargan_app.face.detect import DetectedFace
-from stargan_app.models import Discriminator, Generator
+from stargan_app.models import AttributeGuide, Discriminator, Generator
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "weights"
+SHARED_CELEBA = ROOT.parent / "shared" / "data" / "celeba-10k"  # the shared data's CelebA subset (absent elsewhere)
 
 # The tiny StarGAN every fast test builds: 32 px, 8 channels, one residual block (a few ms per forward on a CPU).
 TINY_STARGAN = StarGANConfig(image_size=32, conv_dim=8, g_repeat_num=1, d_conv_dim=8, d_repeat_num=4)
@@ -67,6 +68,24 @@ def tiny_stargan_weights(path: Path, cfg: StarGANConfig = TINY_STARGAN, seed: in
     return save_weights(path, "stargan", cfg, {"G": G, "D": D})
 
 
+TINY_GUIDE = GuideConfig(image_size=32, width=4)  # the attribute guide at the tiny StarGAN's size
+
+
+def tiny_guide(seed: int = 0) -> AttributeGuide:
+    """A random-weight guide of TINY_GUIDE, the same for the same seed, with BatchNorm statistics away from their
+    initial values (so a guide left in train mode would visibly change them)."""
+    torch.manual_seed(seed)
+    guide = AttributeGuide(TINY_GUIDE)
+    with torch.no_grad():
+        guide.train()(torch.rand(8, 3, 32, 32) * 2 - 1)
+    return guide.eval()
+
+
+def tiny_guide_weights(path: Path, seed: int = 0) -> Path:
+    """A guide-kind weights file of tiny_guide(seed)."""
+    return save_weights(path, "guide", TINY_GUIDE, {"guide": tiny_guide(seed)}, info={"seed": seed})
+
+
 def set_mask_logit(G: Generator, logit: float) -> None:
     """Make a masked G's mask M constant: zero mask weights, bias = logit (-1e4: closed, G returns x exactly)."""
     last = G.main[-1]
@@ -91,6 +110,12 @@ def make_celeba(root: Path, n: int = 24, corrupt: int = 0, p_on: float = 0.3) ->
         rows.append(name + " " + " ".join(f"{v:2d}" for v in values))
     (root / "list_attr_celeba.txt").write_text(f"{n}\n" + " ".join(CELEBA_COLUMNS) + "\n" + "\n".join(rows) + "\n")
     return root
+
+
+def tiny_celeba(tmp_path: Path) -> str:
+    """The CelebA layout of a test's tmp_path (make_celeba with 2 corrupt files), made on first use."""
+    celeba = tmp_path / "celeba"
+    return str(celeba if celeba.exists() else make_celeba(celeba, corrupt=2))
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, WEIGHTS, make_celeba, needs_weights, tiny_stargan_weights
+from conftest import SHARED_CELEBA, WEIGHTS, make_celeba, needs_weights, tiny_stargan_weights
 from PIL import Image
 
 from stargan_app.cli import main
@@ -15,7 +15,6 @@ from stargan_app.inference import FaceEditor
 from stargan_app.inference.compositing import RegionMaps, find_regions, regions_path
 from stargan_app.training.data import read_celeba_attributes
 
-SHARED_CELEBA = ROOT.parent / "shared" / "data" / "celeba-10k"
 HAIR = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, TINY_DIMS, TINY_STARGAN, make_celeba, write_idx
+from conftest import ROOT, TINY_DIMS, TINY_STARGAN, tiny_celeba, write_idx
 
 from stargan_app.errors import WeightsError
 from stargan_app.inference import ClassSampler, FaceEditor
@@ -24,9 +24,8 @@ from stargan_app.training.stargan_loop import train_stargan
 
 def tiny_train_config(tmp_path: Path, **kw) -> StarGANTrainConfig:
     """A few CPU steps of TINY_STARGAN on a 24-image CelebA layout in tmp_path/celeba (2 of its files corrupt)."""
-    celeba = tmp_path / "celeba"
     base = dict(
-        data_dir=str(celeba if celeba.exists() else make_celeba(celeba, corrupt=2)),
+        data_dir=tiny_celeba(tmp_path),
         run_dir=str(tmp_path / "run"),
         out=str(tmp_path / "w.safetensors"),
         **{name: getattr(TINY_STARGAN, name) for name in TINY_DIMS},

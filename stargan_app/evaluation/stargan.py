@@ -47,11 +47,10 @@ from stargan_app.evaluation.realism import (
 )
 from stargan_app.face.align import celeba_center_crop
 from stargan_app.imaging import to_model_range, to_pixels
-from stargan_app.labels import full_label_vector, present, target_vector
+from stargan_app.labels import full_label_vector, present, recall_specificity, target_vector
 
 if TYPE_CHECKING:
     from stargan_app.inference import FaceEditor
-    from stargan_app.inference.compositing import regions_option
 
 CLASSIFIER_EPOCHS = 10
 CLASSIFIER_VALIDATION = 1000  # the last training ids tune the thresholds; they are never held-out ids
@@ -80,18 +79,6 @@ def tune_thresholds(logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
                 best, best_t = min(recall, specificity), t
         thresholds.append(best_t)
     return torch.tensor(thresholds)
-
-
-def recall_specificity(pred: torch.Tensor, truth: torch.Tensor) -> tuple[list[float], list[float]]:
-    pos = present(truth)
-    recall = [
-        float(pred[pos[:, j], j].float().mean()) if pos[:, j].any() else float("nan") for j in range(pred.size(1))
-    ]
-    spec = [
-        float((~pred[~pos[:, j], j]).float().mean()) if (~pos[:, j]).any() else float("nan")
-        for j in range(pred.size(1))
-    ]
-    return recall, spec
 
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -235,15 +222,21 @@ def pipeline_edits(editor: Any, held: HeldOut, size: int) -> Edits:
     )
 
 
-def robust_transfer(judge: Judge, edits: Edits, held: HeldOut, attributes: tuple[str, ...]) -> dict[str, float]:
-    """Transfer read on squeezed edits (blur + JPEG: textures lose their effect), counting only the faces whose
-    squeezed original the judge does not already read as having the attribute."""
-    squeezed_original = judge(squeeze(held.crops))
+def robust_transfer(
+    read: Callable[[torch.Tensor], torch.Tensor],
+    edits: Edits,
+    held: HeldOut,
+    attributes: tuple[str, ...],
+    view: Callable[[torch.Tensor], torch.Tensor] = squeeze,
+) -> dict[str, float]:
+    """Transfer read (crops -> (N, n) bool) on a view of the edits (by default squeezed: blur + JPEG, so textures
+    lose their effect), counting only the faces whose viewed original `read` does not already read as having it."""
+    original = read(view(held.crops))
     out = {}
     for j, a in enumerate(attributes):
-        keep = ~squeezed_original[edits.faces[a], j]
+        keep = ~original[edits.faces[a], j]
         total = int(keep.sum()) + edits.missed[a]
-        hits = float(judge(squeeze(edits.crops[a][keep]))[:, j].sum()) if keep.any() else 0.0
+        hits = float(read(view(edits.crops[a][keep]))[:, j].sum()) if keep.any() else 0.0
         out[a] = hits / total if total else float("nan")
     return out
 
@@ -343,6 +336,7 @@ def eval_stargan(
     regions: str | None = None,
     guided: bool | None = None,
     person_masks: bool = True,
+    robust_reader: str | None = None,
 ) -> dict[str, Any]:
     """All figures for one weights file; prints the tables and returns them as a dict (see the module doc).
 
@@ -350,8 +344,11 @@ def eval_stargan(
     defaults). regions: "off", or a region-maps file (None: the one beside the weights, if any); guided: the
     edge-aware paste-back on or off (None: on exactly when there are maps); person_masks: hair edits gated by each
     face's person and skin masks, as served (they change the hair figures: compare files with the same setting).
+    robust_reader: a second robust attribute network (`train guide`, another seed) that neither guided G nor judges
+    here: its transfer (unsqueezed) is a reading only real features pass. It must not be the file that guided G.
     """
     from stargan_app.inference import FaceEditor
+    from stargan_app.inference.compositing import regions_option
 
     options = {
         k: v for k, v in (("change_smoothing", change_smoothing), ("change_window", change_window)) if v is not None
@@ -391,6 +388,11 @@ def eval_stargan(
         ),
         "false_on_reconstruction": false_on_rec,
     }
+    if robust_reader:
+        read, reader_sha = reader_for(robust_reader, editor)
+        per_attribute["robust_net_transfer_pipeline"] = robust_transfer(
+            read, served, held, attributes, view=lambda crops: crops
+        )
     summary = summarise(per_attribute, attributes)
     real_features = judge.features(x)
     summary.update(
@@ -406,6 +408,8 @@ def eval_stargan(
         "regions": editor.regions.info.get("path") if editor.regions else None,
         "guided": editor.guided,
         "person_masks": editor.segmenter is not None,
+        "guides": guides_of(editor.info),
+        "robust_reader": {"file": robust_reader, "sha256": reader_sha} if robust_reader else None,
         "test_faces": len(held.photos),
         "pipeline_no_face": served.no_face,
         **per_attribute,
@@ -427,6 +431,21 @@ def eval_stargan(
     return result
 
 
+def guides_of(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The attribute guides that G's training stages read (file, sha256), from a weights file's info."""
+    return [s["guide"] for s in info.get("stages", []) if s.get("guide")]
+
+
+def reader_for(path: str, editor: FaceEditor) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
+    """The robust reader of a file, refused when that file guided G: the measure would rise with the objective."""
+    from stargan_app.evaluation.guide import robust_reader
+
+    read, sha = robust_reader(path, editor.attributes)
+    if any(g.get("sha256") == sha for g in guides_of(editor.info)):
+        raise StarGANAppError(f"--robust-reader {path} guided this G's training: a reader must be another network.")
+    return read, sha
+
+
 def summarise(per_attribute: dict[str, dict], attributes: tuple[str, ...]) -> dict[str, float]:
     """Means over the hair colours and over the other attributes; the KID ratio and colour share over all."""
     hair = [a for a in attributes if a in HAIR_COLOURS]
@@ -436,8 +455,11 @@ def summarise(per_attribute: dict[str, dict], attributes: tuple[str, ...]) -> di
         ("transfer_pipeline", "pipeline"),
         ("transfer_raw", "raw"),
         ("robust_transfer_pipeline", "robust"),
+        ("robust_net_transfer_pipeline", "robust_net"),
         ("false_on_reconstruction", "false_on_reconstruction"),
     ):
+        if key not in per_attribute:
+            continue
         for part, attrs in (("hair", hair), ("others", others)):
             summary[f"{part}_{name}"] = float(np.nanmean([per_attribute[key][a] for a in attrs]))
     summary["kid_ratio_mean"] = float(np.nanmean([per_attribute["kid_pipeline"][a]["ratio"] for a in attributes]))

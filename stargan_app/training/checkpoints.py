@@ -74,6 +74,7 @@ class GANState:
     opt_d: torch.optim.Optimizer
     G_ema: nn.Module | None = None  # moving average of G: saved too, and what export_run ships as G
     info: dict[str, Any] = field(default_factory=dict)  # provenance: data, hardware, recipe, init_* of a fine-tune
+    resumed_info: dict[str, Any] = field(default_factory=dict)  # the info of the checkpoint last resumed from
 
     def state_dict(self, step: int, train_seconds: float) -> dict[str, Any]:
         """Everything needed to continue exactly from `step`."""
@@ -101,5 +102,6 @@ class GANState:
         self.opt_g.load_state_dict(state["opt_G"])
         self.opt_d.load_state_dict(state["opt_D"])
         set_rng_state(state["rng"])
-        self.info.update({k: v for k, v in state.get("info", {}).items() if k.startswith("init_")})
+        self.resumed_info = dict(state.get("info", {}))
+        self.info.update({k: v for k, v in self.resumed_info.items() if k.startswith("init_")})
         return float(state.get("train_seconds", 0.0))

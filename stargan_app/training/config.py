@@ -72,6 +72,17 @@ class StarGANTrainConfig(RunConfig):
         "in the conditional head's fake terms (D's and G's), weight of the attributes a target changes over those it "
         "keeps (1 = all alike; the kept ones look like the real face and teach the head little)",
     )
+    guide: str = opt(
+        "",
+        "a robust attribute classifier (`train guide`) whose BCE on G's fakes at their targets pays G for the "
+        "attributes; frozen ('' = none)",
+    )
+    lambda_guide: float = opt(1.0, "weight of the guide's term in G's loss")
+    guide_mode: str = opt(
+        "replace",
+        "'replace': the guide's term takes the place of D's classification term in G's loss; 'add': G pays both "
+        "(the conditional recipe has no such term, so the two are the same there)",
+    )
     d_warmup: int = opt(
         0, "steps from step 0 on which only D trains (the conditional head learns the attributes before G follows it)"
     )
@@ -118,4 +129,27 @@ class CGANTrainConfig(RunConfig):
     log_every: int = opt(200, "steps between logged losses")
     sample_every: int = opt(2000, "steps between sample grids (0 = never)")
     save_every: int = opt(2000, "steps between resume checkpoints")
+    fp16_export: bool = opt(False, "store exported weights as fp16")
+
+
+@dataclass(frozen=True)
+class GuideTrainConfig(RunConfig):
+    data_dir: str = opt("../shared/data/celeba-10k", "CelebA folder: img_align_celeba/ + list_attr_celeba.txt")
+    run_dir: str = opt("runs/guide", "where checkpoints and TensorBoard logs go")
+    out: str = opt("weights/stargan_guide.safetensors", "weights file written at the end")
+    image_size: int = opt(64, "crop side (G's training resolution)")
+    width: int = opt(32, "channels of the first of the four stride-2 blocks")
+    test_size: int = opt(1000, "last images held out (the same ids as every StarGAN run)")
+    max_images: int = opt(0, "use at most this many training images (0 = all)")
+    batch_size: int = opt(64, "images per batch")
+    epochs: int = opt(3, "passes over the training set")
+    lr: float = opt(1e-3, "Adam learning rate")
+    radius: float = opt(3.0, "PGD-L2 radius, in the [-1, 1] model range over the whole 3xSxS crop")
+    pgd_steps: int = opt(3, "PGD steps per batch (each of step size 2.5 * radius / steps)")
+    radius_warmup: float = opt(0.5, "epochs over which the radius ramps linearly from 0 to --radius")
+    ema_decay: float = opt(0.0, "unused by the guide: it is exported as trained")
+    log_every: int = opt(20, "steps between logged losses and accuracies")
+    save_every: int = opt(50, "steps between resume checkpoints")
+    sample_every: int = opt(0, "unused by the guide")
+    amp: bool = opt(True, "bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16 / AMX)")
     fp16_export: bool = opt(False, "store exported weights as fp16")

@@ -18,6 +18,7 @@ STAGE_KEYS = (
     "output",
     "upsample",
     "loss_weights",
+    "guide",  # the frozen attribute guide G's attribute term read: its file and sha256
     "n_critic",
     "batch_size",
     "hardware",

@@ -11,6 +11,10 @@
   saturated, high-frequency patches; a head that has seen fakes rejects them. The classifier stays in D's loss, on
   real faces only: the app reads a face's current attributes from it.
 
+Any recipe can take a guide (`--guide`): a frozen, adversarially trained attribute classifier whose BCE on G's fakes at
+their targets is G's attribute term, in place of D's classification term (`--guide-mode replace`) or beside it
+(`add`). Only real features move a robust classifier, so G cannot earn that term with textures.
+
 The loop calls recipe.d_loss / recipe.g_loss and asks recipe.trains_g(step); it never asks which recipe it runs.
 """
 
@@ -29,6 +33,15 @@ Logs = dict[str, torch.Tensor]
 Heads = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # D's (real/fake map, class logits, conditional)
 
 
+GUIDE_MODES = ("replace", "add")
+
+
+def guide_loss(guide: nn.Module, x_fake: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """The guide's classification loss on G's fakes towards the batch's target labels, in its label group's columns
+    (the guide's attributes are the schema's, in order)."""
+    return losses.classification_loss(guide(x_fake)[:, batch.cls_slice], batch.label_trg)
+
+
 def split_heads(heads: Heads, n: int) -> tuple[Heads, Heads]:
     """D's outputs for a batch of [first n | rest] as the outputs for each part."""
     src, cls, cond = heads
@@ -44,14 +57,25 @@ class Recipe:
     default_n_critic = 1
     d_has_cond_head = False
 
-    def __init__(self, cfg: StarGANTrainConfig):
+    def __init__(self, cfg: StarGANTrainConfig, guide: nn.Module | None = None):
+        if cfg.guide_mode not in GUIDE_MODES:
+            raise ValueError(f"guide_mode must be one of {GUIDE_MODES}, got {cfg.guide_mode!r}")
         self.cfg = cfg
         self.n_critic = cfg.n_critic or self.default_n_critic
+        self.guide = guide  # frozen: its parameters never require grad, it stays in eval mode
+
+    @property
+    def g_cls_weight(self) -> float:
+        """Weight of D's classification term in G's loss: none where a guide replaces it."""
+        return 0.0 if self.guide is not None and self.cfg.guide_mode == "replace" else self.cfg.lambda_cls
 
     def loss_weights(self) -> dict[str, float]:
         """The weights this recipe's losses use, as each training stage records them."""
         cfg = self.cfg
-        return {"cls": cfg.lambda_cls, "rec": cfg.lambda_rec, "id": cfg.lambda_id, **self.penalty_weights()}
+        weights = {"cls": cfg.lambda_cls, "rec": cfg.lambda_rec, "id": cfg.lambda_id, **self.penalty_weights()}
+        if self.guide is not None:
+            weights.update(guide=cfg.lambda_guide, g_cls=self.g_cls_weight)
+        return weights
 
     def penalty_weights(self) -> dict[str, float]:
         return {"r1": self.cfg.lambda_r1, "r1_every": self.cfg.r1_every}
@@ -78,10 +102,14 @@ class Recipe:
             x_fake, _, mask = G(batch.x, batch.c_trg, return_parts=True)
             fake = D(batch.seen_by_d(x_fake, cfg), with_cond=True)
             x_rec = G(x_fake, batch.c_org)
+            g_guide = None if self.guide is None else guide_loss(self.guide, x_fake, batch)
         g_adv, logs = self.g_adversarial(fake, batch)
         g_rec = losses.reconstruction_loss(batch.x, x_rec)
         g_loss = g_adv + cfg.lambda_rec * g_rec
         logs["G/rec"] = g_rec
+        if g_guide is not None:
+            g_loss = g_loss + cfg.lambda_guide * g_guide
+            logs["G/guide"] = g_guide
         if cfg.lambda_id > 0:  # the cycle alone leaves G(x, c_org) free to drift (colour casts) as long as it inverts
             with autocast:
                 x_id = G(batch.x, batch.c_org)
@@ -129,7 +157,7 @@ class WganGp(Recipe):
     def g_adversarial(self, fake: Heads, batch: Batch) -> tuple[torch.Tensor, Logs]:
         g_fake = losses.critic_real_loss(fake[0])
         g_cls = losses.classification_loss(fake[1][:, batch.cls_slice], batch.label_trg)
-        return g_fake + self.cfg.lambda_cls * g_cls, {"G/fake": g_fake, "G/cls": g_cls}
+        return g_fake + self.g_cls_weight * g_cls, {"G/fake": g_fake, "G/cls": g_cls}
 
 
 class NonSaturatingR1(Recipe):
@@ -170,7 +198,7 @@ class NonSaturatingR1(Recipe):
     def g_adversarial(self, fake: Heads, batch: Batch) -> tuple[torch.Tensor, Logs]:
         g_fake = losses.bce_real(fake[0].float())
         g_cls = losses.classification_loss(fake[1][:, batch.cls_slice], batch.label_trg)
-        return g_fake + self.cfg.lambda_cls * g_cls, {"G/fake": g_fake, "G/cls": g_cls}
+        return g_fake + self.g_cls_weight * g_cls, {"G/fake": g_fake, "G/cls": g_cls}
 
 
 class Conditional(NonSaturatingR1):
@@ -220,8 +248,9 @@ class Conditional(NonSaturatingR1):
 RECIPES: dict[str, type[Recipe]] = {"wgan-gp": WganGp, "v2": NonSaturatingR1, "conditional": Conditional}
 
 
-def recipe_for(cfg: StarGANTrainConfig) -> Recipe:
-    """The run's objective; an unknown name fails with the list of known ones."""
+def recipe_for(cfg: StarGANTrainConfig, guide: nn.Module | None = None) -> Recipe:
+    """The run's objective (with the frozen guide, when the run has one); an unknown name fails with the list of
+    known ones."""
     if cfg.recipe not in RECIPES:
         raise ValueError(f"recipe must be one of {tuple(RECIPES)}, got {cfg.recipe!r}")
-    return RECIPES[cfg.recipe](cfg)
+    return RECIPES[cfg.recipe](cfg, guide)

@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from stargan_app.config import LabelSchema, StarGANConfig
+from stargan_app.errors import WeightsError
 from stargan_app.models import Discriminator, Generator
 from stargan_app.training import augment
 from stargan_app.training.batches import TARGET_DRAWS, Batch, TrainingData, draw_batch
@@ -29,7 +30,12 @@ from stargan_app.training.runs import (
     write_run_config,
 )
 from stargan_app.training.samples import save_sample_grid
-from stargan_app.training.warm_start import continue_from_state, init_from_weights, init_mask_bias
+from stargan_app.training.warm_start import (
+    continue_from_state,
+    init_from_weights,
+    init_mask_bias,
+    load_frozen_guide,
+)
 
 
 def model_config(cfg: StarGANTrainConfig) -> StarGANConfig:
@@ -79,7 +85,7 @@ def train_step(
 
 def train_stargan(cfg: StarGANTrainConfig) -> Path:
     """Train (or continue the run in cfg.run_dir), then export G and D to cfg.out. Returns the run dir."""
-    recipe = recipe_for(cfg)  # an unknown recipe, policy or target draw fails here, not at the first step
+    recipe_for(cfg)  # an unknown recipe, guide mode, policy or target draw fails here, not at the first step
     if cfg.targets not in TARGET_DRAWS:
         raise ValueError(f"targets must be one of {TARGET_DRAWS}, got {cfg.targets!r}")
     augment.parse_policy(cfg.augment)  # an unknown name fails here, not at the first step
@@ -101,6 +107,8 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
         )
 
     dev = dist.device
+    guide, guide_provenance = load_frozen_guide(cfg.guide, schema, dev) if cfg.guide else (None, None)
+    recipe = recipe_for(cfg, guide)
     precision = autocast_for(dev, cfg.amp)
     # channels_last pays off on GPU and with bf16 on CPU (oneDNN's blocked kernels); fp32 CPU convs are faster without
     layout = torch.channels_last if dev.type == "cuda" or precision.enabled else torch.contiguous_format
@@ -122,6 +130,7 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
         "output": cfg.output,
         "upsample": cfg.upsample,
         "loss_weights": recipe.loss_weights(),
+        **({"guide": guide_provenance} if guide_provenance else {}),
         "precision": "bf16 autocast" if precision.enabled else "fp32",
     }
     gan = new_gan_state("stargan", mcfg, G, D, cfg, cfg.g_lr, cfg.d_lr, info)
@@ -134,6 +143,12 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
     sample_fn = partial(save_sample_grid, gan, run_dir, sample_faces, split.test_labels[: len(sample_faces)])
     driver = Driver.for_run(cfg, dist, gan, cfg.num_iters, sample_fn if len(sample_faces) else None, "stargan")
     start = driver.resume()
+    trained_with = (gan.resumed_info.get("guide") or {}).get("sha256")
+    if start and trained_with != (guide_provenance or {}).get("sha256"):  # the objective must not change under a run
+        raise WeightsError(
+            f"{run_dir} was trained with guide {gan.resumed_info.get('guide')}, not {guide_provenance}: resume it "
+            "with the guide it was trained with, or start a new run from its state (--continue-from)."
+        )
     if start == 0 and cfg.continue_from:  # a resumed run already holds its weights: the file is not read again
         gan.info.update(continue_from_state(cfg.continue_from, mcfg, gan))
         start, driver.seconds_before = gan.info["init_campaign_step"], gan.info["init_campaign_seconds"]
