@@ -4,12 +4,13 @@
     python benchmarks/edit_latency.py --threads 1 --repeats 3
     python benchmarks/edit_latency.py --threads 1 --no-naive   # only the served paste-back settings
 
-Rows: the served editor (region maps + guided paste-back, when the maps ship beside the weights, and the person and
-skin masks of hair edits); the same without the masks; the same editor with the maps off (the ellipse and the plain
-warp, as before the maps); the naive path, which runs MTCNN on the full-resolution photo, then the same G and
-paste-back. All are measured in one run, uncached (a fresh detection cache, and so fresh masks, for every repeat), and
-the naive/ours ratio is printed. Below them, a row per stage of the served editor's first edit (median seconds spent
-in each step; "other" is the rest). Use an idle machine.
+Rows: the served editor (BlazeFace proposals refined by MTCNN, region maps + guided paste-back, when the maps ship
+beside the weights, and the person and skin masks of hair edits); the same without the masks; the same editor with
+the maps off (the ellipse and the plain warp, as before the maps); the naive path, which runs MTCNN on the
+full-resolution photo (no proposer, no first pass), then the same G and paste-back. All are measured in one run,
+uncached (a fresh detection cache, and so fresh masks, for every repeat), and the naive/ours ratio is printed. Below
+them, a row per stage of the served editor's first edit (median seconds spent in each step; "other" is the rest).
+Use an idle machine.
 """
 
 from __future__ import annotations
@@ -60,13 +61,16 @@ def stage_clock(editor: FaceEditor) -> Iterator[dict[str, float]]:
     times: dict[str, float] = defaultdict(float)
     steps: list[tuple[Any, str, str]] = [
         (face_editor, "load_image", "decode (the editor's own copy)"),
-        (editor.detector, "detect", "detect (MTCNN, downscaled)"),
+        (editor.detector, "refine", "refine (MTCNN on the proposals)"),
+        (editor.detector, "search", "search (MTCNN, when no proposal)"),
         (face_editor, "align_face", "align"),
         (editor, "estimate_attributes", "D (attributes of the face)"),
         (editor, "_generate", "G (edit + no-edit reference)"),
         (editor.compositor, "gate", "gate (region maps x masks)"),
         (editor.compositor, "paste_change", "guided paste-back"),
     ]
+    if editor.detector.proposer is not None:
+        steps.append((editor.detector.proposer, "propose", "propose (BlazeFace)"))
     if editor.segmenter is not None:
         steps.append((editor.segmenter, "masks", "person & skin masks"))
 
@@ -125,8 +129,8 @@ def main() -> None:
         "ours, region maps off": FaceEditor.from_pretrained(args.weights, regions=False),
     }
     if not args.no_naive:  # MTCNN on every pixel
-        naive = FaceDetector(max_side=10**6)
-        naive.first_pass_face_fraction = 0.0  # one full search, as before the first pass existed
+        naive = FaceDetector(max_side=10**6, proposer=False)
+        naive.first_pass_face_fraction = 0.0  # one full search, as before the first pass and the proposer existed
         editors["naive (MTCNN at full resolution)"] = FaceEditor(ours.G, ours.D, detector=naive)
     for editor in editors.values():
         first_edit(editor, data)  # build MTCNN, warm the kernels

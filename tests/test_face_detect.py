@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
+import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +15,17 @@ import torch
 from PIL import Image
 
 from stargan_app.face.detect import DetectedFace, FaceDetector
+from stargan_app.face.propose import (
+    FULL_RANGE,
+    PROPOSER_FILES,
+    SHORT_RANGE,
+    Proposal,
+    decode,
+    load_proposer,
+    ssd_anchors,
+    weighted_nms,
+)
+from stargan_app.face.propose import MODELS_DIR as PROPOSER_DIR
 from stargan_app.imaging import load_image
 
 SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
@@ -109,7 +124,7 @@ def test_large_photo_skips_tiny_faces_beside_a_large_one(detector, astronaut):
     photo.paste(astronaut.resize((2000, 2000), Image.Resampling.BILINEAR), (200, 200))
     faces = detector.detect(photo)
     assert len(faces) == 1 and faces[0].width > 250 and faces[0].box[2] < 2200
-    full_search = FaceDetector()
+    full_search = FaceDetector(proposer=False)  # MTCNN's own search, without its first pass
     full_search.first_pass_face_fraction = 0.0
     assert [round(f.width / 50) for f in full_search.detect(photo)] == [round(faces[0].width / 50), 2]
 
@@ -269,3 +284,170 @@ def test_shared_celeba_held_out_faces_are_found(detector):
 @pytest.mark.parametrize("name", ["astronaut.png", "bryan.png", "chris.jpg", "grace_hopper.jpg", "luciano.png"])
 def test_shared_single_portraits_have_exactly_one_face(detector, name):
     assert len(detector.detect(shared_photo(name))) == 1
+
+
+# ---------------------------------------------------------------- BlazeFace proposals, MTCNN refinement
+
+needs_litert = pytest.mark.skipif(not importlib.util.find_spec("ai_edge_litert"), reason="ai-edge-litert not installed")
+
+
+class StandInProposer:
+    """Stands in for FaceProposer: the boxes it is given (photo px, each with a score 0.9), whatever the pixels;
+    counts its calls."""
+
+    def __init__(self, *boxes: tuple[float, float, float, float]):
+        self.boxes, self.calls = boxes, 0
+
+    def propose(self, img: Image.Image) -> list[Proposal]:
+        self.calls += 1
+        return [Proposal(box, np.zeros((6, 2)), 0.9) for box in self.boxes]
+
+
+def no_search(*args, **kwargs):
+    raise AssertionError("MTCNN's full search ran")
+
+
+def astronaut_on_canvas() -> tuple[Image.Image, tuple[float, float, float, float]]:
+    """The astronaut portrait at (300, 150) on a 1200x800 grey canvas, and a tight box round her face there."""
+    canvas = Image.new("RGB", (1200, 800), (120, 125, 130))
+    canvas.paste(portrait("astronaut.png"), (300, 150))
+    return canvas, (300 + 180, 150 + 75, 300 + 270, 150 + 170)
+
+
+def test_a_proposed_face_is_refined_on_its_crop_without_the_full_search(monkeypatch):
+    canvas, box = astronaut_on_canvas()
+    proposer = StandInProposer(box)
+    det = FaceDetector(proposer=proposer)
+    monkeypatch.setattr(det, "search", no_search)
+    face = the_one_face(det, canvas)
+    assert proposer.calls == 1
+    full = FaceDetector(proposer=False).detect(canvas)[0]
+    assert np.abs(face.landmarks - full.landmarks).max() < 3.0  # the same face, the same landmarks
+
+
+def test_a_face_the_proposer_misses_is_found_by_the_full_search():
+    canvas, _ = astronaut_on_canvas()
+    missed = FaceDetector(proposer=StandInProposer())  # proposes nothing
+    wrong = FaceDetector(proposer=StandInProposer((900, 500, 1000, 600)))  # a proposal on the bare canvas
+    for det in (missed, wrong):
+        face = the_one_face(det, canvas)
+        assert 300 < face.box[0] < 812 and det.proposer.calls == 1
+
+
+def test_refinement_keeps_the_detectors_thresholds():
+    canvas, box = astronaut_on_canvas()
+    assert FaceDetector(min_face_px=200, proposer=StandInProposer(box)).detect(canvas) == []
+    small = canvas.resize((240, 160), Image.Resampling.LANCZOS)  # her face is ~18 px: under every floor
+    assert FaceDetector(proposer=StandInProposer(tuple(v / 5 for v in box))).detect(small) == []
+
+
+def test_a_proposal_off_the_photo_edge_is_refined_on_an_edge_padded_crop(monkeypatch):
+    photo = portrait("astronaut.png")
+    (full,) = FaceDetector(proposer=False).detect(photo)
+    x0, y0, x1, y1 = full.box
+    crop = photo.crop((round(x0) - 10, round(y0) - 30, round(x1) + 10, round(y1) + 20))  # the face fills it
+    det = FaceDetector(proposer=StandInProposer((5.0, 25.0, crop.width - 5.0, crop.height - 15.0)))
+    monkeypatch.setattr(det, "search", no_search)
+    face = the_one_face(det, crop)
+    expected = full.landmarks - [round(x0) - 10, round(y0) - 30]
+    assert np.abs(face.landmarks - expected).max() < 3.0
+
+
+def test_ssd_anchors_follow_the_mediapipe_graphs():
+    short, full = ssd_anchors(SHORT_RANGE), ssd_anchors(FULL_RANGE)
+    assert short.shape == (896, 2) and full.shape == (2304, 2)
+    # short range: 16x16 cells with 2 anchors each, then 8x8 cells with 6 (three stride-16 layers, two anchors each)
+    assert np.allclose(short[0], short[1]) and np.allclose(short[0], [0.5 / 16, 0.5 / 16])
+    assert np.allclose(short[2], [1.5 / 16, 0.5 / 16]) and np.allclose(short[511], [15.5 / 16, 15.5 / 16])
+    assert np.allclose(short[512:518], [0.5 / 8, 0.5 / 8]) and np.allclose(short[518], [1.5 / 8, 0.5 / 8])
+    assert np.allclose(full[0], [0.5 / 48, 0.5 / 48]) and np.allclose(full[48], [0.5 / 48, 1.5 / 48])
+
+
+def test_decode_and_weighted_nms():
+    anchors = ssd_anchors(SHORT_RANGE)
+    regressors, logits = np.zeros((896, 16)), np.full(896, -10.0)
+    k = 512 + 6 * (3 * 8 + 4)  # the first anchor of cell (4, 3) of the 8x8 grid: centre (4.5 / 8, 3.5 / 8)
+    regressors[k, :4] = [12.8, -6.4, 32.0, 38.4]  # x, y offsets and w, h in input px (128)
+    regressors[k, 4:] = np.tile([-6.4, 0.0], 6)
+    regressors[k + 1] = regressors[k]  # a second anchor of the same cell agrees, with the same box
+    logits[k] = logits[k + 1] = 3.0
+    boxes, keypoints, scores = decode(regressors, logits, anchors, 128, SHORT_RANGE.min_score)
+    assert len(boxes) == 2 and np.allclose(scores, 1 / (1 + np.exp(-3.0)))
+    cx, cy = 4.5 / 8 + 0.1, 3.5 / 8 - 0.05
+    assert np.allclose(boxes[0], [cx - 0.125, cy - 0.15, cx + 0.125, cy + 0.15])
+    assert np.allclose(keypoints[0], np.tile([4.5 / 8 - 0.05, 3.5 / 8], (6, 1)))
+    shifted = boxes[1] + 0.01
+    merged = weighted_nms(np.stack([boxes[0], shifted]), keypoints, np.array([0.9, 0.6]))
+    assert len(merged) == 1 and merged[0][2] == 0.9
+    assert np.allclose(merged[0][0], (0.9 * boxes[0] + 0.6 * shifted) / 1.5)
+    apart = weighted_nms(np.stack([boxes[0], boxes[0] + 0.5]), keypoints, np.array([0.6, 0.9]))
+    assert [round(s, 1) for _, _, s in apart] == [0.9, 0.6]
+
+
+def test_without_the_runtime_the_detector_searches_and_says_so(monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # `import ai_edge_litert` raises ImportError
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    det = FaceDetector()
+    with caplog.at_level(logging.WARNING, logger="stargan_app.face.propose"):
+        assert det.proposer is None
+    assert any("ai-edge-litert is not installed" in r.getMessage() for r in caplog.records)
+    the_one_face(det, portrait("astronaut.png"))
+
+
+def test_the_vendored_blazeface_files_are_the_ones_extract_py_checks():
+    for name, digest in PROPOSER_FILES.items():
+        assert hashlib.sha256((PROPOSER_DIR / name).read_bytes()).hexdigest() == digest, name
+    assert all(name in (PROPOSER_DIR / "NOTICE").read_text() for name in PROPOSER_FILES)
+
+
+@needs_litert
+def test_blazeface_proposes_the_faces_of_a_group_photo():
+    proposer = load_proposer()
+    assert proposer is not None
+    canvas = textured_background(1400, 700)
+    placed = [
+        ("astronaut.png", 420, (40, 140)),
+        ("grace_hopper.png", 300, (560, 60)),
+        ("astronaut.png", 280, (1000, 250)),
+    ]
+    for name, side, at in placed:
+        img = portrait(name)
+        canvas.paste(img.resize((side, round(side * img.height / img.width)), Image.Resampling.LANCZOS), at)
+    proposals = proposer.propose(canvas)
+    assert len(proposals) == len(placed)
+    for _, side, (x, y) in placed:  # one proposal on each portrait's face (its middle half, its upper half)
+        assert any(
+            x + side / 4 < (p.box[0] + p.box[2]) / 2 < x + 3 * side / 4 and y < p.box[1] < y + side / 2
+            for p in proposals
+        )
+    assert proposer.propose(textured_background(1200, 800)) == []
+    assert proposer.propose(Image.new("RGB", (640, 480), (255, 255, 255))) == []
+
+
+def assert_same_faces(photo: Image.Image, tolerance: float = 0.07) -> None:
+    """The proposal path finds the faces MTCNN's full search finds, with landmarks within `tolerance` face widths.
+    MTCNN's own landmarks move by as much with the scale it sees a face at: on two_people_outdoors.jpg, its search
+    at 800 px and at full resolution differ by 5.0% and 3.7% of the two faces' widths (the proposal path: 3.8%,
+    6.3%)."""
+    proposed, searched = FaceDetector().detect(photo), FaceDetector(proposer=False).detect(photo)
+    assert len(proposed) == len(searched)
+    for a, b in zip(proposed, searched):
+        assert np.abs(a.landmarks - b.landmarks).max() < tolerance * b.width, (a.landmarks, b.landmarks)
+
+
+@needs_litert
+@pytest.mark.parametrize("name", ["astronaut.png", "grace_hopper.png"])
+def test_proposed_landmarks_agree_with_the_full_search(name):
+    assert_same_faces(portrait(name))
+    (face,) = FaceDetector().detect(portrait(name))
+    (full,) = FaceDetector(proposer=False).detect(portrait(name))
+    assert np.abs(face.landmarks - full.landmarks).max() < 6.0  # px, on faces 90-180 px wide
+
+
+@needs_litert
+@pytest.mark.shared_data
+@pytest.mark.parametrize(
+    "name", ["astronaut.png", "bryan.png", "chris.jpg", "grace_hopper.jpg", "luciano.png", "two_people_outdoors.jpg"]
+)
+def test_shared_proposed_landmarks_agree_with_the_full_search(name):
+    assert_same_faces(shared_photo(name))

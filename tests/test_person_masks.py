@@ -79,7 +79,12 @@ def crop_point(origin: tuple[float, float], x: float, y: float) -> tuple[float, 
 
 
 def draw_person(
-    draw: ImageDraw.ImageDraw, origin: tuple[float, float], hair: bool = True, hat: bool = False, rng=None
+    draw: ImageDraw.ImageDraw,
+    origin: tuple[float, float],
+    hair: bool = True,
+    hat: bool = False,
+    rng=None,
+    hair_colour: tuple[int, int, int] = HAIR,
 ) -> None:
     """A head in CelebA geometry (skin face, short hair within the sides of the face box or none, maybe a hat), neck
     and shoulders, on whatever the photo holds."""
@@ -88,7 +93,7 @@ def draw_person(
     draw.rectangle([p(0.38, 0.8), p(0.58, 1.0)], fill=SKIN)  # neck
     draw.ellipse([p(0.25, 0.1), p(0.71, 0.92)], fill=SKIN)  # face and scalp
     if hair:
-        draw.chord([p(0.24, 0.08), p(0.72, 0.62)], 180, 360, fill=HAIR)  # a short-haired cap down to the brows' top
+        draw.chord([p(0.24, 0.08), p(0.72, 0.62)], 180, 360, fill=hair_colour)  # a short cap down to the brows' top
     if hat:
         draw.rectangle([p(0.22, 0.0), p(0.74, 0.26)], fill=HAT)
 
@@ -163,6 +168,23 @@ def test_a_bald_head_keeps_its_scalp_skin():
     assert scalp.sum() > 1000
     assert changed(editor(False), photo, {"Blond_Hair": True})[scalp].any()  # the maps alone tint the scalp
     assert not changed(editor(True), photo, {"Blond_Hair": True})[scalp].any()
+
+
+def test_pale_hair_of_a_skins_hue_is_hair_not_skin():
+    """Grey or blond hair can have a skin's chromaticity at about its brightness: the old colour rule took it for
+    skin (a bald scalp). The per-image colour model sees it is the colour of the ring round the head, not of the
+    cheeks, and lets the hair colour reach it; the face itself stays bit-exact."""
+    pale = (160, 121, 100)  # SKIN's chromaticity at 0.71 of its brightness
+    photo = photo_of({"origin": (100, 100), "hair_colour": pale})
+    hair, skin = region(photo, pale), region(photo, SKIN)
+    face = skin & (np.arange(photo.height) > crop_point((100, 100), 0.0, 0.5)[1])[:, None]
+    ed = editor(True)
+    masks = ed.prepare(photo).masks
+    assert masks.skin[masks.hair > 0.5].max() < 0.5
+    for colour in ("Blond_Hair", "Gray_Hair"):
+        gated = changed(ed, photo, {colour: True})
+        assert gated[hair].mean() > 0.5, colour
+        assert not gated[face].any(), colour
 
 
 def test_a_hat_keeps_its_colour_when_the_face_is_read_as_wearing_one():
@@ -267,6 +289,7 @@ def test_hair_colours_leave_the_background_beside_the_head_of_the_licensed_portr
         sides, hair = beside_head(prep.face.box, photo.size[::-1]), hair_mask(name, photo.size)
         for colour in HAIR_COLOURS:
             diff = np.abs(np.asarray(ed.edit(prep, {colour: True}).image, np.int16) - np.asarray(photo, np.int16))
-            assert (diff.max(-1) > BESIDE_LEVELS)[sides].mean() <= 0.02, (name, colour)  # measured at most 1.7%
+            # the background there (Grace Hopper's grey hair reaches into the rectangles): measured at most 1.9%
+            assert (diff.max(-1) > BESIDE_LEVELS)[sides & ~hair].mean() <= 0.02, (name, colour)
             if colour != "Black_Hair" or name != "grace_hopper.jpg":  # D reads her hair as black: no edit
                 assert diff.mean(-1)[hair].mean() > 0.5, (name, colour)

@@ -1,4 +1,4 @@
-"""Face detection (MTCNN) and CelebA-style alignment."""
+"""Face detection (BlazeFace proposals refined by MTCNN) and CelebA-style alignment."""
 
 from stargan_app.face.align import (
     AlignedFace,

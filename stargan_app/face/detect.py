@@ -1,4 +1,6 @@
-"""MTCNN face detection on a downscaled copy, mapped back to full-resolution coordinates."""
+"""Face detection: BlazeFace proposes where faces are (face/propose.py, a few ms), MTCNN refines each proposal on a
+small crop around it into the box and five landmarks the alignment uses; a photo where that finds nothing gets
+MTCNN's own search on a downscaled copy. Everything is mapped back to full-resolution coordinates."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+
+from stargan_app.face.propose import FaceProposer, Proposal, load_proposer
 
 # MTCNN's P-net looks at 12x12 windows: anything smaller cannot hold a face (and crashes its pyramid code).
 _MTCNN_MIN_SIDE = 12
@@ -44,7 +48,12 @@ class DetectedFace:
 
 
 class FaceDetector:
-    """Finds faces with facenet-pytorch's MTCNN (bundled weights, built lazily on first use)."""
+    """Finds faces with facenet-pytorch's MTCNN (bundled weights, built lazily on first use), on the crops around
+    BlazeFace's proposals when there is a proposer.
+
+    proposer: True the vendored BlazeFace models (built on first use; without ai-edge-litert, one log line and
+    MTCNN's search alone), False none (MTCNN's search, as before the proposer), or a FaceProposer.
+    """
 
     def __init__(
         self,
@@ -52,11 +61,19 @@ class FaceDetector:
         min_score: float = 0.95,
         max_side: int = 800,
         device: str = "cpu",
+        proposer: FaceProposer | bool = True,
     ) -> None:
         self.min_face_px = min_face_px
         self.min_score = min_score
         self.max_side = max_side
         self.device = device
+        self._proposer: FaceProposer | bool | None = proposer
+        # MTCNN refines a proposal on a square crop around it, this many times the proposal's side (BlazeFace's box
+        # is tight on the face; MTCNN saw faces with some context in training), drawn at least this many px wide,
+        # and looks there only for faces at least this fraction of the crop's side.
+        self.refine_span = 2.0
+        self.refine_size = 192
+        self.refine_min_fraction = 0.2
         self.retry_below_px = 256  # photos with a shorter side get the padded, upscaled second pass too
         self.retry_pad = 0.3  # border added on each side for the retry, as a fraction of the photo's side
         self.retry_pad_mode = "edge"  # numpy pad mode of that border
@@ -79,18 +96,80 @@ class FaceDetector:
             self._mtcnn = MTCNN(keep_all=True, device=self.device, min_face_size=20)
         return self._mtcnn
 
+    @property
+    def proposer(self) -> FaceProposer | None:
+        """The BlazeFace proposer (loaded on first use), or None: MTCNN's search alone."""
+        if self._proposer is True:
+            with self._lock:
+                if self._proposer is True:
+                    self._proposer = load_proposer()
+        return self._proposer or None
+
     def detect(self, img: Image.Image) -> list[DetectedFace]:
         """All faces at least ``min_face_px`` wide with score >= ``min_score``, largest first. In a large photo, the
-        faces under ``first_pass_face_fraction`` of its long side are only searched for when it has no larger one.
+        faces under ``first_pass_face_fraction`` of its long side are only kept when it has no larger one.
 
-        MTCNN misses faces that fill the frame (its proposals never exceed the image) and faces near its smallest
-        window, so a small photo, or one where the first pass finds nothing, is searched again on a copy with a
-        border (as in the photos MTCNN was trained on), upscaled; boxes and landmarks map back to the original.
+        With a proposer, MTCNN refines each of BlazeFace's proposals on a crop around it (``refine``); when that
+        finds no face, or there is no proposer, MTCNN searches the photo (``search``).
         """
         width, height = img.size
         if min(width, height) < _MTCNN_MIN_SIDE:
             return []
         rgb = img if img.mode == "RGB" else img.convert("RGB")
+        proposer = self.proposer
+        if proposer is not None:
+            faces = self.refine(rgb, proposer.propose(rgb))
+            if faces:
+                return faces
+        return self.search(rgb)
+
+    def refine(self, rgb: Image.Image, proposals: list[Proposal]) -> list[DetectedFace]:
+        """MTCNN's face (box, landmarks) on a crop around each proposal, edge-padded where it leaves the photo (as
+        the padded search's border); proposals MTCNN does not confirm are dropped. Largest first, overlaps merged;
+        in a large photo the faces under ``first_pass_face_fraction`` of its long side go when a larger one is found.
+        """
+        floor = self._floor_px(rgb.size)
+        faces: list[DetectedFace] = []
+        for proposal in proposals:
+            face = self._refine_one(rgb, proposal, floor)
+            if face is not None:
+                faces = _merge(faces, [face])
+        first_pass_px = self.first_pass_face_fraction * max(rgb.size)
+        if first_pass_px > self.min_face_px and any(f.width >= first_pass_px for f in faces):
+            faces = [f for f in faces if f.width >= first_pass_px]
+        return faces
+
+    def _floor_px(self, size: tuple[int, int]) -> float:
+        """The smallest face kept in a photo of `size`: min_face_px, or the retry's lower floor in a small photo."""
+        small = min(size) < self.retry_below_px
+        return self.retry_min_face_fraction * self.min_face_px if small else float(self.min_face_px)
+
+    def _refine_one(self, rgb: Image.Image, proposal: Proposal, floor: float) -> DetectedFace | None:
+        side = self.refine_span * proposal.side
+        cx, cy = (proposal.box[0] + proposal.box[2]) / 2, (proposal.box[1] + proposal.box[3]) / 2
+        left, top = cx - side / 2, cy - side / 2
+        # at least the resolution the search would see the face at (a copy at most max_side long), so both give the
+        # same box and landmarks; on a large photo that is about refine_size anyway
+        px = min(max(self.refine_size, round(side * min(1.0, self.max_side / max(rgb.size)))), self.max_side)
+        scale = px / side
+        crop = _padded_square(rgb, left, top, side, px)
+        search_px = max(floor, self.refine_min_fraction * side)
+        faces = self._detect_scaled(crop, (-left, -top), scale, min_face_px=floor, search_px=search_px)
+        x0, y0, x1, y1 = proposal.box
+        inside = [f for f in faces if x0 < (f.box[0] + f.box[2]) / 2 < x1 and y0 < (f.box[1] + f.box[3]) / 2 < y1]
+        if not inside:
+            return None
+        return min(inside, key=lambda f: math.hypot((f.box[0] + f.box[2]) / 2 - cx, (f.box[1] + f.box[3]) / 2 - cy))
+
+    def search(self, rgb: Image.Image) -> list[DetectedFace]:
+        """MTCNN's own search of the photo (no proposer): a first pass for faces at least first_pass_face_fraction
+        of a large photo's long side, then the full search down to min_face_px when that finds nothing.
+
+        MTCNN misses faces that fill the frame (its proposals never exceed the image) and faces near its smallest
+        window, so a small photo, or one where the first pass finds nothing, is searched again on a copy with a
+        border (as in the photos MTCNN was trained on), upscaled; boxes and landmarks map back to the original.
+        """
+        width, height = rgb.size
         first_pass_px = self.first_pass_face_fraction * max(width, height)
         faces = []
         if first_pass_px > self.min_face_px:  # only large photos: in small ones min_face_px is the floor anyway
@@ -116,10 +195,16 @@ class FaceDetector:
         return self._detect_scaled(padded, offset=(pad_x, pad_y), source_scale=scale, min_face_px=min_face_px)
 
     def _detect_scaled(
-        self, rgb: Image.Image, offset: tuple[float, float], source_scale: float, min_face_px: float | None = None
+        self,
+        rgb: Image.Image,
+        offset: tuple[float, float],
+        source_scale: float,
+        min_face_px: float | None = None,
+        search_px: float | None = None,
     ) -> list[DetectedFace]:
         """Detect on ``rgb``, an image that is the original ``source_scale`` times larger and shifted by ``offset``
-        original pixels; results come back in original pixels."""
+        original pixels; results come back in original pixels. Faces under min_face_px (original px) are dropped;
+        MTCNN's pyramid looks for faces down to search_px (default min_face_px)."""
         width, height = rgb.size
         small = rgb
         if max(width, height) > self.max_side:
@@ -129,7 +214,8 @@ class FaceDetector:
         sx, sy = width / small.width / source_scale, height / small.height / source_scale
         # Ask MTCNN for faces a little under the pixel limit (its boxes are approximate), never below its 12 px.
         min_face_px = self.min_face_px if min_face_px is None else min_face_px
-        min_size = max(float(_MTCNN_MIN_SIDE), 0.8 * min_face_px / sx)
+        search_px = min_face_px if search_px is None else search_px
+        min_size = max(float(_MTCNN_MIN_SIDE), 0.8 * search_px / sx)
         if min(small.size) < min_size:
             return []
         with self._lock, torch.inference_mode():
@@ -175,6 +261,20 @@ class FaceDetector:
             faces.append(DetectedFace(box=tuple(box_full), landmarks=pts_full, score=float(prob)))
         faces.sort(key=lambda f: f.width * (f.box[3] - f.box[1]), reverse=True)
         return faces
+
+
+def _padded_square(rgb: Image.Image, left: float, top: float, side: float, size: int) -> Image.Image:
+    """The square (left, top, side) of `rgb` drawn `size` px wide; where it leaves the photo, the photo's edge
+    pixels repeated."""
+    k = size / side
+    x0, y0 = max(0.0, left), max(0.0, top)
+    x1, y1 = min(float(rgb.width), left + side), min(float(rgb.height), top + side)
+    w, h = max(1, min(size, round((x1 - x0) * k))), max(1, min(size, round((y1 - y0) * k)))
+    if x1 <= x0 or y1 <= y0:
+        return Image.new("RGB", (size, size))
+    part = np.asarray(rgb.resize((w, h), Image.Resampling.BILINEAR, box=(x0, y0, x1, y1), reducing_gap=2.0))
+    ox, oy = min(size - w, max(0, round((x0 - left) * k))), min(size - h, max(0, round((y0 - top) * k)))
+    return Image.fromarray(np.pad(part, ((oy, size - h - oy), (ox, size - w - ox), (0, 0)), mode="edge"))
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:

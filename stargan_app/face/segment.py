@@ -48,6 +48,7 @@ FACE_OVAL = (
 BROWS = (70, 63, 105, 66, 107, 336, 296, 334, 293, 300)
 CHEEKS = (50, 101, 205, 187, 280, 330, 425, 411)  # points on both cheeks, where skin is least often covered
 FACE_SIDES = (234, 454)
+NOSE_TIP = 1
 # A pixel of this person counts as skin when its chromaticity (r, g over r + g + b) lies within SKIN_SPREAD robust
 # standard deviations (plus SKIN_FLOOR) of the bare forehead's, and its brightness within SKIN_BRIGHTNESS times the
 # forehead's (light and shade change the brightness of skin far more than its chromaticity).
@@ -63,6 +64,18 @@ EAR_OFFSET, EAR_DROP, EAR_AXES = 0.08, 0.08, (0.10, 0.20)
 # Under a hat, hair edits fade in over this many face widths, down to the top of the eyebrows (see under_a_hat).
 HAT_FADE = 0.08
 EAR_TOLERANCE = 2.0  # an ear is skin within this many times the cheeks' chromaticity tolerance (it is in shade)
+# The per-image colour model that tells hair from skin where colour decides (see skin_odds): colour densities on a
+# COLOUR_BINS^3 RGB grid, of the cheeks (skin) and of this person's pixels in a ring round the head above the nose
+# (HAIR_RING: from the face oval grown by this many face widths out to the oval scaled by this factor; mostly hair,
+# or a hat, and the ears). A pixel is skin when its colour is at least SKIN_ODDS times as likely under the cheeks as
+# under the ring (fading out over a factor of 2 below: a colour both share stays skin). When most of the crown's
+# pixels (the ring above the face) are at least half as likely under the cheeks (a bald head), there is no hair
+# colour to learn from and colour decides as before.
+COLOUR_BINS = 32
+HAIR_RING = (0.08, 1.6)
+SKIN_ODDS = 0.8
+MIN_HAIR_SAMPLES = 64
+BALD_SHARE = 0.5
 
 
 class MaskModel(Protocol):
@@ -229,12 +242,61 @@ def _chroma_match(rgb: np.ndarray, chroma: np.ndarray, tolerance: np.ndarray, re
     return np.clip((reach - distance) / (reach - 1.0), 0.0, 1.0)
 
 
+def _bin_index(rgb: np.ndarray) -> np.ndarray:
+    """The COLOUR_BINS^3 RGB grid cell of each colour (..., 3) in [0, 1], as a flat index."""
+    q = np.clip((rgb * COLOUR_BINS).astype(np.int32), 0, COLOUR_BINS - 1)
+    return (q[..., 0] * COLOUR_BINS + q[..., 1]) * COLOUR_BINS + q[..., 2]
+
+
+def colour_density(samples: np.ndarray) -> np.ndarray:
+    """(COLOUR_BINS^3,) the density of (K, 3) colours in [0, 1] on the RGB grid, smoothed over neighbouring cells
+    ([1, 2, 1] / 4 along each axis, twice) so a colour a cell or two away from the samples still counts; sums to 1."""
+    shape = (COLOUR_BINS,) * 3
+    hist = np.bincount(_bin_index(samples), minlength=COLOUR_BINS**3).astype(np.float64).reshape(shape)
+    for axis in range(3):
+        for _ in range(2):
+            padded = np.pad(hist, [(1, 1) if a == axis else (0, 0) for a in range(3)])
+            lo, mid, hi = (np.take(padded, np.arange(k, k + COLOUR_BINS), axis) for k in range(3))
+            hist = (lo + 2 * mid + hi) / 4
+    return (hist / max(hist.sum(), 1e-12)).ravel()
+
+
+def skin_odds(
+    rgb: np.ndarray, skin_samples: np.ndarray, hair_samples: np.ndarray, crown: np.ndarray
+) -> np.ndarray | None:
+    """(N, N) log2 of how much likelier each pixel's colour is under the skin samples' colour density than under the
+    hair ring's (see COLOUR_BINS); None when the ring has too few pixels, or when most of the crown's pixels (the ring
+    above the face) are at least half as likely skin as hair: a bald head, with no hair colour to learn."""
+    if len(hair_samples) < MIN_HAIR_SAMPLES or len(skin_samples) < 16:
+        return None
+    skin, hair = colour_density(skin_samples), colour_density(hair_samples)
+    floor = 0.1 / COLOUR_BINS**3  # an unseen colour: even odds
+
+    def log_odds(index: np.ndarray) -> np.ndarray:
+        return np.log2((skin[index] + floor) / (hair[index] + floor))
+
+    crown = crown if len(crown) >= 16 else hair_samples
+    if (log_odds(_bin_index(crown)) > -1.0).mean() > BALD_SHARE:
+        return None
+    return log_odds(_bin_index(rgb)).astype(np.float32)
+
+
+def skin_weight(log_odds: np.ndarray) -> np.ndarray:
+    """1 where a colour is at least SKIN_ODDS times likelier as skin than as hair, fading to 0 at half that."""
+    return np.clip(log_odds - math.log2(SKIN_ODDS) + 1.0, 0.0, 1.0)
+
+
 def skin_mask(rgb: np.ndarray, person: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """(N, N) skin of a face whose 468 landmarks (mask px) lie on `rgb` (N, N, 3 in [0, 1]): the face oval below the
     eyebrows, grown by FACE_MARGIN; the ears (beside the oval, of the cheeks' chromaticity: hair over them stays out);
     and, when the forehead above the brows is bare (the cheeks' chromaticity and about their brightness), the forehead
     and every pixel of this person of the forehead's chromaticity and about its brightness (a bald scalp, the neck).
-    Bangs over the forehead are not skin, and then nothing else is judged by colour (blond hair can have a skin's)."""
+    Bangs over the forehead are not skin, and then nothing else is judged by colour (blond hair can have a skin's).
+
+    Above the eyes, where hair meets the face, the per-image colour model (skin_odds: the bare skin's colours against
+    those of a ring round the head) also decides the oval's edge and the colour-matched pixels: hair there with a
+    skin's chromaticity (white, grey, blond) is hair when its colour is the ring's more than the cheeks'. The ears,
+    the forehead within the oval and everything below the eyes are as before."""
     size = rgb.shape[0]
     oval = landmarks[list(FACE_OVAL)]
     brows = landmarks[list(BROWS), 1]
@@ -242,7 +304,8 @@ def skin_mask(rgb: np.ndarray, person: np.ndarray, landmarks: np.ndarray) -> np.
     lower[:, 1] = np.maximum(lower[:, 1], brows.max())  # the oval cut at the eyebrows
     upper[:, 1] = np.minimum(upper[:, 1], brows.min())  # the forehead: the oval above the eyebrows
     width = float(np.hypot(*(landmarks[FACE_SIDES[0]] - landmarks[FACE_SIDES[1]])))
-    face = _polygon(lower, size, 1.0, grow=round(FACE_MARGIN * width))
+    margin = round(FACE_MARGIN * width)
+    face = _polygon(lower, size, 1.0, grow=margin)
     ys, xs = np.mgrid[0:size, 0:size] + 0.5
     cheeks = np.zeros((size, size), bool)
     for x, y in landmarks[list(CHEEKS)]:
@@ -252,6 +315,12 @@ def skin_mask(rgb: np.ndarray, person: np.ndarray, landmarks: np.ndarray) -> np.
     if cheeks.sum() < 16:
         return face
     cheek_chroma, cheek_tolerance, cheek_brightness = _skin_range(rgb[cheeks])
+    bare = None  # the bare forehead's colour range, when it is bare
+    if forehead.sum() >= 16:
+        chroma, tolerance, brightness = _skin_range(rgb[forehead])
+        ratio = brightness / max(cheek_brightness, 1e-6)
+        if (np.abs(chroma - cheek_chroma) <= cheek_tolerance).all() and BARE_BRIGHTNESS[0] < ratio < BARE_BRIGHTNESS[1]:
+            bare = chroma, tolerance, brightness
     left, right = landmarks[FACE_SIDES[0]], landmarks[FACE_SIDES[1]]
     outward = (left - right) / max(width, 1e-6)
     down = np.array([-outward[1], outward[0]])
@@ -259,19 +328,31 @@ def skin_mask(rgb: np.ndarray, person: np.ndarray, landmarks: np.ndarray) -> np.
     for point, sign in ((left, 1.0), (right, -1.0)):
         cx, cy = point + sign * EAR_OFFSET * width * outward + EAR_DROP * width * down
         ears |= ((xs - cx) / (EAR_AXES[0] * width)) ** 2 + ((ys - cy) / (EAR_AXES[1] * width)) ** 2 < 1
+    # the colour model: skin from the cheeks (and the bare forehead), hair from the ring round the head above the nose
+    centre, eye_row = oval.mean(0), landmarks[list(FACE_SIDES), 1].min()
+    ring = _polygon(centre + (oval - centre) * HAIR_RING[1], size, 0.0) > 0.5
+    ring &= _polygon(oval, size, 0.0, grow=round(HAIR_RING[0] * width)) < 0.5
+    ring &= (ys < landmarks[NOSE_TIP, 1]) & (person > 0.5)
+    skin_samples = rgb[cheeks | forehead] if bare is not None else rgb[cheeks]
+    log_odds = skin_odds(rgb, skin_samples, rgb[ring], rgb[ring & (ys < oval[:, 1].min())])
+    skin_like = None
+    if log_odds is not None:  # it decides only above the eyes: lower, the ears' and neck's shade is not hair
+        skin_like = np.where(ys < eye_row, skin_weight(log_odds), 1.0).astype(np.float32)
+        inside = centre + (oval - centre) * (1 - 2 * margin / max(width, 1e-6))
+        inside[:, 1] = np.maximum(inside[:, 1], brows.max() - margin)  # the cut at the brows stays as it was
+        face = np.maximum(_polygon(inside, size, 1.0), face * skin_like)  # the oval's edge, out and in, by colour
     face = np.maximum(face, ears * _chroma_match(rgb, cheek_chroma, EAR_TOLERANCE * cheek_tolerance, 1.5))
-    if forehead.sum() < 16:
-        return face
-    chroma, tolerance, brightness = _skin_range(rgb[forehead])
-    ratio = brightness / max(cheek_brightness, 1e-6)
-    if (np.abs(chroma - cheek_chroma) > cheek_tolerance).any() or not BARE_BRIGHTNESS[0] < ratio < BARE_BRIGHTNESS[1]:
+    veto = 1.0 if skin_like is None else np.where(ears, 1.0, skin_like)  # an ear's top in shade: not hair
+    if bare is None:
         return face  # bangs, a hat brim: no colour rule
+    chroma, tolerance, brightness = bare
     face = np.maximum(face, _polygon(upper, size, 1.0))
     pixel_brightness = rgb.sum(-1)
     low, high = SKIN_BRIGHTNESS
     lit = (pixel_brightness > low * brightness) & (pixel_brightness < high * brightness)
-    coloured = (_chroma_match(rgb, chroma, tolerance, SKIN_REACH) * lit * (person > 0.5) * 255).astype(np.uint8)
-    coloured = Image.fromarray(coloured).filter(ImageFilter.MedianFilter(3)).filter(ImageFilter.GaussianBlur(1.0))
+    coloured = _chroma_match(rgb, chroma, tolerance, SKIN_REACH) * lit * (person > 0.5) * veto
+    coloured = Image.fromarray((coloured * 255).astype(np.uint8))
+    coloured = coloured.filter(ImageFilter.MedianFilter(3)).filter(ImageFilter.GaussianBlur(1.0))
     return np.maximum(face, np.asarray(coloured, np.float32) / 255.0)
 
 

@@ -3,9 +3,10 @@
     pip download --no-deps mediapipe==0.10.21 -d /tmp/mediapipe-wheel
     python stargan_app/face/models/extract.py /tmp/mediapipe-wheel/mediapipe-0.10.21-*.whl
 
-Writes the two .tflite files beside this script (Apache-2.0, see NOTICE here) and exits non-zero when a file in the
-wheel is missing or its digest differs from the one recorded in stargan_app/face/segment.py (any platform's wheel of
-0.10.21 carries the same model files).
+Writes the four .tflite files beside this script (Apache-2.0, see NOTICE here) and exits non-zero when a file in the
+wheel is missing or its digest differs from the one recorded in stargan_app/face/segment.py (the person and landmark
+models) or stargan_app/face/propose.py (the BlazeFace detectors); any platform's wheel of 0.10.21 carries the same
+model files.
 """
 
 from __future__ import annotations
@@ -19,11 +20,18 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
-from stargan_app.face.segment import MODEL_FILES  # noqa: E402 (after the path set-up)
+from stargan_app.face.propose import PROPOSER_FILES  # noqa: E402 (after the path set-up)
+from stargan_app.face.segment import MODEL_FILES  # noqa: E402
+
+DIGESTS = {**MODEL_FILES, **PROPOSER_FILES}
 
 WHEEL_PATHS = {  # vendored name -> path inside the wheel
     "selfie_segmentation.tflite": "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
     "face_landmark.tflite": "mediapipe/modules/face_landmark/face_landmark.tflite",
+    **{
+        name: f"mediapipe/modules/face_detection/{name}"
+        for name in ("face_detection_short_range.tflite", "face_detection_full_range_sparse.tflite")
+    },
 }
 
 
@@ -38,8 +46,8 @@ def extract(wheel: Path, out_dir: Path = HERE) -> list[str]:
                 continue
             data = zf.read(inner)
             digest = hashlib.sha256(data).hexdigest()
-            if digest != MODEL_FILES[name]:
-                problems.append(f"{name}: sha256 {digest}, expected {MODEL_FILES[name]}")
+            if digest != DIGESTS[name]:
+                problems.append(f"{name}: sha256 {digest}, expected {DIGESTS[name]}")
                 continue
             (out_dir / name).write_bytes(data)
             print(f"{name}  {len(data)} bytes  sha256 {digest}")
