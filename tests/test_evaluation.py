@@ -14,6 +14,7 @@ from conftest import (
     FakeDetector,
     make_celeba,
     set_mask_logit,
+    tiny_guide_weights,
     tiny_stargan,
     tiny_stargan_weights,
     write_idx,
@@ -214,6 +215,17 @@ def test_eval_stargan_sheet_has_a_row_per_example_portrait(random_g_eval):
 def test_eval_stargan_reuses_its_cached_judge(eval_stargan, random_g_eval):
     again = eval_stargan(random_g_eval["weights"])
     assert again["judge"]["cached"] and again["transfer_raw"] == random_g_eval["result"]["transfer_raw"]
+
+
+def test_eval_stargan_reads_the_edits_with_a_second_robust_network_and_takes_a_regions_option(
+    eval_stargan, random_g_eval, tmp_path
+):
+    reader = tiny_guide_weights(tmp_path / "reader.safetensors", seed=3)
+    result = eval_stargan(random_g_eval["weights"], regions="off", robust_reader=str(reader))
+    reading = result["robust_net_transfer_pipeline"]
+    assert set(reading) == set(ATTRIBUTES) and all(0.0 <= v <= 1.0 for v in reading.values() if v == v)
+    assert {"hair_robust_net", "others_robust_net"} <= set(result["summary"]) and result["regions"] is None
+    assert result["robust_reader"]["sha256"] and result["guides"] == []  # the tiny file was guided by nothing
 
 
 def held_out_rows(celeba: Path) -> list[list[str]]:
