@@ -219,3 +219,16 @@ def test_a_run_resumed_with_another_guide_is_refused(tmp_path):
         with pytest.raises(WeightsError, match="was trained with guide"):
             train_stargan(dataclasses.replace(cfg, guide=swapped, num_iters=4))
     train_stargan(dataclasses.replace(cfg, num_iters=4))  # its own guide: goes on
+
+
+def test_the_keep_term_charges_a_change_to_the_other_groups_attributes_only():
+    recipe, G, D, batch, guide = guided_batch("v2")  # step 1: label group B, so group A is "the other" group
+    x = batch.x
+    plain = guide_loss(guide, x, batch)
+    with torch.no_grad():
+        source = torch.sigmoid(guide(x))
+    kept = guide_loss(guide, x, batch, keep=2.0)
+    by_hand = losses.classification_loss(guide(x)[:, :5], source[:, :5])  # the input itself: only the entropy
+    torch.testing.assert_close(kept, plain + 2.0 * by_hand)
+    moved = x.flip(2)  # an "edit" that changes what the guide reads in group A
+    assert guide_loss(guide, moved, batch, keep=2.0) - guide_loss(guide, moved, batch) > 2.0 * by_hand

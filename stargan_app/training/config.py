@@ -78,6 +78,11 @@ class StarGANTrainConfig(RunConfig):
         "attributes; frozen ('' = none)",
     )
     lambda_guide: float = opt(1.0, "weight of the guide's term in G's loss")
+    guide_keep: float = opt(
+        0.0,
+        "weight, inside the guide's term, of its BCE on the other label group's attributes towards its own reading of "
+        "the input face (0 = off): without it a hair edit that adds glasses the guide reads as hair is not charged",
+    )
     guide_mode: str = opt(
         "replace",
         "'replace': the guide's term takes the place of D's classification term in G's loss; 'add': G pays both "

@@ -36,10 +36,19 @@ Heads = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # D's (real/fake
 GUIDE_MODES = ("replace", "add")
 
 
-def guide_loss(guide: nn.Module, x_fake: torch.Tensor, batch: Batch) -> torch.Tensor:
+def guide_loss(guide: nn.Module, x_fake: torch.Tensor, batch: Batch, keep: float = 0.0) -> torch.Tensor:
     """The guide's classification loss on G's fakes towards the batch's target labels, in its label group's columns
-    (the guide's attributes are the schema's, in order)."""
-    return losses.classification_loss(guide(x_fake)[:, batch.cls_slice], batch.label_trg)
+    (the guide's attributes are the schema's, in order); with keep > 0, plus keep times its loss on the other columns
+    towards what it reads on the input faces (an edit of one group leaves the other's attributes as they were)."""
+    logits = guide(x_fake)
+    loss = losses.classification_loss(logits[:, batch.cls_slice], batch.label_trg)
+    if keep > 0:
+        others = torch.ones(logits.size(1), dtype=torch.bool, device=logits.device)
+        others[batch.cls_slice] = False
+        with torch.no_grad():
+            source = torch.sigmoid(guide(batch.x).float())
+        loss = loss + keep * losses.classification_loss(logits[:, others], source[:, others])
+    return loss
 
 
 def split_heads(heads: Heads, n: int) -> tuple[Heads, Heads]:
@@ -74,7 +83,7 @@ class Recipe:
         cfg = self.cfg
         weights = {"cls": cfg.lambda_cls, "rec": cfg.lambda_rec, "id": cfg.lambda_id, **self.penalty_weights()}
         if self.guide is not None:
-            weights.update(guide=cfg.lambda_guide, g_cls=self.g_cls_weight)
+            weights.update(guide=cfg.lambda_guide, guide_keep=cfg.guide_keep, g_cls=self.g_cls_weight)
         return weights
 
     def penalty_weights(self) -> dict[str, float]:
@@ -102,7 +111,7 @@ class Recipe:
             x_fake, _, mask = G(batch.x, batch.c_trg, return_parts=True)
             fake = D(batch.seen_by_d(x_fake, cfg), with_cond=True)
             x_rec = G(x_fake, batch.c_org)
-            g_guide = None if self.guide is None else guide_loss(self.guide, x_fake, batch)
+            g_guide = None if self.guide is None else guide_loss(self.guide, x_fake, batch, cfg.guide_keep)
         g_adv, logs = self.g_adversarial(fake, batch)
         g_rec = losses.reconstruction_loss(batch.x, x_rec)
         g_loss = g_adv + cfg.lambda_rec * g_rec
