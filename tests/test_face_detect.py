@@ -230,16 +230,24 @@ def textured_background(width: int, height: int) -> Image.Image:
     return Image.fromarray(np.clip(sum(layers) / 3, 0, 255).astype(np.uint8))
 
 
-def test_group_photo_returns_every_face_largest_first_and_no_phantom(detector):
+GROUP_PLACEMENT = (
+    ("astronaut.png", 420, (40, 140)),
+    ("grace_hopper.png", 300, (560, 60)),
+    ("astronaut.png", 280, (1000, 250)),
+)
+
+
+def group_photo() -> tuple[Image.Image, tuple]:
+    """Three portraits of different sizes on a textured 1400x700 background, and their (name, side, top-left)."""
     canvas = textured_background(1400, 700)
-    placed = [
-        ("astronaut.png", 420, (40, 140)),
-        ("grace_hopper.png", 300, (560, 60)),
-        ("astronaut.png", 280, (1000, 250)),
-    ]
-    for name, side, at in placed:
+    for name, side, at in GROUP_PLACEMENT:
         img = portrait(name)
         canvas.paste(img.resize((side, round(side * img.height / img.width)), Image.Resampling.LANCZOS), at)
+    return canvas, GROUP_PLACEMENT
+
+
+def test_group_photo_returns_every_face_largest_first_and_no_phantom(detector):
+    canvas, placed = group_photo()
     faces = detector.detect(canvas)
     assert len(faces) == len(placed)
     areas = [f.width * (f.box[3] - f.box[1]) for f in faces]
@@ -404,15 +412,7 @@ def test_the_vendored_blazeface_files_are_the_ones_extract_py_checks():
 def test_blazeface_proposes_the_faces_of_a_group_photo():
     proposer = load_proposer()
     assert proposer is not None
-    canvas = textured_background(1400, 700)
-    placed = [
-        ("astronaut.png", 420, (40, 140)),
-        ("grace_hopper.png", 300, (560, 60)),
-        ("astronaut.png", 280, (1000, 250)),
-    ]
-    for name, side, at in placed:
-        img = portrait(name)
-        canvas.paste(img.resize((side, round(side * img.height / img.width)), Image.Resampling.LANCZOS), at)
+    canvas, placed = group_photo()
     proposals = proposer.propose(canvas)
     assert len(proposals) == len(placed)
     for _, side, (x, y) in placed:  # one proposal on each portrait's face (its middle half, its upper half)
