@@ -85,7 +85,7 @@ def test_train_guide_resumes_bit_identical_and_exports_a_guide_a_recipe_reads(tm
     for name, t in a.modules["guide"].state_dict().items():
         assert torch.equal(t, b.modules["guide"].state_dict()[name]), name
     assert set(a.info["recall"]) == set(a.config.attributes) and "PGD-L2, radius 1.0" in a.info["adversarial_training"]
-    guide, provenance = load_frozen_guide(full.out, TINY_STARGAN.labels, torch.device("cpu"))
+    guide, provenance = load_frozen_guide(full.out, TINY_STARGAN.labels.attributes, torch.device("cpu"))
     assert not guide.training and provenance["sha256"] == file_sha256(full.out)
 
 
@@ -93,7 +93,7 @@ def test_a_guide_of_other_attributes_is_refused(tmp_path):
     path = tiny_guide_weights(tmp_path / "guide.safetensors")
     other = dataclasses.replace(TINY_STARGAN.labels, groups=(("Bangs", "Black_Hair"),))
     with pytest.raises(WeightsError, match="not this run's attributes"):
-        load_frozen_guide(str(path), other, torch.device("cpu"))
+        load_frozen_guide(str(path), other.attributes, torch.device("cpu"))
 
 
 def guided_batch(recipe: str, **kw):

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from stargan_app.checkpoint import load_weights
 from stargan_app.imaging import to_model_range
 from stargan_app.labels import display_name, present
-from stargan_app.training.adversarial import keep_in_range, project_l2
+from stargan_app.training.adversarial import l2_ascent_step
 
 ASCENT_STEPS = 40
 ASCENT_RADIUS = 12.0  # total L2 budget per face, model range: well past the training radius, to let features show
@@ -39,8 +39,7 @@ def ascend(
     for _ in range(steps):
         delta.requires_grad_(True)
         (grad,) = torch.autograd.grad(model(x + delta)[:, attribute].sum(), delta)
-        step = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-        delta = keep_in_range(x, project_l2(delta.detach() + step_size * step, radius))
+        delta = l2_ascent_step(x, delta, grad, step_size, radius)
     return (x + delta).detach()
 
 
@@ -77,15 +76,14 @@ def eval_guide(
 ) -> dict[str, Any]:
     """Held-out recall and specificity of a guide file, and (with out) its ascent grid on the first held-out faces."""
     from stargan_app.evaluation.stargan import held_out_faces, read_split
-    from stargan_app.training.guide_loop import held_out_figures
+    from stargan_app.training.guide_loop import held_out_figures, print_figures
 
     loaded = load_weights(weights, kind="guide")
     model, cfg = loaded.modules["guide"].float(), loaded.config
     held = held_out_faces(read_split(data_dir, test_size), cfg.attributes, cfg.image_size, limit=0)
     crops = to_model_range(held.crops)
     figures = held_out_figures(model, cfg.attributes, crops, held.truth)
-    for name in cfg.attributes:
-        print(f"  {name:18s} recall {figures['recall'][name]:.3f}  specificity {figures['specificity'][name]:.3f}")
+    print_figures(figures)
     result: dict[str, Any] = {"weights": str(weights), "info": loaded.info, **figures}
     if out:
         result["grid"] = str(ascent_grid(model, crops[:faces], cfg.attributes, out, radius))
@@ -96,17 +94,13 @@ def eval_guide(
 def robust_reader(path: str, attributes: tuple[str, ...]) -> tuple[Callable[[torch.Tensor], torch.Tensor], str]:
     """(crops (uint8 or [-1, 1]) -> (N, n) bool at probability 0.5, the file's sha256) for a guide-kind file used as a
     reader of edits; its attributes must be the model's, in order."""
-    from stargan_app.errors import WeightsError
     from stargan_app.evaluation.classifier import to_float_images
     from stargan_app.training.guide_loop import guide_logits
-    from stargan_app.training.warm_start import file_sha256
+    from stargan_app.training.warm_start import load_frozen_guide
 
-    loaded = load_weights(path, kind="guide")
-    if loaded.config.attributes != attributes:
-        raise WeightsError(f"--robust-reader {path} reads {loaded.config.attributes}, not the model's {attributes}.")
-    model = loaded.modules["guide"].float()
+    model, provenance = load_frozen_guide(path, attributes, torch.device("cpu"), role="--robust-reader")
 
     def read(crops: torch.Tensor) -> torch.Tensor:
         return present(torch.sigmoid(guide_logits(model, to_float_images(crops))))
 
-    return read, file_sha256(path)
+    return read, provenance["sha256"]

@@ -19,6 +19,15 @@ def keep_in_range(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     return (x + delta).clamp(-1.0, 1.0) - x
 
 
+def l2_ascent_step(
+    x: torch.Tensor, delta: torch.Tensor, grad: torch.Tensor, step_size: float, radius: float
+) -> torch.Tensor:
+    """delta moved step_size along each sample's normalised gradient, back onto the L2 ball and into the range."""
+    grad = grad.float()
+    step = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (grad.dim() - 1)))
+    return keep_in_range(x, project_l2(delta.detach() + step_size * step, radius))
+
+
 def attribute_bce(logits: torch.Tensor, labels: torch.Tensor, pos_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Multi-label BCE averaged over faces and attributes; pos_weight (n,) balances rare attributes."""
     return F.binary_cross_entropy_with_logits(logits.float(), labels.float(), pos_weight=pos_weight)
@@ -53,9 +62,7 @@ def pgd_l2(
             delta.requires_grad_(True)
             loss = attribute_bce(model(x + delta), labels, pos_weight)
             (grad,) = torch.autograd.grad(loss, delta)
-            grad = grad.float()
-            step = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-            delta = keep_in_range(x, project_l2(delta.detach() + step_size * step, radius))
+            delta = l2_ascent_step(x, delta, grad, step_size, radius)
     finally:
         for p in params:
             p.requires_grad_(True)

@@ -172,7 +172,7 @@ def train_guide(cfg: GuideTrainConfig) -> Path:
         teardown()
     held = load_face_crops(Path(cfg.data_dir) / "img_align_celeba", split.test_files, cfg.image_size)
     figures = held_out_figures(model, mcfg.attributes, held, split.test_labels[: len(held)])
-    _print_figures(figures)
+    print_figures(figures)
     info = {**state.info, **figures, "steps": num_steps, "train_seconds": round(driver.train_seconds(), 1)}
     info["held_out"] = f"ids of the last {cfg.test_size} files, recall/specificity at probability 0.5"
     out = save_weights(cfg.out, "guide", mcfg, {"guide": model}, info=info, fp16=cfg.fp16_export)
@@ -180,7 +180,7 @@ def train_guide(cfg: GuideTrainConfig) -> Path:
     return out
 
 
-def _print_figures(figures: dict[str, dict[str, float]]) -> None:
+def print_figures(figures: dict[str, dict[str, float]]) -> None:
     print("held-out recall / specificity")
     for name, recall in figures["recall"].items():
         spec = figures["specificity"][name]

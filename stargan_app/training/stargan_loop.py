@@ -107,7 +107,7 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
         )
 
     dev = dist.device
-    guide, guide_provenance = load_frozen_guide(cfg.guide, schema, dev) if cfg.guide else (None, None)
+    guide, guide_provenance = load_frozen_guide(cfg.guide, schema.attributes, dev) if cfg.guide else (None, None)
     recipe = recipe_for(cfg, guide)
     precision = autocast_for(dev, cfg.amp)
     # channels_last pays off on GPU and with bf16 on CPU (oneDNN's blocked kernels); fp32 CPU convs are faster without

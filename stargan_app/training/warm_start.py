@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stargan_app.config import LabelSchema, StarGANConfig
+from stargan_app.config import StarGANConfig
 from stargan_app.models import Discriminator, Generator
 from stargan_app.training.checkpoints import GANState
 from stargan_app.training.lineage import stages_of
@@ -110,17 +110,18 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def load_frozen_guide(path: str, schema: LabelSchema, device: torch.device) -> tuple[nn.Module, dict]:
+def load_frozen_guide(
+    path: str, attributes: tuple[str, ...], device: torch.device, role: str = "--guide"
+) -> tuple[nn.Module, dict]:
     """The attribute guide of a weights file (`train guide`), frozen and in eval mode, and its provenance (file name,
-    sha256, how it was trained) for the run's info; its attributes must be the schema's, in order."""
+    sha256, how it was trained) for the run's info; it must read `attributes`, in order (`role` names the file's use
+    in the message)."""
     from stargan_app.checkpoint import load_weights
     from stargan_app.errors import WeightsError
 
     loaded = load_weights(path, kind="guide", device=device)
-    if loaded.config.attributes != schema.attributes:
-        raise WeightsError(
-            f"--guide {path} reads {loaded.config.attributes}, not this run's attributes {schema.attributes}."
-        )
+    if loaded.config.attributes != attributes:
+        raise WeightsError(f"{role} {path} reads {loaded.config.attributes}, not this run's attributes {attributes}.")
     guide = loaded.modules["guide"].float().eval().requires_grad_(False)
     provenance = {
         "file": Path(path).name,
