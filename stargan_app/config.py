@@ -25,7 +25,7 @@ FASHION_CLASSES = (
 )
 
 
-OUTPUT_MODES = ("image", "masked")
+OUTPUT_MODES = ("image", "masked", "residual")
 UPSAMPLE_MODES = ("deconv", "deconv_blur", "resize")
 
 
@@ -79,7 +79,9 @@ class StarGANConfig:
     d_repeat_num: int = 5  # stride-2 convs in D (image_size must be divisible by 2**d_repeat_num)
     labels: LabelSchema = LabelSchema()  # label groups, mask vector and exclusive attributes
     track_running_stats: bool = False  # True only for imported official checkpoints (they carry the buffers)
-    output: str = "image"  # "image": official G writes every pixel; "masked": G = M*C + (1-M)*x (attention mask M)
+    # "image": official G writes every pixel (tanh); "masked": G = M*C + (1-M)*x (attention mask M);
+    # "residual": G = clamp(x + Δ, -1, 1), Δ from the same trunk and a last conv without tanh (US-GAN)
+    output: str = "image"
     # "deconv": official transposed convs; "deconv_blur": each followed by a fixed [1,2,1] blur (same weights);
     # "resize": nearest x2 + 3x3 conv
     upsample: str = "deconv"

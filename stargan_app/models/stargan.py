@@ -62,6 +62,9 @@ class Generator(nn.Module):
 
     output="image" is the official layout. output="masked" ends in 3 colour channels C (tanh) and 1 attention mask M
     (sigmoid) and returns M*C + (1-M)*x, so pixels the edit does not need keep the input (GANimation, SaGAN).
+    output="residual" ends in the official last conv without tanh and returns clamp(x + Δ, -1, 1): a zero last conv is
+    the identity, so G only has to learn the change (US-GAN). The clamp bounds what reaches D, the reconstruction and
+    the app to the image range; it passes Δ's gradient wherever the output is inside it.
     """
 
     def __init__(self, cfg: StarGANConfig):
@@ -92,6 +95,8 @@ class Generator(nn.Module):
             dim //= 2
         if cfg.output == "masked":
             layers += [nn.Conv2d(dim, 4, 7, 1, 3, bias=True)]  # the bias sets the mask's starting opening
+        elif cfg.output == "residual":
+            layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False)]  # the image layout's last conv: its weights load here
         else:
             layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
@@ -108,6 +113,8 @@ class Generator(nn.Module):
     def _parts(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         cmap = c.to(x.dtype).view(c.size(0), c.size(1), 1, 1).expand(-1, -1, x.size(2), x.size(3))
         h = self.main(torch.cat([x, cmap], dim=1))
+        if self.cfg.output == "residual":
+            h = (x + h.to(x.dtype)).clamp(-1.0, 1.0)  # in x's precision: Δ = 0 returns x exactly
         if self.cfg.output != "masked":
             return h, h, None
         colour, mask = torch.tanh(h[:, :3]), torch.sigmoid(h[:, 3:])

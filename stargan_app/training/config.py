@@ -40,7 +40,9 @@ class StarGANTrainConfig(RunConfig):
     d_conv_dim: int = opt(64, "D width")
     d_repeat_num: int = opt(5, "stride-2 convs in D (6 for 128 px as in the paper)")
     output: str = opt(
-        "image", "G output: 'image' (official, rewrites every pixel) or 'masked' (colour + attention mask)"
+        "image",
+        "G output: 'image' (official, rewrites every pixel), 'masked' (colour + attention mask) or 'residual' "
+        "(clamp(x + Δ, -1, 1); an image-output file seeds it with its last conv zeroed: G starts at the identity)",
     )
     upsample: str = opt(
         "deconv",

@@ -38,7 +38,11 @@ def sample_grid(G: Generator, schema: LabelSchema, faces: torch.Tensor, face_lab
 
 
 def save_sample_grid(gan: GANState, run_dir: Path, faces: torch.Tensor, face_labels: torch.Tensor, step: int) -> None:
-    """runs/<run>/samples/step_<step>.png from the exported generator (the EMA where the run keeps one)."""
-    grid = sample_grid(gan.G_ema if gan.G_ema is not None else gan.G, gan.model_config.labels, faces, face_labels)
+    """runs/<run>/samples/step_<step>.png from the exported generator (the EMA where the run keeps one), and
+    raw_step_<step>.png from the trained G beside it: the average lags, so judge a run's progress by the raw G."""
     (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-    grid.save(run_dir / "samples" / f"step_{step:08d}.png")
+    served = gan.G_ema if gan.G_ema is not None else gan.G
+    generators = {"step": served, **({"raw_step": gan.G} if gan.G_ema is not None else {})}
+    for prefix, G in generators.items():
+        grid = sample_grid(G, gan.model_config.labels, faces, face_labels)
+        grid.save(run_dir / "samples" / f"{prefix}_{step:08d}.png")

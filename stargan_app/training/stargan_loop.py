@@ -78,7 +78,10 @@ def train_step(
             g_loss, g_logs = recipe.g_loss(g_train, gan.D, batch, step, precision)
             optimizer_step(gan.opt_g, g_loss)
         if gan.G_ema is not None:
-            update_ema(gan.G_ema, gan.G, cfg.ema_decay, step, warmup=not cfg.init_weights)
+            # a residual warm start restarts the average at the identity: its decay ramps from that step (stylegan2-ada)
+            ramp_from = gan.info.get("init_ema_ramp_from")
+            warmup = ramp_from is not None or not cfg.init_weights
+            update_ema(gan.G_ema, gan.G, cfg.ema_decay, step - (ramp_from or 0), warmup=warmup)
         logs.update(g_logs)
     return logs
 

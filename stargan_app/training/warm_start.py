@@ -27,6 +27,19 @@ def init_mask_bias(G: Generator) -> None:
         last.bias.zero_().add_(torch.tensor([0.0, 0.0, 0.0, MASK_BIAS_INIT]))
 
 
+def seeds_residual(source: StarGANConfig, run: StarGANConfig) -> bool:
+    """Whether a file of config `source` warm-starts this run's residual G: an image G of the same shape otherwise."""
+    as_residual = dataclasses.replace(source, output="residual")
+    return source.output == "image" and run.output == "residual" and as_residual == run
+
+
+def zero_last_conv(G: Generator) -> None:
+    """A residual G seeded from an image G keeps the whole trunk; its last conv starts at zero, so G starts at the
+    identity with everything the trunk has learnt."""
+    with torch.no_grad():
+        G.main[-1].weight.zero_()
+
+
 def load_discriminator(D: nn.Module, source: nn.Module) -> None:
     """D's weights from `source`, a discriminator of the same trunk; a conditional head `source` lacks keeps its fresh
     initialisation (D learns it in the run's warm-up)."""
@@ -47,11 +60,16 @@ def init_from_weights(path: str, mcfg: StarGANConfig, G: Generator, D: Discrimin
 
     loaded = load_weights(path, kind="stargan")
     seeds_masked = loaded.config.output == "image" and mcfg.output == "masked"
+    to_residual = loaded.config.output == "image" and mcfg.output == "residual"
     same_weights = {loaded.config.upsample, mcfg.upsample} <= DECONV_MODES or loaded.config.upsample == mcfg.upsample
     as_this_run = dataclasses.replace(
         loaded.config, output=mcfg.output, upsample=mcfg.upsample, cond_head=mcfg.cond_head
     )
-    if as_this_run != mcfg or not same_weights or not (seeds_masked or loaded.config.output == mcfg.output):
+    if (
+        as_this_run != mcfg
+        or not same_weights
+        or not (seeds_masked or to_residual or loaded.config.output == mcfg.output)
+    ):
         raise WeightsError(f"--init-weights {path} was trained with {loaded.config}, not this run's {mcfg}.")
     if "D" not in loaded.modules:
         raise WeightsError(f"--init-weights {path} has no discriminator to continue training from.")
@@ -65,8 +83,11 @@ def init_from_weights(path: str, mcfg: StarGANConfig, G: Generator, D: Discrimin
         bias[:3] = 0.0  # the image G's last conv has no bias
         g_state.update({f"{last}.weight": weight, f"{last}.bias": bias})
     G.load_state_dict(g_state)
+    if to_residual:
+        zero_last_conv(G)
     load_discriminator(D, loaded.modules["D"])
     return {
+        **({"init_ema_ramp_from": 0} if to_residual else {}),
         "init_weights": str(path),
         "init_steps": int(loaded.info.get("steps", 0)),
         "init_train_seconds": float(loaded.info.get("train_seconds", 0.0)),
@@ -84,7 +105,8 @@ def continue_from_state(path: str, mcfg: StarGANConfig, gan: GANState) -> dict:
 
     loaded = load_weights(path, kind="stargan")
     raw_g = read_tensors(path, TRAINING_G)
-    if loaded.config != mcfg:
+    to_residual = seeds_residual(loaded.config, mcfg)
+    if loaded.config != mcfg and not to_residual:
         raise WeightsError(f"--continue-from {path} was trained with {loaded.config}, not this run's {mcfg}.")
     if not raw_g or "D" not in loaded.modules:
         raise WeightsError(
@@ -92,11 +114,15 @@ def continue_from_state(path: str, mcfg: StarGANConfig, gan: GANState) -> dict:
         )
     gan.G.load_state_dict(raw_g)
     load_discriminator(gan.D, loaded.modules["D"])
-    if gan.G_ema is not None:
-        gan.G_ema.load_state_dict(loaded.modules["G"].state_dict())
+    step = int(loaded.info.get("steps", 0))
+    if to_residual:
+        zero_last_conv(gan.G)
+    if gan.G_ema is not None:  # a residual G's moving average starts at the identity too, and ramps (update_ema)
+        gan.G_ema.load_state_dict(gan.G.state_dict() if to_residual else loaded.modules["G"].state_dict())
     return {
+        **({"init_output": "image", "init_ema_ramp_from": step} if to_residual else {}),
         "init_continued_from": str(path),
-        "init_campaign_step": int(loaded.info.get("steps", 0)),
+        "init_campaign_step": step,
         "init_campaign_seconds": float(loaded.info.get("train_seconds", 0.0)),
         "init_stages": stages_of(loaded.info),  # this run adds a stage of its own after them
     }
