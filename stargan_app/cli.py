@@ -171,12 +171,31 @@ def add_weights_file_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="output file (default: NAME.regions.safetensors beside the weights)")
     p.add_argument("--sheet", default=None, help="also write a labelled PNG of the maps here")
 
+    p = sub.add_parser(
+        "build-hair-colours", help="fit the colours real hair has (the model served hair-colour edits take chroma from)"
+    )
+    p.add_argument(
+        "--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder (only the training ids are read)"
+    )
+    p.add_argument("--test-size", type=int, default=1000, help="held-out last ids, never read")
+    p.add_argument("--regions", default=None, help="region maps that say where hair lives (default: the shipped ones)")
+    p.add_argument("--out", default="weights/hair_colours.safetensors", help="output file (beside the weights)")
+    p.add_argument("--picture", default=None, help="also draw each colour's curves into this PNG")
+
 
 def add_regions_argument(parser: argparse.ArgumentParser, more_help: str = "") -> None:
     parser.add_argument(
         "--regions",
         default=None,
         help=f"'off', or a region-maps file (default: the one beside the weights, if any{more_help})",
+    )
+
+
+def add_hair_colours_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--hair-colours",
+        default=None,
+        help="'off' (hair colours as G draws them), or a hair-colour model file (default: the one beside the weights)",
     )
 
 
@@ -233,6 +252,18 @@ def add_eval_parsers(sub: argparse._SubParsersAction) -> None:
         help="a second robust attribute network (a `train guide` file of another seed) that neither guided nor "
         "judged: its transfer reading is one only real features pass (default: none)",
     )
+    e = esub.add_parser("hair-colours", help="share of served hair-colour edits whose colour real hair of it has")
+    e.add_argument("--weights", default=None, help="weights file (default: the shipped one)")
+    e.add_argument("--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
+    e.add_argument("--test-size", type=int, default=1000, help="held-out last ids")
+    e.add_argument("--limit", type=int, default=40, help="held-out photos edited")
+    add_hair_colours_argument(e)
+    e.add_argument(
+        "--labelled-source",
+        action="store_true",
+        help="edit from the data set's labels, not the app's reading (which skips faces it reads as that colour)",
+    )
+    e.add_argument("--json", default=None, help="also write the results here")
     e = esub.add_parser("guide", help="the guide's held-out recall/specificity and its gradient-ascent grid")
     e.add_argument("--weights", default="weights/stargan_guide.safetensors", help="a `train guide` weights file")
     e.add_argument("--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
@@ -300,6 +331,15 @@ def _dispatch(args: argparse.Namespace) -> int:
             from stargan_app.training.cgan_loop import train_cgan
 
             train_cgan(build_config(CGANTrainConfig, args, resume=args.resume))
+        elif args.model == "hair-colours":
+            from stargan_app.evaluation.hair_colours import hair_colour_plausibility
+            from stargan_app.inference import FaceEditor
+
+            colours = False if args.hair_colours == "off" else args.hair_colours
+            editor = FaceEditor.from_pretrained(args.weights, hair_colours=colours)
+            result = hair_colour_plausibility(
+                editor, args.data_dir, args.limit, args.test_size, labelled_source=args.labelled_source
+            )
         elif args.model == "guide":
             from stargan_app.training.guide_loop import train_guide
 
@@ -327,6 +367,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from stargan_app.evaluation.regions import build_regions
 
         print(build_regions(args.weights, args.data_dir, args.out, args.test_size, args.sheet))
+    elif args.command == "build-hair-colours":
+        from stargan_app.evaluation.hair_colours import build_hair_colours
+
+        print(build_hair_colours(args.data_dir, args.out, args.test_size, args.regions, args.picture))
     elif args.command == "sheet":
         from stargan_app.evaluation.stargan import write_sheet
         from stargan_app.inference import FaceEditor
@@ -352,6 +396,15 @@ def _dispatch(args: argparse.Namespace) -> int:
                 args.guided,
                 args.person_masks,
                 args.robust_reader,
+            )
+        elif args.model == "hair-colours":
+            from stargan_app.evaluation.hair_colours import hair_colour_plausibility
+            from stargan_app.inference import FaceEditor
+
+            colours = False if args.hair_colours == "off" else args.hair_colours
+            editor = FaceEditor.from_pretrained(args.weights, hair_colours=colours)
+            result = hair_colour_plausibility(
+                editor, args.data_dir, args.limit, args.test_size, labelled_source=args.labelled_source
             )
         elif args.model == "guide":
             from stargan_app.evaluation.guide import eval_guide

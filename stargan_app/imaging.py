@@ -312,3 +312,28 @@ def make_grid(
             (pad + c * (w + pad), pad + r * (h + pad)),
         )
     return grid
+
+
+# sRGB (D65) <-> CIELAB, on float arrays (..., 3): rgb in [0, 1], L* in [0, 100]
+_RGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]], np.float32)
+_WHITE = np.array([0.95047, 1.0, 1.08883], np.float32)
+_LAB_EPS = 6.0 / 29.0
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB in [0, 1] -> CIELAB (L*, a*, b*) under D65."""
+    rgb = np.asarray(rgb, np.float32)
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ _RGB_TO_XYZ.T / _WHITE
+    f = np.where(xyz > _LAB_EPS**3, np.cbrt(xyz), xyz / (3 * _LAB_EPS**2) + 4.0 / 29.0)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
+    """CIELAB under D65 -> sRGB, clipped to [0, 1]."""
+    lab = np.asarray(lab, np.float32)
+    fy = (lab[..., 0] + 16) / 116
+    f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], -1)
+    xyz = np.where(f > _LAB_EPS, f**3, 3 * _LAB_EPS**2 * (f - 4.0 / 29.0)) * _WHITE
+    linear = np.clip(xyz @ np.linalg.inv(_RGB_TO_XYZ).T.astype(np.float32), 0.0, 1.0)
+    return np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)

@@ -30,6 +30,7 @@ from stargan_app.errors import WeightsError
 from stargan_app.face.align import FacePaster, compose_affine, feather_mask, footprint, grid_matrix
 from stargan_app.face.segment import FaceMasks
 from stargan_app.imaging import elliptical_window, gaussian_blur, mask_to_pil, tensor_to_pil
+from stargan_app.inference.hair_colour import HairColourModel
 
 # An image generator's change G(x, c_trg) - G(x, c_src) is blurred (sigma in model pixels) before it reaches the photo:
 # that removes the transposed convolutions' checkerboard speckle, which is most of what looks wrong in an edit.
@@ -51,6 +52,14 @@ REGIONS_FORMAT = "stargan-app-regions/1"
 # 0.4%, but a hat or earrings that G adds reach past the person's outline by design, which that gate would cut off,
 # so they keep their maps alone.
 PERSON_GATES: Mapping[str, str] = {a: "hair" for a in ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")}
+# Attributes whose change is a structure G adds, with no edge in the photo for the guided filter to follow (it left
+# a shadow of a moustache): their change is pasted as G drew it, feathered by the attribute's region map. Colour edits
+# (hair colours) stay guided, and so do glasses and earrings: G draws dark eye rings and an ear blob, which the filter
+# at least tones down. Chosen per attribute on the portrait sheet (training-log.md, 2026-12-07).
+DRAWN_ATTRIBUTES = frozenset({"Bangs", "Wearing_Hat", "Mustache"})
+# A hair-colour edit recolours this share of the face's hair even where G changed nothing (the whole head changes);
+# the rest follows the size of G's change, relative to its 90th percentile over the hair.
+HAIR_FLOOR = 0.7
 HAT_ATTRIBUTE = "Wearing_Hat"  # a face read as wearing one keeps hair edits below its brows (FaceMasks.under_a_hat)
 
 
@@ -234,6 +243,8 @@ class Compositor:
     radius: int = GUIDED_RADIUS
     eps: float = GUIDED_EPS
     person_gates: Mapping[str, str] = field(default_factory=lambda: dict(PERSON_GATES))
+    drawn: frozenset[str] = DRAWN_ATTRIBUTES  # attributes whose change is pasted as drawn (see DRAWN_ATTRIBUTES)
+    hair_colours: HairColourModel | None = None  # the chroma of served hair-colour edits (None: G's own colour)
 
     def gate(
         self, attributes: Iterable[str], size: int, masked: bool = False, masks: FaceMasks | None = None
@@ -259,6 +270,16 @@ class Compositor:
             return None
         return MaskOnPhoto(torch.from_numpy(masks.hair if names == {"hair"} else masks.person), masks.crop_to_mask)
 
+    def drawn_weight(self, attributes: Iterable[str], size: int) -> torch.Tensor | None:
+        """(size, size) share of an edit's change pasted as drawn: the union of the region maps of its drawn
+        attributes (None: none of them, all guided)."""
+        drawn = [a for a in attributes if a in self.drawn]
+        if not drawn or not self.guided:
+            return None
+        return (
+            torch.ones(size, size) if self.regions is None else self.regions.union(drawn, size, torch.ones(size, size))
+        )
+
     def image_change(self, edited: torch.Tensor, reference: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
         """An image generator's change as it reaches the photo: edited - reference, blurred, gated. (B, 3, S, S)."""
         change = gaussian_blur(edited - reference, self.smoothing)
@@ -275,15 +296,17 @@ class Compositor:
         reference: torch.Tensor,
         x: torch.Tensor,
         photo_gate: MaskOnPhoto | None = None,
+        drawn: torch.Tensor | None = None,
     ) -> Image.Image:
         """An image generator's change (3, S, S; from `image_change`) added to the photo's own pixels.
 
         reference: G at the source labels (the plain warp pastes reference + change over reference); x: the aligned
         crop, the guide of the guided filter (blurred like the change, so that both hold the same edges); photo_gate:
-        a face mask that multiplies the guided change on the photo (see `photo_gate`).
+        a face mask that multiplies the guided change on the photo (see `photo_gate`); drawn: where the change is
+        pasted as drawn (see `drawn_weight`).
         """
         if self.guided:
-            return self._guided_paste(canvas, change, gaussian_blur(x[None], self.smoothing)[0], photo_gate)
+            return self._guided_paste(canvas, change, gaussian_blur(x[None], self.smoothing)[0], photo_gate, drawn)
         return canvas.paster.paste(tensor_to_pil(reference + change), reference_crop=tensor_to_pil(reference))
 
     def paste_masked(
@@ -308,13 +331,18 @@ class Compositor:
         )
 
     def _guided_paste(
-        self, canvas: FaceCanvas, change: torch.Tensor, guide: torch.Tensor, photo_gate: MaskOnPhoto | None = None
+        self,
+        canvas: FaceCanvas,
+        change: torch.Tensor,
+        guide: torch.Tensor,
+        photo_gate: MaskOnPhoto | None = None,
+        drawn: torch.Tensor | None = None,
     ) -> Image.Image:
         """Add a crop-size change (3, S, S, model units) to the photo: the guided filter's linear models (fitted on
         the crop, guide = the crop) evaluated on the photo's own pixels (He and Sun's fast guided filter, used for
-        upsampling), over the footprint of the change only, so the rest of the photo stays bit-exact. A big face is
-        reduced to GUIDED_MAX_PIXELS first and the result upsampled."""
-        out = canvas.photo.copy()
+        upsampling), over the footprint of the change only, so the rest of the photo stays bit-exact. Where `drawn`
+        (S, S in [0, 1]) is 1 the change is pasted as G drew it (bilinear): a new feature (a moustache, a frame, a
+        brim) has no edge in the photo for the filter to follow. A big face is reduced to GUIDED_MAX_PIXELS first."""
         size = change.size(-1)
         rim = torch.from_numpy(np.asarray(feather_mask(size, size, canvas.paster.feather), np.float32) / 255.0)
         guide, change = (guide + 1) / 2, change * rim * 127.5  # the guide in [0, 1], the change in 8-bit levels
@@ -323,39 +351,106 @@ class Compositor:
         # the change (a moustache fades): there the change keeps its own detail, the part the linear models miss.
         variance = (box_mean(guide.pow(2), self.radius) - box_mean(guide, self.radius).pow(2)).mean(0).clamp(min=0)
         detail = (change - ((a * guide[None]).sum(1) + b)) * (self.eps / (variance + self.eps))
+        if drawn is not None:
+            a, b, detail = a * (1 - drawn), b * (1 - drawn), detail * (1 - drawn) + change * drawn
         coefficients = torch.cat([a.flatten(0, 1), b, detail])  # (9 + 3 + 3, S, S), all 0 where there is no change
-        rows, cols = torch.nonzero(coefficients.abs().amax(0)).unbind(1)
+        area = WorkArea.around(canvas, coefficients.abs().amax(0))
+        if area is None:
+            return canvas.photo.copy()
+        photo = area.pixels(canvas.photo)
+        sampled = area.sample(coefficients)
+        q = (sampled[:9].view(3, 3, *photo.shape[1:]) * photo[None]).sum(1) + sampled[9:12] + sampled[12:]
+        if photo_gate is not None:
+            q = q * area.sample_mask(photo_gate)
+        return area.add_levels(canvas.photo, q.round().permute(1, 2, 0).numpy().astype(np.int16))
+
+    def recolour_hair(
+        self,
+        canvas: FaceCanvas,
+        edited: Image.Image,
+        change: torch.Tensor,
+        masks: FaceMasks,
+        colour: str,
+        strength: float = 1.0,
+    ) -> Image.Image:
+        """A hair-colour edit (`edited`, the photo with G's change pasted) with its hair recoloured by the colour
+        model (HairColourModel.recolour): over this face's hair (the colour's region map times the hair mask), weighted
+        by where G's change (3, S, S) says hair is, at the photo's resolution. Pixels outside stay bit-exact."""
+        if self.hair_colours is None or self.regions is None:
+            return edited
+        size = change.size(-1)
+        hair = self.regions.union([colour], size, torch.zeros(size, size)) * crop_mask(masks, "hair", size)
+        moved = gaussian_blur(change.abs().mean(0)[None, None], 1.0)[0, 0]
+        scale = torch.quantile(moved[hair > 0.5], 0.9) if bool((hair > 0.5).any()) else moved.max()
+        weight = hair * (HAIR_FLOOR + (1 - HAIR_FLOOR) * (moved / scale.clamp(min=1e-6)).clamp(max=1.0))
+        area = WorkArea.around(canvas, weight)
+        if area is None:
+            return edited
+        hair_on_photo = area.sample_mask(MaskOnPhoto(torch.from_numpy(masks.hair), masks.crop_to_mask))[0]
+        on_photo = (area.sample(weight[None])[0] * hair_on_photo * min(1.0, strength)).clamp(0, 1).numpy()
+        photo, before = (area.pixels(image).permute(1, 2, 0).numpy() for image in (canvas.photo, edited))
+        after = self.hair_colours.recolour(photo, before, on_photo, colour)
+        levels = np.rint((after - before) * 255.0).astype(np.int16)
+        return area.add_levels(edited, levels)
+
+
+@dataclass(frozen=True)
+class WorkArea:
+    """The box of the photo a crop-size change reaches, and the grid it is computed on there: every `step`-th photo
+    pixel (a big face is reduced to GUIDED_MAX_PIXELS), with its map to crop px."""
+
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in photo px
+    step: int  # photo px per grid cell
+    grid_to_crop: np.ndarray  # 2x3
+
+    @classmethod
+    def around(cls, canvas: FaceCanvas, support: torch.Tensor) -> WorkArea | None:
+        """The area of the crop pixels where `support` (S, S) is non-zero; None when there are none or it misses."""
+        rows, cols = torch.nonzero(support).unbind(1)
         if not len(rows):
-            return out
+            return None
         rect = (float(cols.min()), float(rows.min()), float(cols.max()) + 1, float(rows.max()) + 1)
         box = footprint(canvas.matrix, rect, canvas.photo.size)
         if box is None:
-            return out
-        width, height = box[2] - box[0], box[3] - box[1]
-        step = max(1, math.ceil(math.sqrt(width * height / GUIDED_MAX_PIXELS)))
-        small = canvas.photo.reduce(step, box=box) if step > 1 else canvas.photo.crop(box)
-        photo = torch.from_numpy(np.asarray(small, np.float32)).permute(2, 0, 1) / 255.0
-        grid_to_crop = grid_matrix(canvas.matrix, box[:2], step)
-        sampled = _sample(coefficients, grid_to_crop, photo.shape[1:])
-        q = (sampled[:9].view(3, 3, *photo.shape[1:]) * photo[None]).sum(1) + sampled[9:12] + sampled[12:]
-        if photo_gate is not None:
-            q = q * _sample(
-                photo_gate.mask[None], compose_affine(photo_gate.crop_to_mask, grid_to_crop), photo.shape[1:]
-            )
-        levels = q.round().permute(1, 2, 0).numpy().astype(np.int16)
-        if step > 1:  # the two signs as 8-bit images: PIL's bilinear resize of uint8 is the fastest upsampling here
-            full, src = (width, height), (0.0, 0.0, width / step, height / step)
+            return None
+        step = max(1, math.ceil(math.sqrt((box[2] - box[0]) * (box[3] - box[1]) / GUIDED_MAX_PIXELS)))
+        return cls(box, step, grid_matrix(canvas.matrix, box[:2], step))
+
+    def pixels(self, image: Image.Image) -> torch.Tensor:
+        """(3, h, w) in [0, 1]: the area of `image` on the grid."""
+        small = image.reduce(self.step, box=self.box) if self.step > 1 else image.crop(self.box)
+        return torch.from_numpy(np.asarray(small, np.float32)).permute(2, 0, 1) / 255.0
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        width, height = self.box[2] - self.box[0], self.box[3] - self.box[1]
+        return -(-height // self.step), -(-width // self.step)
+
+    def sample(self, maps: torch.Tensor) -> torch.Tensor:
+        """Crop-size maps (K, S, S) on the grid."""
+        return _sample(maps, self.grid_to_crop, self.shape)
+
+    def sample_mask(self, mask: MaskOnPhoto) -> torch.Tensor:
+        """A face mask (1, h, w) on the grid."""
+        return _sample(mask.mask[None], compose_affine(mask.crop_to_mask, self.grid_to_crop), self.shape)
+
+    def add_levels(self, image: Image.Image, levels: np.ndarray) -> Image.Image:
+        """A copy of `image` with `levels` (h, w, 3 signed 8-bit steps on the grid) added over the area."""
+        width, height = self.box[2] - self.box[0], self.box[3] - self.box[1]
+        if self.step > 1:  # the two signs as 8-bit images: PIL's bilinear resize of uint8 is the fastest upsampling
+            src = (0.0, 0.0, width / self.step, height / self.step)
             up = [
                 np.asarray(
                     Image.fromarray(np.clip(s * levels, 0, 255).astype(np.uint8)).resize(
-                        full, Image.Resampling.BILINEAR, box=src
+                        (width, height), Image.Resampling.BILINEAR, box=src
                     )
                 )
                 for s in (1, -1)
             ]
             levels = up[0].astype(np.int16) - up[1]
-        region = np.asarray(canvas.photo.crop(box), np.int16) + levels
-        out.paste(Image.fromarray(np.clip(region, 0, 255).astype(np.uint8)), box[:2])
+        out = image.copy()
+        region = np.asarray(image.crop(self.box), np.int16) + levels
+        out.paste(Image.fromarray(np.clip(region, 0, 255).astype(np.uint8)), self.box[:2])
         return out
 
 

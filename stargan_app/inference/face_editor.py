@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from stargan_app.checkpoint import LoadedWeights, load_weights, resolve_weights
-from stargan_app.config import LabelSchema, StarGANConfig
+from stargan_app.config import HAIR_COLOURS, LabelSchema, StarGANConfig
 from stargan_app.errors import NoFaceError
 from stargan_app.face.align import AlignedFace, FacePaster, align_face, view_matrix
 from stargan_app.face.detect import DetectedFace, FaceDetector
@@ -31,6 +31,7 @@ from stargan_app.inference.compositing import (
     changed_attributes,
     find_regions,
 )
+from stargan_app.inference.hair_colour import HairColourModel, find_hair_colours
 from stargan_app.labels import (
     display_name,
     edit_passes,
@@ -129,15 +130,18 @@ class FaceEditor:
         regions: RegionMaps | None = None,
         guided: bool | None = None,
         segmenter: FaceSegmenter | None = None,
+        hair_colours: HairColourModel | None = None,
     ):
         """change_smoothing: see CHANGE_SMOOTHING (0 pastes the change as G made it); change_window: see CHANGE_WINDOW,
         used only without region maps (0 keeps the change up to the crop's edge); regions: where each attribute lives,
         which gates the change; guided: edge-aware upsampling of the change (None: on exactly when there are regions);
-        segmenter: each face's person and skin masks, which further gate hair edits (with region maps only)."""
+        segmenter: each face's person and skin masks, which further gate hair edits (with region maps only);
+        hair_colours: the colours real hair has, which hair-colour edits take their chroma from (with region maps and
+        a segmenter; None: G's own colour)."""
         self.G = generator.eval()
         self.segmenter = segmenter
         guided = regions is not None if guided is None else guided
-        self.compositor = Compositor(regions, change_smoothing, change_window, guided)
+        self.compositor = Compositor(regions, change_smoothing, change_window, guided, hair_colours=hair_colours)
         self.D = discriminator.eval() if discriminator is not None else None
         self.config: StarGANConfig = generator.cfg
         self.detector = detector or FaceDetector()
@@ -158,11 +162,13 @@ class FaceEditor:
         regions: str | Path | bool | RegionMaps | None = None,
         guided: bool | None = None,
         person_masks: bool = True,
+        hair_colours: str | Path | bool | HairColourModel | None = None,
     ) -> FaceEditor:
         """Load a weights file (None: the shipped weights/stargan_celeba.safetensors) and its region maps: by default
         NAME.regions.safetensors beside it when that exists (a file without maps edits as before them), False none,
         or a path. person_masks: gate hair edits by each face's person and skin (the vendored MediaPipe models on
-        LiteRT; without ai-edge-litert installed, one log line and the maps alone)."""
+        LiteRT; without ai-edge-litert installed, one log line and the maps alone). hair_colours: the hair-colour
+        model, found like the maps (hair_colours.safetensors beside the weights; False: none)."""
         loaded: LoadedWeights = load_weights(resolve_weights(path, "stargan"), kind="stargan", device=device)
         maps = find_regions(loaded.path, regions)
         model = load_mask_model() if person_masks and maps is not None else None
@@ -175,6 +181,7 @@ class FaceEditor:
             regions=maps,
             guided=guided,
             segmenter=FaceSegmenter(model) if model is not None else None,
+            hair_colours=find_hair_colours(loaded.path, hair_colours) if maps is not None else None,
         )
 
     @property
@@ -295,7 +302,7 @@ class FaceEditor:
         passes = edit_passes(self.schema, targets, source, strength)
         if not passes:
             return EditResult(prep.image.copy(), prep.aligned.crop, prep.aligned.crop, prep.attributes, prep.face)
-        full, after = self._edit_photo(prep, prep.canvas, passes, targets, source, keep_detail)
+        full, after = self._edit_photo(prep, prep.canvas, passes, targets, source, keep_detail, strength)
         return EditResult(full, prep.aligned.crop, after, prep.attributes, prep.face)
 
     def _edit_photo(
@@ -306,6 +313,7 @@ class FaceEditor:
         targets: Mapping[str, bool],
         source: Mapping[str, float] | None,
         keep_detail: bool,
+        strength: float = 1.0,
     ) -> tuple[Image.Image, Image.Image]:
         """(photo with the edit composed into `canvas`, edited crop) for one face and its label passes."""
         no_edit = edit_passes(self.schema, targets, source, 0.0)  # same label groups, source labels
@@ -332,7 +340,12 @@ class FaceEditor:
             layers = [(out[0], colour[0], mask[0]) for out, colour, mask in layers]
             return self.compositor.paste_masked(canvas, x, layers, gate, photo_gate), tensor_to_pil(x + change)
         change = self.compositor.image_change(edited, reference, gate)[0]
-        return self.compositor.paste_change(canvas, change, reference[0], x, photo_gate), tensor_to_pil(x + change)
+        drawn = self.compositor.drawn_weight(changed, self.config.image_size)
+        photo = self.compositor.paste_change(canvas, change, reference[0], x, photo_gate, drawn)
+        colour = next((a for a in HAIR_COLOURS if targets.get(a) and a in changed), None)
+        if colour is not None and masks is not None:
+            photo = self.compositor.recolour_hair(canvas, photo, change, masks, colour, strength)
+        return photo, tensor_to_pil(x + change)
 
     @staticmethod
     def _masks(prep: PreparedFace, source: Mapping[str, float] | None) -> FaceMasks | None:

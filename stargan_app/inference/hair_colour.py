@@ -1,0 +1,195 @@
+"""The colours real hair has, and a served hair-colour edit recoloured onto them.
+
+G decides where hair is and which way its brightness moves; this model decides which colours hair of that brightness
+can have. Per hair colour it holds the brightness (CIELAB L*) distribution of real hair of that colour and its chroma
+(a*, b*) as a function of brightness, with its spread: near-black and near-white hair are near-neutral whatever their
+colour, so a colour is a curve through the (a*, b*) plane, not a point. It is fitted on CelebA's training faces by
+`app.py build-hair-colours` (evaluation/hair_colours.py) and ships beside the weights as a small safetensors file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from stargan_app.config import HAIR_COLOURS
+from stargan_app.errors import WeightsError
+from stargan_app.imaging import gaussian_blur, lab_to_srgb, srgb_to_lab
+
+HAIR_COLOURS_FORMAT = "stargan-app-hair-colours/1"
+HAIR_COLOURS_FILE = "hair_colours.safetensors"  # looked for beside the weights file
+QUANTILES = 101  # brightness quantiles stored per colour (0, 1, ..., 100 %)
+BIN_EDGES = np.linspace(0.0, 100.0, 21, dtype=np.float32)  # L* bins of the chroma curve, 5 units wide
+MIN_BIN_PIXELS = 2000  # a bin with fewer samples takes its chroma from its neighbours
+# How far the changed hair's brightness moves from G's edit towards the target colour's distribution (rank
+# preserving), and how much of the photo's own fine chroma (strands, highlights) rides on the curve's chroma.
+BRIGHTNESS_PULL = 0.8
+CHROMA_DETAIL = 0.35
+DETAIL_SIGMA = 2.0  # px of the working grid: chroma finer than this is the photo's own detail
+RANK_FOOTPRINT = 0.25  # pixels weighted above this define the hair whose brightness ranks are mapped
+
+
+@dataclass(frozen=True)
+class HairColourModel:
+    """Per colour (rows in `colours` order): brightness quantiles, and chroma mean and spread per L* bin."""
+
+    colours: tuple[str, ...]  # the hair-colour attributes, in the label schema's order
+    brightness: np.ndarray  # (K, QUANTILES) L* quantiles of real hair of each colour
+    chroma: np.ndarray  # (K, B, 2) mean (a*, b*) of real hair of each colour per L* bin
+    spread: np.ndarray  # (K, B, 2) standard deviation of (a*, b*) per bin
+    # where one head of real hair of each colour lies: mean and covariance over faces of (median L*, mean a*, mean b*)
+    face_mean: np.ndarray
+    face_cov: np.ndarray  # (K, 3, 3)
+    info: Mapping[str, Any] = field(default_factory=dict)  # data and method it was fitted with
+
+    @classmethod
+    def fit(
+        cls,
+        samples: Mapping[str, np.ndarray],
+        heads: Mapping[str, np.ndarray],
+        info: Mapping[str, Any] | None = None,
+    ) -> HairColourModel:
+        """From Lab samples (N, 3) of real hair per colour, and per colour the statistics of each face's hair
+        (F, 3: median L*, mean a*, mean b*; see `head_statistics`)."""
+        colours = tuple(samples)
+        brightness = np.stack([np.quantile(samples[c][:, 0], np.linspace(0, 1, QUANTILES)) for c in colours])
+        curves = [_chroma_curve(samples[c]) for c in colours]
+        chroma = np.stack([m for m, _ in curves])
+        spread = np.stack([s for _, s in curves])
+        counts = {c: int(len(samples[c])) for c in colours}
+        face_mean = np.stack([heads[c].mean(0) for c in colours]).astype(np.float32)
+        face_cov = np.stack([np.cov(heads[c].T) for c in colours]).astype(np.float32)
+        info = {**(info or {}), "pixels": counts, "heads": {c: len(heads[c]) for c in colours}}
+        return cls(colours, brightness.astype(np.float32), chroma, spread, face_mean, face_cov, info)
+
+    def _row(self, colour: str) -> int:
+        if colour not in self.colours:
+            raise KeyError(f"no hair colour {colour!r} in this model (it has {', '.join(self.colours)})")
+        return self.colours.index(colour)
+
+    def brightness_at(self, colour: str, ranks: np.ndarray) -> np.ndarray:
+        """The L* of real hair of `colour` at quantile `ranks` in [0, 1]."""
+        return np.interp(ranks, np.linspace(0, 1, QUANTILES), self.brightness[self._row(colour)]).astype(np.float32)
+
+    def chroma_at(self, colour: str, lightness: np.ndarray) -> np.ndarray:
+        """(..., 2) the curve's (a*, b*) of `colour` at L* `lightness`."""
+        return _on_curve(self.chroma[self._row(colour)], lightness)
+
+    def spread_at(self, colour: str, lightness: np.ndarray) -> np.ndarray:
+        """(..., 2) the spread of real hair's (a*, b*) about the curve at L* `lightness`."""
+        return _on_curve(self.spread[self._row(colour)], lightness)
+
+    def head_distance(self, colour: str, lab: np.ndarray) -> float:
+        """Mahalanobis distance of one head of hair's Lab pixels (N, 3) from real heads of `colour`."""
+        row = self._row(colour)
+        offset = head_statistics(lab) - self.face_mean[row]
+        return float(np.sqrt(offset @ np.linalg.solve(self.face_cov[row], offset)))
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {name: torch.from_numpy(np.ascontiguousarray(getattr(self, name), np.float32)) for name in _ARRAYS}
+        metadata = {"format": HAIR_COLOURS_FORMAT, "colours": json.dumps(list(self.colours))}
+        save_file(tensors, str(path), metadata={**metadata, "info": json.dumps(dict(self.info))})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, colours: tuple[str, ...] = HAIR_COLOURS) -> HairColourModel:
+        """The model in `path`; refused unless it has its metadata and was fitted on exactly `colours`."""
+        path = Path(path)
+        try:
+            with safe_open(str(path), framework="np", device="cpu") as f:
+                meta = f.metadata() or {}
+                arrays = {k: f.get_tensor(k) for k in f.keys()}
+            fitted_on = tuple(json.loads(meta.get("colours") or "[]"))
+            info = json.loads(meta.get("info") or "{}")
+        except Exception as e:  # missing, truncated, not safetensors, bad JSON: one message for the user
+            raise WeightsError(f"{path.name} is not a readable hair-colour model ({e}).") from None
+        if meta.get("format") != HAIR_COLOURS_FORMAT or set(arrays) != set(_ARRAYS):
+            raise WeightsError(f"{path.name} is not a hair-colour model of this app (no format or arrays).")
+        if fitted_on != tuple(colours):
+            raise WeightsError(f"{path.name} was fitted on the colours {fitted_on}, not this model's {tuple(colours)}.")
+        model = cls(fitted_on, *(arrays[name].astype(np.float32) for name in _ARRAYS), {**info, "path": str(path)})
+        bins = len(BIN_EDGES) - 1
+        if model.brightness.shape != (len(fitted_on), QUANTILES) or model.chroma.shape != (len(fitted_on), bins, 2):
+            raise WeightsError(f"{path.name} has arrays of the wrong shape for a hair-colour model.")
+        return model
+
+    def recolour(self, photo: np.ndarray, edited: np.ndarray, weight: np.ndarray, colour: str) -> np.ndarray:
+        """The edited pixels (H, W, 3 in [0, 1]) recoloured where `weight` (H, W in [0, 1]) says hair changes.
+
+        Brightness: the edit's own, moved BRIGHTNESS_PULL of the way to the target colour's distribution at the same
+        rank among the changed hair. Chroma: the colour's curve at that brightness, plus CHROMA_DETAIL of the photo's
+        own fine chroma. Blended into `edited` by `weight`: where it is 0 the edit is returned as it was.
+        """
+        lab = srgb_to_lab(edited)
+        inside = np.sort(lab[..., 0][weight > RANK_FOOTPRINT])
+        if not len(inside):
+            return edited
+        ranks = (np.searchsorted(inside, lab[..., 0]) + 0.5) / (len(inside) + 1)
+        lightness = lab[..., 0] + BRIGHTNESS_PULL * (self.brightness_at(colour, ranks) - lab[..., 0])
+        photo_ab = torch.from_numpy(np.ascontiguousarray(srgb_to_lab(photo)[..., 1:].transpose(2, 0, 1)))
+        fine = (photo_ab - gaussian_blur(photo_ab[None], DETAIL_SIGMA)[0]).numpy().transpose(1, 2, 0)
+        ab = self.chroma_at(colour, lightness) + CHROMA_DETAIL * fine
+        target = lab_to_srgb(np.concatenate([lightness[..., None], ab], -1))
+        return edited + weight[..., None] * (target - edited)
+
+
+_ARRAYS = ("brightness", "chroma", "spread", "face_mean", "face_cov")
+
+
+def head_statistics(lab: np.ndarray) -> np.ndarray:
+    """(3,) one head of hair's median L*, mean a* and mean b*, from its Lab pixels (N, 3)."""
+    return np.array([np.median(lab[:, 0]), lab[:, 1].mean(), lab[:, 2].mean()], np.float32)
+
+
+def _chroma_curve(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B, 2) mean and spread of (a*, b*) per L* bin; thin bins are interpolated from the populated ones."""
+    index = np.clip(np.digitize(lab[:, 0], BIN_EDGES) - 1, 0, len(BIN_EDGES) - 2)
+    counts = np.bincount(index, minlength=len(BIN_EDGES) - 1)
+    full = np.flatnonzero(counts >= MIN_BIN_PIXELS)
+    if not len(full):
+        raise ValueError(f"too few hair samples to fit a chroma curve ({len(lab)} pixels)")
+    centres = (BIN_EDGES[:-1] + BIN_EDGES[1:]) / 2
+    mean = np.zeros((len(centres), 2), np.float32)
+    spread = np.zeros((len(centres), 2), np.float32)
+    for b in full:
+        ab = lab[index == b, 1:]
+        mean[b], spread[b] = ab.mean(0), ab.std(0)
+    for k in range(2):
+        mean[:, k] = np.interp(centres, centres[full], mean[full, k])
+        spread[:, k] = np.interp(centres, centres[full], spread[full, k])
+    return _smooth(mean), _smooth(spread)
+
+
+def _smooth(table: np.ndarray) -> np.ndarray:
+    """A [1, 2, 1] / 4 filter along the bins (ends repeated): neighbouring brightnesses have neighbouring chroma."""
+    padded = np.concatenate([table[:1], table, table[-1:]])
+    return ((padded[:-2] + 2 * padded[1:-1] + padded[2:]) / 4).astype(np.float32)
+
+
+def _on_curve(table: np.ndarray, lightness: np.ndarray) -> np.ndarray:
+    """A per-bin table (B, 2) read at L* `lightness` (linear between bin centres)."""
+    centres = (BIN_EDGES[:-1] + BIN_EDGES[1:]) / 2
+    return np.stack([np.interp(lightness, centres, table[:, k]) for k in range(2)], -1).astype(np.float32)
+
+
+def find_hair_colours(weights: str | Path, hair_colours: str | Path | bool | HairColourModel | None = None):
+    """The hair-colour model to use with a weights file: None/True the shipped file beside it if there is one, False
+    none, else that path (or model)."""
+    if hair_colours is False:
+        return None
+    if isinstance(hair_colours, HairColourModel):
+        return hair_colours
+    if hair_colours is None or hair_colours is True:
+        path = Path(weights).with_name(HAIR_COLOURS_FILE)
+        return HairColourModel.load(path) if path.is_file() else None
+    return HairColourModel.load(hair_colours)
