@@ -51,7 +51,8 @@ BESIDE_LEVELS = 8  # a background pixel counts as changed above this many levels
 SETTINGS = {  # name -> (FaceEditor.from_pretrained options, person gates replacing the default ones or None)
     "before (no maps: ellipse, plain warp)": ({"regions": False, "guided": False}, None),
     "regions + guided (before issue 26)": ({"person_masks": False}, None),
-    "+ person & skin masks (served)": ({}, None),
+    "+ person & skin masks": ({"hair_colours": False}, None),
+    "+ hair-colour model (served)": ({}, None),
     "+ masks on bangs, hat, earrings too": (
         {},
         {**{a: "hair" for a in HAIR_COLOURS + ("Brown_Hair",)}, **{a: "person" for a in AROUND_HEAD}},

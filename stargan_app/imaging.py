@@ -269,12 +269,17 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return torch.nn.functional.conv2d(y, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
+def smoothstep(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """0 below lo, 1 above hi, 3t^2 - 2t^3 between."""
+    t = ((x - lo) / (hi - lo)).clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
 def elliptical_window(size: int, inner: float) -> torch.Tensor:
     """(size, size) weights: 1 inside the inscribed circle's `inner` fraction, a smoothstep down to 0 on the circle."""
     centres = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
     radius = torch.sqrt(centres[:, None] ** 2 + centres[None, :] ** 2)
-    t = ((1 - radius) / max(1e-6, 1 - inner)).clamp(0, 1)
-    return t * t * (3 - 2 * t)
+    return smoothstep(1 - radius, 0.0, max(1e-6, 1 - inner))
 
 
 def mask_to_pil(mask: torch.Tensor) -> Image.Image:

@@ -20,18 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stargan_app.imaging import gaussian_blur
+from stargan_app.imaging import gaussian_blur, smoothstep
 from stargan_app.inference.compositing import RegionMaps, regions_path
 
 T_LOW, T_HIGH = 3.0, 6.0  # |t| below T_LOW is noise; above T_HIGH the difference counts in full
 SCALE_QUANTILE = 0.999  # a map is normalised by this quantile (a moustache covers under 1% of the crop)
 SOFT_LOW, SOFT_HIGH = 0.3, 0.7  # of that quantile: below is 0, above is 1 (smoothstep between)
 CHUNK = 1000  # crops decoded and accumulated at a time (memory stays near 50 MB at 64 px)
-
-
-def _smoothstep(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
-    t = ((x - lo) / (hi - lo)).clamp(0, 1)
-    return t * t * (3 - 2 * t)
 
 
 @dataclass
@@ -78,11 +73,11 @@ def region_map(beta: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     sigma = beta.size(-1) / 64  # one pixel at 64 px
     effect = gaussian_blur(beta.norm(dim=0)[None, None], sigma)
     significance = gaussian_blur((t.pow(2).mean(0).sqrt())[None, None], sigma)
-    raw = (effect * _smoothstep(significance, T_LOW, T_HIGH))[0, 0]
+    raw = (effect * smoothstep(significance, T_LOW, T_HIGH))[0, 0]
     scale = torch.quantile(raw.flatten(), SCALE_QUANTILE)
     if scale <= 0:
         return torch.zeros_like(raw)
-    soft = gaussian_blur(_smoothstep(raw / scale, SOFT_LOW, SOFT_HIGH)[None, None], sigma)[0, 0]
+    soft = gaussian_blur(smoothstep(raw / scale, SOFT_LOW, SOFT_HIGH)[None, None], sigma)[0, 0]
     return soft / soft.max().clamp(min=1e-12)
 
 

@@ -29,7 +29,7 @@ from stargan_app.config import LabelSchema
 from stargan_app.errors import WeightsError
 from stargan_app.face.align import FacePaster, compose_affine, feather_mask, footprint, grid_matrix
 from stargan_app.face.segment import FaceMasks
-from stargan_app.imaging import elliptical_window, gaussian_blur, mask_to_pil, tensor_to_pil
+from stargan_app.imaging import elliptical_window, gaussian_blur, mask_to_pil, smoothstep, tensor_to_pil
 from stargan_app.inference.hair_colour import HairColourModel
 
 # An image generator's change G(x, c_trg) - G(x, c_src) is blurred (sigma in model pixels) before it reaches the photo:
@@ -60,6 +60,7 @@ DRAWN_ATTRIBUTES = frozenset({"Bangs", "Wearing_Hat", "Mustache"})
 # A hair-colour edit recolours this share of the face's hair even where G changed nothing (the whole head changes);
 # the rest follows the size of G's change, relative to its 90th percentile over the hair.
 HAIR_FLOOR = 0.7
+HAIR_CONFIDENCE = (0.4, 0.8)  # the hair mask's soft edge, sharpened to a smoothstep between these for recolouring
 HAT_ATTRIBUTE = "Wearing_Hat"  # a face read as wearing one keeps hair edits below its brows (FaceMasks.under_a_hat)
 
 
@@ -387,6 +388,7 @@ class Compositor:
         if area is None:
             return edited
         hair_on_photo = area.sample_mask(MaskOnPhoto(torch.from_numpy(masks.hair), masks.crop_to_mask))[0]
+        hair_on_photo = smoothstep(hair_on_photo, *HAIR_CONFIDENCE)  # not where the masks are unsure: background
         on_photo = (area.sample(weight[None])[0] * hair_on_photo * min(1.0, strength)).clamp(0, 1).numpy()
         photo, before = (area.pixels(image).permute(1, 2, 0).numpy() for image in (canvas.photo, edited))
         after = self.hair_colours.recolour(photo, before, on_photo, colour)
