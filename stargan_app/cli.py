@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from stargan_app.config import refuse_removed
 from stargan_app.errors import StarGANAppError
 from stargan_app.training.config import CGANTrainConfig, GuideTrainConfig, StarGANTrainConfig
 
@@ -42,7 +43,12 @@ def build_config(cls: type, args: argparse.Namespace, prefix: str = "", resume: 
         if not saved.is_file():
             raise SystemExit(f"--resume {resume}: no config.json there; is this a run directory?")
         names = {f.name for f in dataclasses.fields(cls)}
-        values.update({k: v for k, v in json.loads(saved.read_text()).items() if k in names})
+        saved_values = json.loads(saved.read_text())
+        try:
+            refuse_removed(saved_values)  # its removed options would otherwise be dropped silently
+        except ValueError as e:
+            raise SystemExit(f"--resume {resume}: {e}; this run cannot be resumed by this version.") from None
+        values.update({k: v for k, v in saved_values.items() if k in names})
         values["run_dir"] = str(resume)
     for f in dataclasses.fields(cls):
         if hasattr(args, prefix + f.name):

@@ -1,5 +1,5 @@
 """The StarGAN recipes (training/recipes.py): the conditional head reads each face's own value within its label
-group, G's loss in the conditional recipe has no classification term, balanced targets, D's warm-up, and a
+group, G's loss in the conditional recipe has no classification term, D's warm-up, and a
 conditional run killed three times resumes bit-identical to an uninterrupted one."""
 
 import dataclasses
@@ -13,7 +13,7 @@ from test_training import tiny_train_config
 from stargan_app.inference import FaceEditor
 from stargan_app.models import Discriminator, Generator
 from stargan_app.training import losses, stargan_loop
-from stargan_app.training.batches import balanced_targets, draw_batch
+from stargan_app.training.batches import draw_batch
 from stargan_app.training.checkpoints import load_resume
 from stargan_app.training.recipes import recipe_for
 from stargan_app.training.stargan_loop import train_stargan
@@ -110,19 +110,6 @@ def test_g_loss_of_the_conditional_recipe_has_no_classification_term():
     assert "G/cls" in v2.g_loss(G, D, batch, 1, FP32)[1]  # the control: the paper's term is there in v2
 
 
-def test_balanced_targets_switch_one_attribute_and_keep_hair_colours_exclusive():
-    org = torch.tensor([[0.0, 1, 0, 0, 0]] * 200)  # black hair
-    exclusive = torch.tensor([False, True, True, True, True])
-    trg = balanced_targets(org, exclusive, torch.Generator().manual_seed(0))
-    changed = trg != org
-    assert changed.any(1).all()
-    assert (trg[:, 1:].sum(1) <= 1).all()  # never two hair colours
-    on_other_colour = trg[:, 2:].sum(1) == 1
-    assert (changed.sum(1)[on_other_colour] == 2).all() and (changed.sum(1)[~on_other_colour] == 1).all()
-    counts = changed.float().mean(0)
-    assert (counts > 0.1).all()  # every attribute is asked for, bangs as often as a colour
-
-
 def test_d_warmup_holds_g_back():
     recipe = recipe_for(tiny_config(recipe="conditional", d_warmup=3))
     assert [recipe.trains_g(s) for s in range(5)] == [False, False, False, True, True]
@@ -171,7 +158,7 @@ def assert_killed_run_resumes_bit_identical(tmp_path, monkeypatch, **options) ->
 
 def test_a_conditional_run_killed_three_times_resumes_bit_identical(tmp_path, monkeypatch):
     assert_killed_run_resumes_bit_identical(
-        tmp_path, monkeypatch, recipe="conditional", targets="balanced", d_warmup=2, augment="translation,cutout"
+        tmp_path, monkeypatch, recipe="conditional", d_warmup=2, augment="translation,cutout"
     )
 
 

@@ -41,13 +41,13 @@ class StarGANTrainConfig(RunConfig):
     d_repeat_num: int = opt(5, "stride-2 convs in D (6 for 128 px as in the paper)")
     output: str = opt(
         "image",
-        "G output: 'image' (official, rewrites every pixel), 'masked' (colour + attention mask) or 'residual' "
-        "(clamp(x + Δ, -1, 1); an image-output file seeds it with its last conv zeroed: G starts at the identity)",
+        "G output: 'image' (official, rewrites every pixel) or 'residual' (clamp(x + Δ, -1, 1); an image-output file "
+        "seeds it with its last conv zeroed: G starts at the identity)",
     )
     upsample: str = opt(
         "deconv",
-        "G upsampling: 'deconv' (official transposed convs), 'deconv_blur' (each followed by a "
-        "fixed [1,2,1] blur: no checkerboard, same weights) or 'resize' (nearest + 3x3 conv)",
+        "G upsampling: 'deconv' (official transposed convs) or 'deconv_blur' (each followed by a fixed [1,2,1] blur: "
+        "no checkerboard, same weights)",
     )
     recipe: str = opt(
         "wgan-gp",
@@ -77,7 +77,7 @@ class StarGANTrainConfig(RunConfig):
     guide: str = opt(
         "",
         "a robust attribute classifier (`train guide`) whose BCE on G's fakes at their targets pays G for the "
-        "attributes; frozen ('' = none)",
+        "attributes, in place of D's classification term; frozen ('' = none)",
     )
     lambda_guide: float = opt(1.0, "weight of the guide's term in G's loss")
     guide_keep: float = opt(
@@ -85,25 +85,12 @@ class StarGANTrainConfig(RunConfig):
         "weight, inside the guide's term, of its BCE on the other label group's attributes towards its own reading of "
         "the input face (0 = off): without it a hair edit that adds glasses the guide reads as hair is not charged",
     )
-    guide_mode: str = opt(
-        "replace",
-        "'replace': the guide's term takes the place of D's classification term in G's loss; 'add': G pays both "
-        "(the conditional recipe has no such term, so the two are the same there)",
-    )
     d_warmup: int = opt(
         0, "steps from step 0 on which only D trains (the conditional head learns the attributes before G follows it)"
-    )
-    targets: str = opt(
-        "shuffle",
-        "target labels: 'shuffle' (the paper's: a shuffle of the batch's labels) or 'balanced' (each face switches "
-        "one attribute drawn uniformly, so rare ones such as a hat are asked for as often as any)",
     )
     lambda_gp: float = opt(10.0, "weight of the gradient penalty (wgan-gp)")
     lambda_r1: float = opt(1.0, "weight of the R1 penalty on real images (v2)")
     r1_every: int = opt(4, "lazy R1: penalise every this many D steps, scaled up to match (v2)")
-    lambda_mask: float = opt(0.05, "weight of mean(M) on the translation pass (masked G keeps edits local)")
-    lambda_mask_tv: float = opt(0.05, "weight of the total variation of M (smooth masks)")
-    mask_warmup: int = opt(2000, "steps before the mask penalties start, then ramped over as many (collapse guard)")
     augment: str = opt(
         "",
         "DiffAugment policy for every image D sees, real and fake: comma-separated from 'translation' (reflect-padded "

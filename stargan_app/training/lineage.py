@@ -12,10 +12,12 @@ from typing import Any
 STAGE_KEYS = (
     "recipe",
     "augment",
-    "edit_regions",  # an option of earlier runs (D saw fakes gated to the attribute regions), kept in their stages
+    # options of earlier runs, kept in their stages: D saw fakes gated to the attribute regions (edit_regions), the
+    # target draw (targets: "shuffle", or the removed "balanced")
+    "edit_regions",
     "targets",
     "d_warmup",
-    "output",
+    "output",  # "image" or "residual" (or the removed "masked", in earlier stages)
     "upsample",
     "loss_weights",
     "guide",  # the frozen attribute guide G's attribute term read: its file and sha256

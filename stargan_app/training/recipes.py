@@ -12,8 +12,8 @@
   real faces only: the app reads a face's current attributes from it.
 
 Any recipe can take a guide (`--guide`): a frozen, adversarially trained attribute classifier whose BCE on G's fakes at
-their targets is G's attribute term, in place of D's classification term (`--guide-mode replace`) or beside it
-(`add`). Only real features move a robust classifier, so G cannot earn that term with textures.
+their targets is G's attribute term, in place of D's classification term. Only real features move a robust
+classifier, so G cannot earn that term with textures.
 
 The loop calls recipe.d_loss / recipe.g_loss and asks recipe.trains_g(step); it never asks which recipe it runs.
 """
@@ -31,9 +31,6 @@ from stargan_app.training.devices import Autocast
 
 Logs = dict[str, torch.Tensor]
 Heads = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # D's (real/fake map, class logits, conditional)
-
-
-GUIDE_MODES = ("replace", "add")
 
 
 def guide_loss(guide: nn.Module, x_fake: torch.Tensor, batch: Batch, keep: float = 0.0) -> torch.Tensor:
@@ -60,15 +57,13 @@ def split_heads(heads: Heads, n: int) -> tuple[Heads, Heads]:
 
 
 class Recipe:
-    """The shared G loss (adversarial term from the subclass, cycle reconstruction, identity, mask penalties) and
-    D's schedule; subclasses give d_loss and g_adversarial."""
+    """The shared G loss (adversarial term from the subclass, cycle reconstruction, identity) and D's schedule;
+    subclasses give d_loss and g_adversarial."""
 
     default_n_critic = 1
     d_has_cond_head = False
 
     def __init__(self, cfg: StarGANTrainConfig, guide: nn.Module | None = None):
-        if cfg.guide_mode not in GUIDE_MODES:
-            raise ValueError(f"guide_mode must be one of {GUIDE_MODES}, got {cfg.guide_mode!r}")
         self.cfg = cfg
         self.n_critic = cfg.n_critic or self.default_n_critic
         self.guide = guide  # frozen: its parameters never require grad, it stays in eval mode
@@ -76,7 +71,7 @@ class Recipe:
     @property
     def g_cls_weight(self) -> float:
         """Weight of D's classification term in G's loss: none where a guide replaces it."""
-        return 0.0 if self.guide is not None and self.cfg.guide_mode == "replace" else self.cfg.lambda_cls
+        return 0.0 if self.guide is not None else self.cfg.lambda_cls
 
     def loss_weights(self) -> dict[str, float]:
         """The weights this recipe's losses use, as each training stage records them."""
@@ -105,10 +100,10 @@ class Recipe:
     def g_loss(
         self, G: nn.Module, D: nn.Module, batch: Batch, step: int, autocast: Autocast
     ) -> tuple[torch.Tensor, Logs]:
-        """Fool D, reconstruct the input through the cycle (and at the source labels); a masked G pays for its mask."""
+        """Fool D, reconstruct the input through the cycle (and at the source labels)."""
         cfg = self.cfg
         with autocast:
-            x_fake, _, mask = G(batch.x, batch.c_trg, return_parts=True)
+            x_fake = G(batch.x, batch.c_trg)
             fake = D(batch.seen_by_d(x_fake, cfg), with_cond=True)
             x_rec = G(x_fake, batch.c_org)
             g_guide = None if self.guide is None else guide_loss(self.guide, x_fake, batch, cfg.guide_keep)
@@ -125,11 +120,6 @@ class Recipe:
             g_id = losses.reconstruction_loss(batch.x, x_id)
             g_loss = g_loss + cfg.lambda_id * g_id
             logs["G/id"] = g_id
-        if mask is not None:  # penalised on the translation pass only: reconstruction may open the mask freely
-            mask_mean, mask_tv = losses.mask_penalties(mask)
-            scale = losses.mask_penalty_scale(step, cfg.mask_warmup)
-            g_loss = g_loss + scale * (cfg.lambda_mask * mask_mean + cfg.lambda_mask_tv * mask_tv)
-            logs.update({"G/mask_mean": mask_mean.detach(), "G/mask_tv": mask_tv.detach()})
         return g_loss, logs
 
     def fakes(self, G: nn.Module, batch: Batch) -> torch.Tensor:

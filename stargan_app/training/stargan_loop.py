@@ -13,7 +13,7 @@ from stargan_app.config import LabelSchema, StarGANConfig
 from stargan_app.errors import WeightsError
 from stargan_app.models import Discriminator, Generator
 from stargan_app.training import augment
-from stargan_app.training.batches import TARGET_DRAWS, Batch, TrainingData, draw_batch
+from stargan_app.training.batches import Batch, TrainingData, draw_batch
 from stargan_app.training.checkpoints import GANState
 from stargan_app.training.config import StarGANTrainConfig
 from stargan_app.training.data import load_celeba, load_face_crops
@@ -30,12 +30,7 @@ from stargan_app.training.runs import (
     write_run_config,
 )
 from stargan_app.training.samples import save_sample_grid
-from stargan_app.training.warm_start import (
-    continue_from_state,
-    init_from_weights,
-    init_mask_bias,
-    load_frozen_guide,
-)
+from stargan_app.training.warm_start import continue_from_state, init_from_weights, load_frozen_guide
 
 
 def model_config(cfg: StarGANTrainConfig) -> StarGANConfig:
@@ -88,9 +83,7 @@ def train_step(
 
 def train_stargan(cfg: StarGANTrainConfig) -> Path:
     """Train (or continue the run in cfg.run_dir), then export G and D to cfg.out. Returns the run dir."""
-    recipe_for(cfg)  # an unknown recipe, guide mode, policy or target draw fails here, not at the first step
-    if cfg.targets not in TARGET_DRAWS:
-        raise ValueError(f"targets must be one of {TARGET_DRAWS}, got {cfg.targets!r}")
+    recipe_for(cfg)  # an unknown recipe or policy fails here, not at the first step
     augment.parse_policy(cfg.augment)  # an unknown name fails here, not at the first step
     if cfg.continue_from and cfg.init_weights:
         raise ValueError("--continue-from and --init-weights both name a starting point: give one")
@@ -118,8 +111,6 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
     data = TrainingData(split.images.to(dev), split.labels.to(dev), split.group_indices, layout)
     G = Generator(mcfg).to(dev, memory_format=layout)
     D = Discriminator(mcfg).to(dev, memory_format=layout)
-    if mcfg.output == "masked":
-        init_mask_bias(G)
     info = {
         "data": f"CelebA layout at {cfg.data_dir}: {len(split.images)} training images ({split.skipped} skipped), "
         f"last {cfg.test_size} ids held out, {cfg.image_size}x{cfg.image_size}",
@@ -128,7 +119,6 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
         "recipe": cfg.recipe,
         "n_critic": recipe.n_critic,
         "d_warmup": cfg.d_warmup,
-        "targets": cfg.targets,
         "augment": cfg.augment or "none",
         "output": cfg.output,
         "upsample": cfg.upsample,

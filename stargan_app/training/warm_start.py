@@ -14,17 +14,7 @@ from stargan_app.models import Discriminator, Generator
 from stargan_app.training.checkpoints import GANState
 from stargan_app.training.lineage import stages_of
 
-DECONV_MODES = {"deconv", "deconv_blur"}
-MASK_BIAS_INIT = 0.0  # the mask starts half open: sigmoid(0) = 0.5
 COND_HEAD = "conv3."  # D's conditional head: new when a file without it seeds a conditional run
-
-
-def init_mask_bias(G: Generator) -> None:
-    """Start the mask channel at sigmoid(MASK_BIAS_INIT) with zero weights, so the first edits are uniform blends."""
-    last = G.main[-1]
-    with torch.no_grad():
-        last.weight[3].zero_()
-        last.bias.zero_().add_(torch.tensor([0.0, 0.0, 0.0, MASK_BIAS_INIT]))
 
 
 def seeds_residual(source: StarGANConfig, run: StarGANConfig) -> bool:
@@ -51,38 +41,20 @@ def load_discriminator(D: nn.Module, source: nn.Module) -> None:
 def init_from_weights(path: str, mcfg: StarGANConfig, G: Generator, D: Discriminator) -> dict:
     """Copy G and D from a stargan weights file of the same architecture; returns provenance for the run's info.
 
-    An "image" G can seed a "masked" G of the same shape: its colour channels take the image G's last conv,
-    and the mask channel keeps its fresh initialisation. "deconv" and "deconv_blur" share their weights. A D without
-    the conditional head seeds one with it (the head starts fresh).
+    An "image" G seeds a "residual" G of the same shape (see zero_last_conv). "deconv" and "deconv_blur" share their
+    weights. A D without the conditional head seeds one with it (the head starts fresh).
     """
     from stargan_app.checkpoint import load_weights
     from stargan_app.errors import WeightsError
 
     loaded = load_weights(path, kind="stargan")
-    seeds_masked = loaded.config.output == "image" and mcfg.output == "masked"
     to_residual = loaded.config.output == "image" and mcfg.output == "residual"
-    same_weights = {loaded.config.upsample, mcfg.upsample} <= DECONV_MODES or loaded.config.upsample == mcfg.upsample
-    as_this_run = dataclasses.replace(
-        loaded.config, output=mcfg.output, upsample=mcfg.upsample, cond_head=mcfg.cond_head
-    )
-    if (
-        as_this_run != mcfg
-        or not same_weights
-        or not (seeds_masked or to_residual or loaded.config.output == mcfg.output)
-    ):
+    as_this_run = dataclasses.replace(loaded.config, upsample=mcfg.upsample, cond_head=mcfg.cond_head)
+    if as_this_run != mcfg and not seeds_residual(as_this_run, mcfg):
         raise WeightsError(f"--init-weights {path} was trained with {loaded.config}, not this run's {mcfg}.")
     if "D" not in loaded.modules:
         raise WeightsError(f"--init-weights {path} has no discriminator to continue training from.")
-    g_state = loaded.modules["G"].state_dict()  # load_weights already gives fp32 modules
-    if seeds_masked:
-        own = G.state_dict()
-        last = f"main.{len(G.main) - 1}"
-        weight = own[f"{last}.weight"].clone()
-        weight[:3] = g_state[f"{last}.weight"]
-        bias = own[f"{last}.bias"].clone()
-        bias[:3] = 0.0  # the image G's last conv has no bias
-        g_state.update({f"{last}.weight": weight, f"{last}.bias": bias})
-    G.load_state_dict(g_state)
+    G.load_state_dict(loaded.modules["G"].state_dict())  # load_weights already gives fp32 modules
     if to_residual:
         zero_last_conv(G)
     load_discriminator(D, loaded.modules["D"])
