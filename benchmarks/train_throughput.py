@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from stargan_app.models import Discriminator, Generator
 from stargan_app.training.batches import TrainingData, draw_batch
-from stargan_app.training.config import StarGANTrainConfig
 from stargan_app.training.devices import autocast_for, setup
+from stargan_app.training.options import StarGANTrainConfig
 from stargan_app.training.recipes import recipe_for
 from stargan_app.training.runs import new_gan_state
 from stargan_app.training.stargan_loop import model_config, train_step

@@ -12,7 +12,7 @@ from typing import Any
 
 from stargan_app.config import refuse_removed
 from stargan_app.errors import StarGANAppError
-from stargan_app.training.config import CGANTrainConfig, GuideTrainConfig, StarGANTrainConfig
+from stargan_app.training.options import CGANTrainConfig, GuideTrainConfig, StarGANTrainConfig
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:

@@ -13,8 +13,8 @@ from conftest import TINY_DIMS, TINY_STARGAN, tiny_stargan
 
 from stargan_app.training import augment, stargan_loop
 from stargan_app.training.batches import TrainingData, draw_batch
-from stargan_app.training.config import StarGANTrainConfig
 from stargan_app.training.devices import Autocast
+from stargan_app.training.options import StarGANTrainConfig
 from stargan_app.training.recipes import recipe_for
 from stargan_app.training.runs import new_gan_state
 from stargan_app.training.stargan_loop import train_step

@@ -18,9 +18,9 @@ from stargan_app.inference import FaceEditor
 from stargan_app.training import guide_loop, losses
 from stargan_app.training.adversarial import attribute_bce, pgd_l2, project_l2
 from stargan_app.training.batches import draw_batch
-from stargan_app.training.checkpoints import load_resume
-from stargan_app.training.config import GuideTrainConfig
+from stargan_app.training.options import GuideTrainConfig
 from stargan_app.training.recipes import guide_loss, recipe_for
+from stargan_app.training.resume import load_resume
 from stargan_app.training.warm_start import file_sha256, load_frozen_guide
 
 CONDITIONAL = dataclasses.replace(TINY_STARGAN, cond_head=True)

@@ -14,8 +14,8 @@ from stargan_app.inference import FaceEditor
 from stargan_app.models import Discriminator, Generator
 from stargan_app.training import losses, stargan_loop
 from stargan_app.training.batches import draw_batch
-from stargan_app.training.checkpoints import load_resume
 from stargan_app.training.recipes import recipe_for
+from stargan_app.training.resume import load_resume
 from stargan_app.training.stargan_loop import train_stargan
 from stargan_app.training.warm_start import init_from_weights
 

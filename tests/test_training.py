@@ -18,8 +18,8 @@ from stargan_app.errors import WeightsError
 from stargan_app.inference import ClassSampler, FaceEditor
 from stargan_app.training import stargan_loop
 from stargan_app.training.cgan_loop import train_cgan
-from stargan_app.training.checkpoints import load_resume, resume_checkpoints
-from stargan_app.training.config import CGANTrainConfig, StarGANTrainConfig
+from stargan_app.training.options import CGANTrainConfig, StarGANTrainConfig
+from stargan_app.training.resume import load_resume, resume_checkpoints
 from stargan_app.training.stargan_loop import train_stargan
 
 

@@ -10,7 +10,7 @@ from stargan_app.config import LabelSchema
 from stargan_app.imaging import to_model_range
 from stargan_app.labels import full_label_vector
 from stargan_app.training import augment
-from stargan_app.training.config import StarGANTrainConfig
+from stargan_app.training.options import StarGANTrainConfig
 from stargan_app.training.runs import step_generator
 
 

@@ -15,10 +15,10 @@ from stargan_app.imaging import make_grid, tensors_to_pils, to_model_range
 from stargan_app.models import CGANDiscriminator, CGANGenerator
 from stargan_app.runtime import module_device
 from stargan_app.training import losses
-from stargan_app.training.checkpoints import GANState
-from stargan_app.training.config import CGANTrainConfig
 from stargan_app.training.data import load_idx_dataset
 from stargan_app.training.devices import Dist, hardware, setup
+from stargan_app.training.options import CGANTrainConfig
+from stargan_app.training.resume import GANState
 from stargan_app.training.runs import (
     Driver,
     frozen,

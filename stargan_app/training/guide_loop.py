@@ -19,10 +19,10 @@ from stargan_app.imaging import to_model_range
 from stargan_app.labels import present, recall_specificity
 from stargan_app.models import AttributeGuide
 from stargan_app.training.adversarial import attribute_bce, pgd_l2
-from stargan_app.training.checkpoints import rng_state, set_rng_state
-from stargan_app.training.config import GuideTrainConfig
 from stargan_app.training.data import load_celeba, load_face_crops
 from stargan_app.training.devices import Autocast, autocast_for, hardware, setup, teardown
+from stargan_app.training.options import GuideTrainConfig
+from stargan_app.training.resume import rng_state, set_rng_state
 from stargan_app.training.runs import Driver, step_generator, write_run_config
 
 EVAL_BATCH = 250

@@ -26,8 +26,8 @@ from torch import nn
 from stargan_app.labels import present
 from stargan_app.training import losses
 from stargan_app.training.batches import Batch
-from stargan_app.training.config import StarGANTrainConfig
 from stargan_app.training.devices import Autocast
+from stargan_app.training.options import StarGANTrainConfig
 
 Logs = dict[str, torch.Tensor]
 Heads = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # D's (real/fake map, class logits, conditional)

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from stargan_app.runtime import module_device
-from stargan_app.training.checkpoints import GANState, load_resume, save_resume
-from stargan_app.training.config import CGANTrainConfig, StarGANTrainConfig
 from stargan_app.training.devices import Dist, teardown
+from stargan_app.training.options import CGANTrainConfig, StarGANTrainConfig
+from stargan_app.training.resume import GANState, load_resume, save_resume
 
 
 class NonFiniteLossError(RuntimeError):

@@ -11,7 +11,7 @@ from stargan_app.imaging import make_grid, tensor_to_pil
 from stargan_app.labels import full_label_vector, single_attribute_edits
 from stargan_app.models import Generator
 from stargan_app.runtime import module_device
-from stargan_app.training.checkpoints import GANState
+from stargan_app.training.resume import GANState
 
 
 @torch.no_grad()

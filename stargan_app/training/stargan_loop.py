@@ -14,11 +14,11 @@ from stargan_app.errors import WeightsError
 from stargan_app.models import Discriminator, Generator
 from stargan_app.training import augment
 from stargan_app.training.batches import Batch, TrainingData, draw_batch
-from stargan_app.training.checkpoints import GANState
-from stargan_app.training.config import StarGANTrainConfig
 from stargan_app.training.data import load_celeba, load_face_crops
 from stargan_app.training.devices import Autocast, autocast_for, hardware, setup
+from stargan_app.training.options import StarGANTrainConfig
 from stargan_app.training.recipes import Recipe, recipe_for
+from stargan_app.training.resume import GANState
 from stargan_app.training.runs import (
     Driver,
     frozen,

@@ -11,8 +11,8 @@ from torch import nn
 
 from stargan_app.config import StarGANConfig
 from stargan_app.models import Discriminator, Generator
-from stargan_app.training.checkpoints import GANState
 from stargan_app.training.lineage import stages_of
+from stargan_app.training.resume import GANState
 
 COND_HEAD = "conv3."  # D's conditional head: new when a file without it seeds a conditional run
 

@@ -1,4 +1,5 @@
-"""Frozen training configs: one field per `app.py train` flag, its help text beside it; a run saves its config."""
+"""Training options: one frozen dataclass per trainer, one field per `app.py train` flag with its help text beside it;
+a run saves its options as config.json."""
 
 from __future__ import annotations
 
