@@ -10,7 +10,7 @@ from conftest import SHARED_CELEBA, TINY_STARGAN, tiny_celeba, tiny_guide, tiny_
 from test_augment import FP32, tiny_config, tiny_data
 from test_recipes import Killed, assert_killed_run_resumes_bit_identical
 
-from stargan_app.checkpoint import load_weights
+from stargan_app.checkpoint import file_sha256, load_frozen_guide, load_weights
 from stargan_app.errors import StarGANAppError, WeightsError
 from stargan_app.evaluation.guide import ascend, ascent_grid
 from stargan_app.evaluation.stargan import reader_for
@@ -21,7 +21,6 @@ from stargan_app.training.batches import draw_batch
 from stargan_app.training.options import GuideTrainConfig
 from stargan_app.training.recipes import guide_loss, recipe_for
 from stargan_app.training.resume import load_resume
-from stargan_app.training.warm_start import file_sha256, load_frozen_guide
 
 CONDITIONAL = dataclasses.replace(TINY_STARGAN, cond_head=True)
 

@@ -53,8 +53,8 @@ def test_shipped_mnist_digits_are_class_consistent():
     """A tiny CNN trained here on 2,000 real digits reads the shipped generator's samples about as well as real ones."""
     import torch
 
+    from stargan_app.data.idx import load_idx_dataset
     from stargan_app.evaluation.cgan import class_accuracy, sample_per_class, train_digit_classifier
-    from stargan_app.training.data import load_idx_dataset
 
     images, labels = load_idx_dataset("mnist", str(MNIST), "train")
     test_images, test_labels = load_idx_dataset("mnist", str(MNIST), "test")

@@ -11,11 +11,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from stargan_app.config import DIGIT_CLASSES, FASHION_CLASSES, CGANConfig
+from stargan_app.data.idx import load_idx_dataset
 from stargan_app.imaging import make_grid, tensors_to_pils, to_model_range
 from stargan_app.models import CGANDiscriminator, CGANGenerator
 from stargan_app.runtime import module_device
 from stargan_app.training import losses
-from stargan_app.training.data import load_idx_dataset
 from stargan_app.training.devices import Dist, hardware, setup
 from stargan_app.training.options import CGANTrainConfig
 from stargan_app.training.resume import GANState

@@ -9,12 +9,13 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from stargan_app.checkpoint import load_frozen_guide
 from stargan_app.config import LabelSchema, StarGANConfig
+from stargan_app.data.celeba import load_face_crops, load_training_faces
 from stargan_app.errors import WeightsError
 from stargan_app.models import Discriminator, Generator
 from stargan_app.training import augment
 from stargan_app.training.batches import Batch, TrainingData, draw_batch
-from stargan_app.training.data import load_celeba, load_face_crops
 from stargan_app.training.devices import Autocast, autocast_for, hardware, setup
 from stargan_app.training.options import StarGANTrainConfig
 from stargan_app.training.recipes import Recipe, recipe_for
@@ -30,7 +31,7 @@ from stargan_app.training.runs import (
     write_run_config,
 )
 from stargan_app.training.samples import save_sample_grid
-from stargan_app.training.warm_start import continue_from_state, init_from_weights, load_frozen_guide
+from stargan_app.training.warm_start import continue_from_state, init_from_weights
 
 
 def model_config(cfg: StarGANTrainConfig) -> StarGANConfig:
@@ -92,7 +93,7 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
     mcfg = model_config(cfg)
     schema = mcfg.labels
     torch.manual_seed(cfg.seed)
-    split = load_celeba(cfg.data_dir, schema.groups, cfg.image_size, cfg.test_size, cfg.max_images)
+    split = load_training_faces(cfg.data_dir, schema.groups, cfg.image_size, cfg.test_size, cfg.max_images)
     if any(len(g) == 0 for g in split.group_indices):
         raise ValueError(f"a label group has no training images: sizes {[len(g) for g in split.group_indices]}")
     if dist.is_main:
@@ -132,7 +133,7 @@ def train_stargan(cfg: StarGANTrainConfig) -> Path:
     if cfg.compile:  # D is left eager: the gradient penalty needs double backward, which compile lacks
         g_train = torch.compile(g_train)
 
-    sample_faces = load_face_crops(Path(cfg.data_dir) / "img_align_celeba", split.test_files[:8], cfg.image_size)
+    sample_faces = load_face_crops(split.folder, split.test_files[:8], cfg.image_size)
     sample_fn = partial(save_sample_grid, gan, run_dir, sample_faces, split.test_labels[: len(sample_faces)])
     driver = Driver.for_run(cfg, dist, gan, cfg.num_iters, sample_fn if len(sample_faces) else None, "stargan")
     start = driver.resume()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -98,33 +96,3 @@ def continue_from_state(path: str, mcfg: StarGANConfig, gan: GANState) -> dict:
         "init_campaign_seconds": float(loaded.info.get("train_seconds", 0.0)),
         "init_stages": stages_of(loaded.info),  # this run adds a stage of its own after them
     }
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def load_frozen_guide(
-    path: str, attributes: tuple[str, ...], device: torch.device, role: str = "--guide"
-) -> tuple[nn.Module, dict]:
-    """The attribute guide of a weights file (`train guide`), frozen and in eval mode, and its provenance (file name,
-    sha256, how it was trained) for the run's info; it must read `attributes`, in order (`role` names the file's use
-    in the message)."""
-    from stargan_app.checkpoint import load_weights
-    from stargan_app.errors import WeightsError
-
-    loaded = load_weights(path, kind="guide", device=device)
-    if loaded.config.attributes != attributes:
-        raise WeightsError(f"{role} {path} reads {loaded.config.attributes}, not this run's attributes {attributes}.")
-    guide = loaded.modules["guide"].float().eval().requires_grad_(False)
-    provenance = {
-        "file": Path(path).name,
-        "sha256": file_sha256(path),
-        "adversarial_training": loaded.info.get("adversarial_training", "unknown"),
-        "seed": loaded.info.get("seed"),
-    }
-    return guide, provenance
