@@ -30,8 +30,15 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "
             )
         else:
             kind = {"int": int, "float": float, "str": str}.get(str(f.type), type(f.default))
+            choices = f.metadata.get("choices")
             parser.add_argument(
-                flag, dest=prefix + f.name, type=kind, default=argparse.SUPPRESS, metavar=f.name.upper(), help=help_text
+                flag,
+                dest=prefix + f.name,
+                type=kind,
+                choices=choices,
+                default=argparse.SUPPRESS,
+                metavar="{" + ",".join(choices) + "}" if choices else f.name.upper(),
+                help=help_text,
             )
 
 

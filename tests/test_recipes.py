@@ -179,3 +179,17 @@ def test_a_run_from_trained_weights_keeps_its_moving_average_near_them(tmp_path)
         if ema.is_floating_point():
             raw_move = (state["G"][name] - start[name]).abs().max()
             assert (ema - start[name]).abs().max() <= 0.01 * raw_move + 1e-7, name
+
+
+def test_the_recipe_names_are_the_options_choices_and_the_cli_offers_only_them(capsys):
+    from stargan_app.cli import build_parser
+    from stargan_app.training.options import RECIPE_NAMES
+    from stargan_app.training.recipes import RECIPES
+
+    assert tuple(RECIPES) == RECIPE_NAMES
+    for flag, value in (("--recipe", "wgan"), ("--output", "masked"), ("--upsample", "resize")):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["train", "stargan", flag, value])
+        assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="output 'masked' was removed"):
+        tiny_config(output="masked")

@@ -51,15 +51,6 @@ AUGMENTATIONS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 }
 
 
-def parse_policy(spec: str) -> tuple[str, ...]:
-    """'translation,cutout' -> ('translation', 'cutout'); '' -> () (no augmentation)."""
-    names = tuple(name.strip() for name in spec.split(",") if name.strip())
-    unknown = [n for n in names if n not in AUGMENTATIONS]
-    if unknown:
-        raise ValueError(f"unknown augmentation {unknown}: choose from {', '.join(AUGMENTATIONS)}")
-    return names
-
-
 def diff_augment(x: torch.Tensor, policy: tuple[str, ...], gen: torch.Generator) -> torch.Tensor:
     """Apply the policy's augmentations in order, each with fresh random parameters per image from `gen`.
 

@@ -9,7 +9,6 @@ import torch
 from stargan_app.config import LabelSchema
 from stargan_app.imaging import to_model_range
 from stargan_app.labels import full_label_vector
-from stargan_app.training import augment
 from stargan_app.training.options import StarGANTrainConfig
 from stargan_app.training.runs import step_generator
 
@@ -36,10 +35,6 @@ class Batch:
     cls_slice: slice  # the group's columns in D's classification and conditional outputs
     alpha: torch.Tensor  # (B, 1, 1, 1) interpolation weights for the WGAN-GP penalty
     aug_gen: torch.Generator = field(default_factory=torch.Generator)  # DiffAugment's draws (draw_batch: the step's)
-
-    def seen_by_d(self, images: torch.Tensor, cfg: StarGANTrainConfig) -> torch.Tensor:
-        """What D is shown of `images`: the run's DiffAugment policy applied (differentiably), or the images."""
-        return augment.diff_augment(images, augment.parse_policy(cfg.augment), self.aug_gen)
 
 
 def draw_batch(data: TrainingData, schema: LabelSchema, cfg: StarGANTrainConfig, step: int, rank: int) -> Batch:

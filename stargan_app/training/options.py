@@ -3,15 +3,35 @@ a run saves its options as config.json."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from stargan_app.config import GROUP_A, GROUP_B
+from stargan_app.config import GROUP_A, GROUP_B, OUTPUT_MODES, UPSAMPLE_MODES, check_choice
+
+RECIPE_NAMES = ("wgan-gp", "v2", "conditional")  # training/recipes.py's objectives, by name
+AUGMENTATIONS = ("translation", "cutout")  # training/augment.py's DiffAugment transforms, by name
+PAPER_N_CRITIC = 5  # D steps per G step of the paper's WGAN-GP; every other recipe takes 1
 
 
-def opt(default: Any, help: str) -> Any:
-    """A dataclass field whose help text becomes the CLI flag's documentation."""
-    return field(default=default, metadata={"help": help})
+def opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field whose help text becomes the CLI flag's documentation, and its choices the flag's."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+def parse_policy(spec: str) -> tuple[str, ...]:
+    """'translation,cutout' -> ('translation', 'cutout'); '' -> () (no augmentation)."""
+    names = tuple(name.strip() for name in spec.split(",") if name.strip())
+    unknown = [n for n in names if n not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(f"unknown augmentation {unknown}: choose from {', '.join(AUGMENTATIONS)}")
+    return names
+
+
+def check_choices(cfg: Any) -> None:
+    """Every choice field of a training config holds one of its choices (the one check, at construction)."""
+    for f in fields(cfg):
+        if f.metadata.get("choices"):
+            check_choice(f.name, getattr(cfg, f.name), f.metadata["choices"])
 
 
 @dataclass(frozen=True)
@@ -44,16 +64,19 @@ class StarGANTrainConfig(RunConfig):
         "image",
         "G output: 'image' (official, rewrites every pixel) or 'residual' (clamp(x + Δ, -1, 1); an image-output file "
         "seeds it with its last conv zeroed: G starts at the identity)",
+        OUTPUT_MODES,
     )
     upsample: str = opt(
         "deconv",
         "G upsampling: 'deconv' (official transposed convs) or 'deconv_blur' (each followed by a fixed [1,2,1] blur: "
         "no checkerboard, same weights)",
+        UPSAMPLE_MODES,
     )
     recipe: str = opt(
         "wgan-gp",
         "'wgan-gp' (paper: WGAN-GP, n_critic 5), 'v2' (StarGAN v2: non-saturating + lazy R1, EMA G) or 'conditional' "
         "(v2 with a conditional real/fake head per attribute and value in D, and no classification term for G)",
+        RECIPE_NAMES,
     )
     group_a: str = opt(",".join(GROUP_A), "comma-separated attributes of label group A")
     group_b: str = opt(",".join(GROUP_B), "comma-separated attributes of label group B ('' for one group)")
@@ -108,6 +131,10 @@ class StarGANTrainConfig(RunConfig):
     compile: bool = opt(
         False, "torch.compile G (D stays eager: its R1 and gradient penalty need double backward); pays on the CPU too"
     )
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        parse_policy(self.augment)
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,10 @@ from stargan_app.config import LabelSchema, StarGANConfig
 from stargan_app.data.celeba import load_face_crops, load_training_faces
 from stargan_app.errors import WeightsError
 from stargan_app.models import Discriminator, Generator
-from stargan_app.training import augment
 from stargan_app.training.batches import Batch, TrainingData, draw_batch
 from stargan_app.training.devices import Autocast, autocast_for, hardware, setup
 from stargan_app.training.options import StarGANTrainConfig
-from stargan_app.training.recipes import Recipe, recipe_for
+from stargan_app.training.recipes import RECIPES, Recipe, recipe_for
 from stargan_app.training.resume import GANState
 from stargan_app.training.runs import (
     Driver,
@@ -45,7 +44,7 @@ def model_config(cfg: StarGANTrainConfig) -> StarGANConfig:
         labels=LabelSchema(groups=tuple(g for g in groups if g)),
         output=cfg.output,
         upsample=cfg.upsample,
-        cond_head=recipe_for(cfg).d_has_cond_head,
+        cond_head=RECIPES[cfg.recipe].d_has_cond_head,
     )
 
 
@@ -84,8 +83,6 @@ def train_step(
 
 def train_stargan(cfg: StarGANTrainConfig) -> Path:
     """Train (or continue the run in cfg.run_dir), then export G and D to cfg.out. Returns the run dir."""
-    recipe_for(cfg)  # an unknown recipe or policy fails here, not at the first step
-    augment.parse_policy(cfg.augment)  # an unknown name fails here, not at the first step
     if cfg.continue_from and cfg.init_weights:
         raise ValueError("--continue-from and --init-weights both name a starting point: give one")
     dist = setup(cfg.device)
