@@ -13,6 +13,7 @@ from typing import Any
 from stargan_app.config import refuse_removed
 from stargan_app.errors import StarGANAppError
 from stargan_app.training.options import CGANTrainConfig, GuideTrainConfig, StarGANTrainConfig
+from stargan_app.training.presets import DEFAULT_PRESET, PRESETS
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
@@ -42,9 +43,12 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "
             )
 
 
-def build_config(cls: type, args: argparse.Namespace, prefix: str = "", resume: str | None = None) -> Any:
-    """Defaults <- the resumed run's config.json <- flags given on the command line."""
-    values: dict[str, Any] = {}
+def build_config(
+    cls: type, args: argparse.Namespace, prefix: str = "", resume: str | None = None, base: Any = None
+) -> Any:
+    """Defaults (or the fields of `base`, a preset) <- the resumed run's config.json <- flags given on the command
+    line."""
+    values: dict[str, Any] = dataclasses.asdict(base) if base is not None else {}
     if resume:
         saved = Path(resume) / "config.json"
         if not saved.is_file():
@@ -61,6 +65,17 @@ def build_config(cls: type, args: argparse.Namespace, prefix: str = "", resume: 
         if hasattr(args, prefix + f.name):
             values[f.name] = getattr(args, prefix + f.name)
     return cls(**values)
+
+
+def stargan_config(args: argparse.Namespace) -> StarGANTrainConfig:
+    """`train stargan`'s config: its preset (or, resuming without one, the run's own), then its flags; says which."""
+    preset = args.preset or (None if args.resume else DEFAULT_PRESET)
+    cfg = build_config(StarGANTrainConfig, args, resume=args.resume, base=PRESETS[preset] if preset else None)
+    if preset == DEFAULT_PRESET and not args.preset:
+        print(f"training preset '{preset}' (the paper's recipe); the shipped line is --preset campaign")
+    elif preset:
+        print(f"training preset '{preset}'" + (" with the flags given beside it" if cfg != PRESETS[preset] else ""))
+    return cfg
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,6 +151,15 @@ def add_train_parsers(sub: argparse._SubParsersAction) -> None:
     for name, help_text, cls in trainers:
         p = tsub.add_parser(name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+        if cls is StarGANTrainConfig:
+            p.add_argument(
+                "--preset",
+                choices=tuple(PRESETS),
+                default=None,
+                help=f"a named recipe (training/presets.py) whose fields replace the defaults; the flags given beside "
+                f"it override them. 'campaign' is the shipped line. Without it: '{DEFAULT_PRESET}', the paper's "
+                "(a resumed run: its own config)",
+            )
         add_config_flags(p, cls)
     p = tsub.add_parser("all", help="StarGAN, CGAN-MNIST and CGAN-Fashion in turn, with their defaults")
     p.add_argument("--celeba-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
@@ -308,7 +332,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.model == "stargan":
             from stargan_app.training.stargan_loop import train_stargan
 
-            train_stargan(build_config(StarGANTrainConfig, args, resume=args.resume))
+            train_stargan(stargan_config(args))
         elif args.model == "cgan":
             from stargan_app.training.cgan_loop import train_cgan
 
