@@ -17,7 +17,7 @@ from stargan_app.imaging import elliptical_window, gaussian_blur
 from stargan_app.inference import ClassSampler, FaceEditor
 from stargan_app.labels import edit_passes, single_attribute_edits
 from stargan_app.models import CGANGenerator, Discriminator, Generator
-from stargan_app.training.official import import_official
+from stargan_app.official import import_official
 
 REFERENCE = (
     Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "official_stargan_state_dict_layout.json"

@@ -13,9 +13,8 @@ import torch
 import torch.nn.functional as F
 
 TRANSLATION_RATIO = 0.125  # largest shift, as a fraction of the side (DiffAugment's default)
-CUTOUT_RATIO = (
-    0.25  # side of the cut-out square, as a fraction of the side (DiffAugment's 0.5 would hide whole glasses)
-)
+# side of the cut-out square, as a fraction of the side (DiffAugment's 0.5 would hide whole glasses)
+CUTOUT_RATIO = 0.25
 
 
 def _offsets(n: int, low: int, high: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:

@@ -110,6 +110,8 @@ def guide_step(
 
 def train_guide(cfg: GuideTrainConfig) -> Path:
     """Train (or continue the run in cfg.run_dir), then write the guide to cfg.out. Returns the weights path."""
+    from stargan_app.evaluation.guide import held_out_figures, print_figures  # what `eval guide` prints too
+
     dist = setup(cfg.device)
     run_dir = Path(cfg.run_dir)
     mcfg = GuideConfig(image_size=cfg.image_size, width=cfg.width)
@@ -141,7 +143,7 @@ def train_guide(cfg: GuideTrainConfig) -> Path:
     )
     pos_weight = balanced_pos_weight(labels)
     num_steps = cfg.epochs * steps_per_epoch
-    driver = Driver.for_run(cfg, dist, state, num_steps, None, "guide")  # type: ignore[arg-type]
+    driver = Driver(cfg, dist, state, num_steps, None, "guide")  # type: ignore[arg-type]
     start = driver.resume()
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:
@@ -153,8 +155,6 @@ def train_guide(cfg: GuideTrainConfig) -> Path:
     finally:
         teardown()
     held = load_face_crops(split.folder, split.test_files, cfg.image_size)
-    from stargan_app.evaluation.guide import held_out_figures, print_figures
-
     figures = held_out_figures(model, mcfg.attributes, held, split.test_labels[: len(held)])
     print_figures(figures)
     info = {**state.info, **figures, "steps": num_steps, "train_seconds": round(driver.train_seconds(), 1)}

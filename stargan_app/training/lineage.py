@@ -14,10 +14,8 @@ from stargan_app.training.options import PAPER_N_CRITIC
 STAGE_KEYS = (
     "recipe",
     "augment",
-    # options of earlier runs, kept in their stages: D saw fakes gated to the attribute regions (edit_regions), the
-    # target draw (targets: "shuffle", or the removed "balanced")
-    "edit_regions",
-    "targets",
+    "edit_regions",  # removed: earlier runs' D saw fakes gated to the attribute regions; kept in their stages
+    "targets",  # removed: earlier runs' target draw ("shuffle", or "balanced"); kept in their stages
     "d_warmup",
     "output",  # "image" or "residual" (or the removed "masked", in earlier stages)
     "upsample",

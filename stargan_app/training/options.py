@@ -135,11 +135,13 @@ class StarGANTrainConfig(RunConfig):
     def __post_init__(self) -> None:
         check_choices(self)
         parse_policy(self.augment)
+        if self.continue_from and self.init_weights:
+            raise ValueError("--continue-from and --init-weights both name a starting point: give one")
 
 
 @dataclass(frozen=True)
 class CGANTrainConfig(RunConfig):
-    dataset: str = opt("mnist", "mnist or fashion")
+    dataset: str = opt("mnist", "which digits or clothes", ("mnist", "fashion"))
     data_dir: str = opt("", "folder with the four idx .gz files ('' = download with torchvision)")
     run_dir: str = opt("", "run folder ('' = runs/cgan_<dataset>)")
     out: str = opt("", "weights file ('' = weights/cgan_<dataset>.safetensors)")
@@ -152,6 +154,9 @@ class CGANTrainConfig(RunConfig):
     sample_every: int = opt(2000, "steps between sample grids (0 = never)")
     save_every: int = opt(2000, "steps between resume checkpoints")
     fp16_export: bool = opt(False, "store exported weights as fp16")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
 
 
 @dataclass(frozen=True)

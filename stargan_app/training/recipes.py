@@ -224,15 +224,10 @@ class Conditional(NonSaturatingR1):
             losses.conditional_loss(wrong, False)
             + losses.conditional_loss(fake_at_target, False, self.changed_weights(batch))
         )
-        logs.update(
-            {
-                "D/cond": d_cond,
-                # the head's mean logits: if real/right and real/wrong do not separate, G learns nothing from it
-                "D/cond_real_right": right.detach().float().mean(),
-                "D/cond_real_wrong": wrong.detach().float().mean(),
-                "D/cond_fake_target": fake_at_target.detach().float().mean(),
-            }
-        )
+        logs["D/cond"] = d_cond
+        # the head's mean logits: if real/right and real/wrong do not separate, G learns nothing from it
+        for name, logits in (("real_right", right), ("real_wrong", wrong), ("fake_target", fake_at_target)):
+            logs[f"D/cond_{name}"] = logits.detach().float().mean()
         return d_cond, torch.cat([real[0].flatten(1), right], 1)
 
     def changed_weights(self, batch: Batch) -> torch.Tensor | None:

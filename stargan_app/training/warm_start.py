@@ -7,8 +7,11 @@ import dataclasses
 import torch
 from torch import nn
 
+from stargan_app.checkpoint import load_weights, read_tensors
 from stargan_app.config import StarGANConfig
+from stargan_app.errors import WeightsError
 from stargan_app.models import Discriminator, Generator
+from stargan_app.training.export import TRAINING_G
 from stargan_app.training.lineage import stages_of
 from stargan_app.training.resume import GANState
 
@@ -42,9 +45,6 @@ def init_from_weights(path: str, mcfg: StarGANConfig, G: Generator, D: Discrimin
     An "image" G seeds a "residual" G of the same shape (see zero_last_conv). "deconv" and "deconv_blur" share their
     weights. A D without the conditional head seeds one with it (the head starts fresh).
     """
-    from stargan_app.checkpoint import load_weights
-    from stargan_app.errors import WeightsError
-
     loaded = load_weights(path, kind="stargan")
     to_residual = loaded.config.output == "image" and mcfg.output == "residual"
     as_this_run = dataclasses.replace(loaded.config, upsample=mcfg.upsample, cond_head=mcfg.cond_head)
@@ -69,10 +69,6 @@ def init_from_weights(path: str, mcfg: StarGANConfig, G: Generator, D: Discrimin
 def continue_from_state(path: str, mcfg: StarGANConfig, gan: GANState) -> dict:
     """Load a training-state file (export --training-state) into the run: G from its raw G, the moving average
     from its served G, D; returns the provenance that makes the run continue its step count and totals."""
-    from stargan_app.checkpoint import load_weights, read_tensors
-    from stargan_app.errors import WeightsError
-    from stargan_app.training.export import TRAINING_G
-
     loaded = load_weights(path, kind="stargan")
     raw_g = read_tensors(path, TRAINING_G)
     to_residual = seeds_residual(loaded.config, mcfg)
