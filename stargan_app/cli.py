@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +231,25 @@ def add_eval_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("eval", help="measure shipped or given weights")
     esub = p.add_subparsers(dest="model", required=True)
+    add_eval_stargan_parser(esub)
+    e = esub.add_parser("guide", help="the guide's held-out recall/specificity and its gradient-ascent grid")
+    e.add_argument("--weights", default="weights/stargan_guide.safetensors", help="a `train guide` weights file")
+    e.add_argument("--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
+    e.add_argument("--test-size", type=int, default=1000, help="held-out last ids")
+    e.add_argument("--out", default=None, help="write the ascent grid (a PNG) here")
+    e.add_argument("--faces", type=int, default=8, help="held-out faces in the grid")
+    e.add_argument("--json", default=None, help="also write the results here")
+    e = esub.add_parser("cgan", help="class accuracy and diversity of samples per a reference classifier")
+    e.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
+    e.add_argument("--weights", default=None, help="weights file (default: the shipped one)")
+    e.add_argument("--data-dir", default="", help="idx folder ('' = download)")
+    e.add_argument("--per-class", type=int, default=1000, help="samples per class")
+    e.add_argument("--cache-dir", default="runs/eval_cache", help="where the reference classifier is cached")
+    e.add_argument("--json", default=None, help="also write the results here")
+
+
+def add_eval_stargan_parser(esub: argparse._SubParsersAction) -> None:
+    """eval stargan: the held-out figures of a weights file, through the served pipeline and its options."""
     e = esub.add_parser("stargan", help="attribute transfer, reconstruction and classifier ceiling on held-out faces")
     e.add_argument("--weights", default=None, help="weights file (default: the shipped one)")
     e.add_argument("--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
@@ -270,20 +290,6 @@ def add_eval_parsers(sub: argparse._SubParsersAction) -> None:
         help="a second robust attribute network (a `train guide` file of another seed) that neither guided nor "
         "judged: its transfer reading is one only real features pass (default: none)",
     )
-    e = esub.add_parser("guide", help="the guide's held-out recall/specificity and its gradient-ascent grid")
-    e.add_argument("--weights", default="weights/stargan_guide.safetensors", help="a `train guide` weights file")
-    e.add_argument("--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
-    e.add_argument("--test-size", type=int, default=1000, help="held-out last ids")
-    e.add_argument("--out", default=None, help="write the ascent grid (a PNG) here")
-    e.add_argument("--faces", type=int, default=8, help="held-out faces in the grid")
-    e.add_argument("--json", default=None, help="also write the results here")
-    e = esub.add_parser("cgan", help="class accuracy and diversity of samples per a reference classifier")
-    e.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
-    e.add_argument("--weights", default=None, help="weights file (default: the shipped one)")
-    e.add_argument("--data-dir", default="", help="idx folder ('' = download)")
-    e.add_argument("--per-class", type=int, default=1000, help="samples per class")
-    e.add_argument("--cache-dir", default="runs/eval_cache", help="where the reference classifier is cached")
-    e.add_argument("--json", default=None, help="also write the results here")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -325,79 +331,97 @@ def _edit(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    """train stargan|cgan|guide (from their flags, or a resumed run's config), or all three with their defaults."""
+    from stargan_app.training.cgan_loop import train_cgan
+    from stargan_app.training.guide_loop import train_guide
+    from stargan_app.training.stargan_loop import train_stargan
+
+    if args.model == "stargan":
+        train_stargan(stargan_config(args))
+    elif args.model == "cgan":
+        train_cgan(build_config(CGANTrainConfig, args, resume=args.resume))
+    elif args.model == "guide":
+        train_guide(build_config(GuideTrainConfig, args, resume=args.resume))
+    else:
+        train_stargan(StarGANTrainConfig(data_dir=args.celeba_dir))
+        train_cgan(CGANTrainConfig(dataset="mnist", data_dir=args.mnist_dir))
+        train_cgan(CGANTrainConfig(dataset="fashion", data_dir=args.fashion_dir))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> Any:
+    from stargan_app.training.export import export_run
+
+    return export_run(args.run_dir, args.out, fp16=args.fp16, training_state=args.training_state)
+
+
+def _publish(args: argparse.Namespace) -> Any:
+    from stargan_app.publish import publish
+
+    return publish(args.space, args.model_repo, args.dry_run)
+
+
+def _import_official(args: argparse.Namespace) -> Any:
+    from stargan_app.official import import_official
+
+    return import_official(args.g_ckpt, args.d_ckpt, args.attrs, args.image_size, args.out)
+
+
+def _build_regions(args: argparse.Namespace) -> Any:
+    from stargan_app.evaluation.regions import build_regions
+
+    return build_regions(args.weights, args.data_dir, args.out, args.test_size, args.sheet)
+
+
+def _sheet(args: argparse.Namespace) -> Any:
+    from stargan_app.evaluation.stargan import write_sheet
+    from stargan_app.inference import FaceEditor
+    from stargan_app.inference.compositing import regions_option
+
+    editor = FaceEditor.from_pretrained(args.weights, regions=regions_option(args.regions))
+    return write_sheet(editor, args.out, args.faces_dir, args.tile)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    """eval stargan|guide|cgan: print the figures, and with --json write them."""
+    if args.model == "stargan":
+        from stargan_app.evaluation.stargan import eval_stargan
+
+        options = ("change_smoothing", "change_window", "regions", "guided", "person_masks", "robust_reader")
+        result = eval_stargan(
+            args.weights, args.data_dir, args.test_size, args.limit, args.cache_dir, args.sheet, args.faces_dir,
+            **{name: getattr(args, name) for name in options},
+        )  # fmt: skip
+    elif args.model == "guide":
+        from stargan_app.evaluation.guide import eval_guide
+
+        result = eval_guide(args.weights, args.data_dir, args.out, args.test_size, args.faces)
+    else:
+        from stargan_app.evaluation.cgan import eval_cgan
+
+        result = eval_cgan(args.dataset, args.weights, args.data_dir, args.per_class, args.cache_dir)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+# subcommand -> its handler: an int is the exit status, anything else (the path written) is printed
+COMMANDS: dict[str, Callable[[argparse.Namespace], Any]] = {
+    "edit": _edit,
+    "train": _train,
+    "export": _export,
+    "publish": _publish,
+    "import-official": _import_official,
+    "build-regions": _build_regions,
+    "sheet": _sheet,
+    "eval": _eval,
+}
+
+
 def _dispatch(args: argparse.Namespace) -> int:
-    if args.command == "edit":
-        return _edit(args)
-    if args.command == "train":
-        if args.model == "stargan":
-            from stargan_app.training.stargan_loop import train_stargan
-
-            train_stargan(stargan_config(args))
-        elif args.model == "cgan":
-            from stargan_app.training.cgan_loop import train_cgan
-
-            train_cgan(build_config(CGANTrainConfig, args, resume=args.resume))
-        elif args.model == "guide":
-            from stargan_app.training.guide_loop import train_guide
-
-            train_guide(build_config(GuideTrainConfig, args, resume=args.resume))
-        else:
-            from stargan_app.training.cgan_loop import train_cgan
-            from stargan_app.training.stargan_loop import train_stargan
-
-            train_stargan(StarGANTrainConfig(data_dir=args.celeba_dir))
-            train_cgan(CGANTrainConfig(dataset="mnist", data_dir=args.mnist_dir))
-            train_cgan(CGANTrainConfig(dataset="fashion", data_dir=args.fashion_dir))
-    elif args.command == "export":
-        from stargan_app.training.export import export_run
-
-        print(export_run(args.run_dir, args.out, fp16=args.fp16, training_state=args.training_state))
-    elif args.command == "publish":
-        from stargan_app.publish import publish
-
-        print(publish(args.space, args.model_repo, args.dry_run))
-    elif args.command == "import-official":
-        from stargan_app.training.official import import_official
-
-        print(import_official(args.g_ckpt, args.d_ckpt, args.attrs, args.image_size, args.out))
-    elif args.command == "build-regions":
-        from stargan_app.evaluation.regions import build_regions
-
-        print(build_regions(args.weights, args.data_dir, args.out, args.test_size, args.sheet))
-    elif args.command == "sheet":
-        from stargan_app.evaluation.stargan import write_sheet
-        from stargan_app.inference import FaceEditor
-        from stargan_app.inference.compositing import regions_option
-
-        editor = FaceEditor.from_pretrained(args.weights, regions=regions_option(args.regions))
-        print(write_sheet(editor, args.out, args.faces_dir, args.tile))
-    elif args.command == "eval":
-        if args.model == "stargan":
-            from stargan_app.evaluation.stargan import eval_stargan
-
-            result = eval_stargan(
-                args.weights,
-                args.data_dir,
-                args.test_size,
-                args.limit,
-                args.cache_dir,
-                args.sheet,
-                args.faces_dir,
-                args.change_smoothing,
-                args.change_window,
-                args.regions,
-                args.guided,
-                args.person_masks,
-                args.robust_reader,
-            )
-        elif args.model == "guide":
-            from stargan_app.evaluation.guide import eval_guide
-
-            result = eval_guide(args.weights, args.data_dir, args.out, args.test_size, args.faces)
-        else:
-            from stargan_app.evaluation.cgan import eval_cgan
-
-            result = eval_cgan(args.dataset, args.weights, args.data_dir, args.per_class, args.cache_dir)
-        if args.json:
-            Path(args.json).write_text(json.dumps(result, indent=2))
+    result = COMMANDS[args.command](args)
+    if isinstance(result, int):
+        return result
+    print(result)
     return 0

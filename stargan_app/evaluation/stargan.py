@@ -306,6 +306,38 @@ def eval_stargan(
     robust_reader: a second robust attribute network (`train guide`, another seed) that neither guided G nor judges
     here: its transfer (unsqueezed) is a reading only real features pass. It must not be the file that guided G.
     """
+    editor = eval_editor(weights, change_smoothing, change_window, regions, guided, person_masks)
+    size, attributes = editor.config.image_size, editor.attributes
+    celeba = read_eval_split(data_dir, test_size)
+    judge = build_judge(data_dir, celeba.files, celeba.labels(attributes), attributes, size, celeba.split, cache_dir)
+    feature_net, atlas = build_realism_references(celeba, size, cache_dir)
+    held = celeba.held_out(attributes, size, limit)
+    result = {
+        "weights": editor.info.get("path"),
+        "change_smoothing": editor.change_smoothing,
+        "change_window": editor.change_window,
+        "regions": editor.regions.info.get("path") if editor.regions else None,
+        "guided": editor.guided,
+        "person_masks": editor.segmenter is not None,
+        "guides": guides_of(editor.info),
+        "test_faces": len(held.photos),
+        **measure(editor, celeba, held, judge, feature_net, atlas, robust_reader),
+    }
+    print_results(result, attributes, editor)
+    if sheet:
+        print(f"wrote {write_sheet(editor, sheet, faces_dir)}")
+    return result
+
+
+def eval_editor(
+    weights: str | None,
+    change_smoothing: float | None,
+    change_window: float | None,
+    regions: str | None,
+    guided: bool | None,
+    person_masks: bool,
+) -> FaceEditor:
+    """The served editor of a weights file, with the paste-back options an eval names (None: the app's)."""
     from stargan_app.inference import FaceEditor
     from stargan_app.inference.compositing import regions_option
 
@@ -314,15 +346,21 @@ def eval_stargan(
     }
     if regions is not None:
         options["regions"] = regions_option(regions)
-    editor = FaceEditor.from_pretrained(weights, guided=guided, person_masks=person_masks, **options)
-    schema, size, attributes = editor.schema, editor.config.image_size, editor.attributes
-    celeba = read_eval_split(data_dir, test_size)
-    labels = celeba.labels(attributes)
-    judge = build_judge(data_dir, celeba.files, labels, attributes, size, celeba.split, cache_dir)
-    feature_net, atlas = build_realism_references(celeba, size, cache_dir)
-    held = celeba.held_out(attributes, size, limit)
-    recall, specificity = recall_specificity(judge(held.crops), held.truth)
+    return FaceEditor.from_pretrained(weights, guided=guided, person_masks=person_masks, **options)
 
+
+def measure(
+    editor: FaceEditor,
+    celeba: CelebASplit,
+    held: HeldOut,
+    judge: Judge,
+    feature_net: SmallCNN,
+    atlas: ColourAtlas,
+    robust_reader: str | None,
+) -> dict[str, Any]:
+    """The figures of the raw G and of the served edits of the held-out faces, per attribute and summarised."""
+    schema, size, attributes = editor.schema, editor.config.image_size, editor.attributes
+    recall, specificity = recall_specificity(judge(held.crops), held.truth)
     raw = raw_edits(editor, held)
     x = to_model_range(held.crops)
     rec = editor.translate_crops(x, full_label_vector(schema, 0, held.truth[:, schema.group_slice(0)]))
@@ -360,34 +398,27 @@ def eval_stargan(
         fd_raw=frechet_distance(judge.features(torch.cat(list(raw.crops.values()))), real_features),
         colour_implausible_real=atlas.implausible_share(held.crops),
     )
-    result = {
-        "weights": editor.info.get("path"),
-        "change_smoothing": editor.change_smoothing,
-        "change_window": editor.change_window,
-        "regions": editor.regions.info.get("path") if editor.regions else None,
-        "guided": editor.guided,
-        "person_masks": editor.segmenter is not None,
-        "guides": guides_of(editor.info),
+    return {
         "robust_reader": {"file": robust_reader, "sha256": reader_sha} if robust_reader else None,
-        "test_faces": len(held.photos),
         "pipeline_no_face": served.no_face,
         **per_attribute,
         "faces_switched_on": {a: int(switched[a].sum()) for a in attributes},
-        "judge": {
-            "recall": dict(zip(attributes, recall)),
-            "specificity": dict(zip(attributes, specificity)),
-            "thresholds": dict(zip(attributes, judge.thresholds.tolist())),
-            "cache": str(judge.cache),
-            "cached": judge.cached,
-            "seconds": round(judge.seconds, 1),
-        },
+        "judge": judge_figures(judge, attributes, recall, specificity),
         "summary": summary,
         "pipeline_seconds": round(pipeline_seconds, 1),
     }
-    print_results(result, attributes, editor)
-    if sheet:
-        print(f"wrote {write_sheet(editor, sheet, faces_dir)}")
-    return result
+
+
+def judge_figures(judge: Judge, attributes: tuple[str, ...], recall: list, specificity: list) -> dict[str, Any]:
+    """The judge's own recall and specificity on the real held-out faces, its thresholds and where it came from."""
+    return {
+        "recall": dict(zip(attributes, recall)),
+        "specificity": dict(zip(attributes, specificity)),
+        "thresholds": dict(zip(attributes, judge.thresholds.tolist())),
+        "cache": str(judge.cache),
+        "cached": judge.cached,
+        "seconds": round(judge.seconds, 1),
+    }
 
 
 def guides_of(info: dict[str, Any]) -> list[dict[str, Any]]:
