@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -181,3 +182,31 @@ def _existing(path: str | Path) -> Path:
             "Train one with `python app.py train ...` or pass the path of a weights file."
         )
     return path
+
+
+def file_sha256(path: str | Path) -> str:
+    """The hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_frozen_guide(
+    path: str, attributes: tuple[str, ...], device: torch.device, role: str = "--guide"
+) -> tuple[nn.Module, dict]:
+    """The attribute guide of a weights file (`train guide`), frozen and in eval mode, and its provenance (file name,
+    sha256, how it was trained) for the run's info; it must read `attributes`, in order (`role` names the file's use
+    in the message)."""
+    loaded = load_weights(path, kind="guide", device=device)
+    if loaded.config.attributes != attributes:
+        raise WeightsError(f"{role} {path} reads {loaded.config.attributes}, not this run's attributes {attributes}.")
+    guide = loaded.modules["guide"].float().eval().requires_grad_(False)
+    provenance = {
+        "file": Path(path).name,
+        "sha256": file_sha256(path),
+        "adversarial_training": loaded.info.get("adversarial_training", "unknown"),
+        "seed": loaded.info.get("seed"),
+    }
+    return guide, provenance

@@ -7,11 +7,14 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from stargan_app.config import refuse_removed
 from stargan_app.errors import StarGANAppError
-from stargan_app.training.config import CGANTrainConfig, GuideTrainConfig, StarGANTrainConfig
+from stargan_app.training.options import CGANTrainConfig, GuideTrainConfig, StarGANTrainConfig
+from stargan_app.training.presets import DEFAULT_PRESET, PRESETS
 
 
 def add_config_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
@@ -29,25 +32,51 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "
             )
         else:
             kind = {"int": int, "float": float, "str": str}.get(str(f.type), type(f.default))
+            choices = f.metadata.get("choices")
             parser.add_argument(
-                flag, dest=prefix + f.name, type=kind, default=argparse.SUPPRESS, metavar=f.name.upper(), help=help_text
+                flag,
+                dest=prefix + f.name,
+                type=kind,
+                choices=choices,
+                default=argparse.SUPPRESS,
+                metavar="{" + ",".join(choices) + "}" if choices else f.name.upper(),
+                help=help_text,
             )
 
 
-def build_config(cls: type, args: argparse.Namespace, prefix: str = "", resume: str | None = None) -> Any:
-    """Defaults <- the resumed run's config.json <- flags given on the command line."""
-    values: dict[str, Any] = {}
+def build_config(
+    cls: type, args: argparse.Namespace, prefix: str = "", resume: str | None = None, base: Any = None
+) -> Any:
+    """Defaults (or the fields of `base`, a preset) <- the resumed run's config.json <- flags given on the command
+    line."""
+    values: dict[str, Any] = dataclasses.asdict(base) if base is not None else {}
     if resume:
         saved = Path(resume) / "config.json"
         if not saved.is_file():
             raise SystemExit(f"--resume {resume}: no config.json there; is this a run directory?")
         names = {f.name for f in dataclasses.fields(cls)}
-        values.update({k: v for k, v in json.loads(saved.read_text()).items() if k in names})
+        saved_values = json.loads(saved.read_text())
+        try:
+            refuse_removed(saved_values)  # its removed options would otherwise be dropped silently
+        except ValueError as e:
+            raise SystemExit(f"--resume {resume}: {e}; this run cannot be resumed by this version.") from None
+        values.update({k: v for k, v in saved_values.items() if k in names})
         values["run_dir"] = str(resume)
     for f in dataclasses.fields(cls):
         if hasattr(args, prefix + f.name):
             values[f.name] = getattr(args, prefix + f.name)
     return cls(**values)
+
+
+def stargan_config(args: argparse.Namespace) -> StarGANTrainConfig:
+    """`train stargan`'s config: its preset (or, resuming without one, the run's own), then its flags; says which."""
+    preset = args.preset or (None if args.resume else DEFAULT_PRESET)
+    cfg = build_config(StarGANTrainConfig, args, resume=args.resume, base=PRESETS[preset] if preset else None)
+    if preset == DEFAULT_PRESET and not args.preset:
+        print(f"training preset '{preset}' (the paper's recipe); the shipped line is --preset campaign")
+    elif preset:
+        print(f"training preset '{preset}'" + (" with the flags given beside it" if cfg != PRESETS[preset] else ""))
+    return cfg
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,6 +152,15 @@ def add_train_parsers(sub: argparse._SubParsersAction) -> None:
     for name, help_text, cls in trainers:
         p = tsub.add_parser(name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+        if cls is StarGANTrainConfig:
+            p.add_argument(
+                "--preset",
+                choices=tuple(PRESETS),
+                default=None,
+                help=f"a named recipe (training/presets.py) whose fields replace the defaults; the flags given beside "
+                f"it override them. 'campaign' is the shipped line. Without it: '{DEFAULT_PRESET}', the paper's "
+                "(a resumed run: its own config)",
+            )
         add_config_flags(p, cls)
     p = tsub.add_parser("all", help="StarGAN, CGAN-MNIST and CGAN-Fashion in turn, with their defaults")
     p.add_argument("--celeba-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
@@ -183,19 +221,19 @@ def add_weights_file_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--picture", default=None, help="also draw each colour's curves into this PNG")
 
 
-def add_regions_argument(parser: argparse.ArgumentParser, more_help: str = "") -> None:
-    parser.add_argument(
-        "--regions",
-        default=None,
-        help=f"'off', or a region-maps file (default: the one beside the weights, if any{more_help})",
-    )
-
-
 def add_hair_colours_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hair-colours",
         default=None,
         help="'off' (hair colours as G draws them), or a hair-colour model file (default: the one beside the weights)",
+    )
+
+
+def add_regions_argument(parser: argparse.ArgumentParser, more_help: str = "") -> None:
+    parser.add_argument(
+        "--regions",
+        default=None,
+        help=f"'off', or a region-maps file (default: the one beside the weights, if any{more_help})",
     )
 
 
@@ -209,9 +247,45 @@ def add_eval_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--faces-dir", default=None, help="more single-face portraits to put above the ones in assets/")
     p.add_argument("--tile", type=int, default=160, help="side of each tile in pixels")
     add_regions_argument(p, "; a run's candidate has none: pass weights/stargan_celeba.regions.safetensors")
+    add_hair_colours_argument(p)
 
     p = sub.add_parser("eval", help="measure shipped or given weights")
     esub = p.add_subparsers(dest="model", required=True)
+    add_eval_stargan_parser(esub)
+    add_eval_hair_colours_parser(esub)
+    e = esub.add_parser("guide", help="the guide's held-out recall/specificity and its gradient-ascent grid")
+    e.add_argument("--weights", default="weights/stargan_guide.safetensors", help="a `train guide` weights file")
+    e.add_argument("--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
+    e.add_argument("--test-size", type=int, default=1000, help="held-out last ids")
+    e.add_argument("--out", default=None, help="write the ascent grid (a PNG) here")
+    e.add_argument("--faces", type=int, default=8, help="held-out faces in the grid")
+    e.add_argument("--json", default=None, help="also write the results here")
+    e = esub.add_parser("cgan", help="class accuracy and diversity of samples per a reference classifier")
+    e.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
+    e.add_argument("--weights", default=None, help="weights file (default: the shipped one)")
+    e.add_argument("--data-dir", default="", help="idx folder ('' = download)")
+    e.add_argument("--per-class", type=int, default=1000, help="samples per class")
+    e.add_argument("--cache-dir", default="runs/eval_cache", help="where the reference classifier is cached")
+    e.add_argument("--json", default=None, help="also write the results here")
+
+
+def add_eval_hair_colours_parser(esub: argparse._SubParsersAction) -> None:
+    e = esub.add_parser("hair-colours", help="share of served hair-colour edits whose colour real hair of it has")
+    e.add_argument("--weights", default=None, help="weights file (default: the shipped one)")
+    e.add_argument("--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
+    e.add_argument("--test-size", type=int, default=1000, help="held-out last ids")
+    e.add_argument("--limit", type=int, default=40, help="held-out photos edited")
+    add_hair_colours_argument(e)
+    e.add_argument(
+        "--labelled-source",
+        action="store_true",
+        help="edit from the data set's labels, not the app's reading (which skips faces it reads as that colour)",
+    )
+    e.add_argument("--json", default=None, help="also write the results here")
+
+
+def add_eval_stargan_parser(esub: argparse._SubParsersAction) -> None:
+    """eval stargan: the held-out figures of a weights file, through the served pipeline and its options."""
     e = esub.add_parser("stargan", help="attribute transfer, reconstruction and classifier ceiling on held-out faces")
     e.add_argument("--weights", default=None, help="weights file (default: the shipped one)")
     e.add_argument("--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
@@ -252,32 +326,6 @@ def add_eval_parsers(sub: argparse._SubParsersAction) -> None:
         help="a second robust attribute network (a `train guide` file of another seed) that neither guided nor "
         "judged: its transfer reading is one only real features pass (default: none)",
     )
-    e = esub.add_parser("hair-colours", help="share of served hair-colour edits whose colour real hair of it has")
-    e.add_argument("--weights", default=None, help="weights file (default: the shipped one)")
-    e.add_argument("--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
-    e.add_argument("--test-size", type=int, default=1000, help="held-out last ids")
-    e.add_argument("--limit", type=int, default=40, help="held-out photos edited")
-    add_hair_colours_argument(e)
-    e.add_argument(
-        "--labelled-source",
-        action="store_true",
-        help="edit from the data set's labels, not the app's reading (which skips faces it reads as that colour)",
-    )
-    e.add_argument("--json", default=None, help="also write the results here")
-    e = esub.add_parser("guide", help="the guide's held-out recall/specificity and its gradient-ascent grid")
-    e.add_argument("--weights", default="weights/stargan_guide.safetensors", help="a `train guide` weights file")
-    e.add_argument("--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
-    e.add_argument("--test-size", type=int, default=1000, help="held-out last ids")
-    e.add_argument("--out", default=None, help="write the ascent grid (a PNG) here")
-    e.add_argument("--faces", type=int, default=8, help="held-out faces in the grid")
-    e.add_argument("--json", default=None, help="also write the results here")
-    e = esub.add_parser("cgan", help="class accuracy and diversity of samples per a reference classifier")
-    e.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
-    e.add_argument("--weights", default=None, help="weights file (default: the shipped one)")
-    e.add_argument("--data-dir", default="", help="idx folder ('' = download)")
-    e.add_argument("--per-class", type=int, default=1000, help="samples per class")
-    e.add_argument("--cache-dir", default="runs/eval_cache", help="where the reference classifier is cached")
-    e.add_argument("--json", default=None, help="also write the results here")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,101 +367,118 @@ def _edit(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    """train stargan|cgan|guide (from their flags, or a resumed run's config), or all three with their defaults."""
+    from stargan_app.training.cgan_loop import train_cgan
+    from stargan_app.training.guide_loop import train_guide
+    from stargan_app.training.stargan_loop import train_stargan
+
+    if args.model == "stargan":
+        train_stargan(stargan_config(args))
+    elif args.model == "cgan":
+        train_cgan(build_config(CGANTrainConfig, args, resume=args.resume))
+    elif args.model == "guide":
+        train_guide(build_config(GuideTrainConfig, args, resume=args.resume))
+    else:
+        train_stargan(StarGANTrainConfig(data_dir=args.celeba_dir))
+        train_cgan(CGANTrainConfig(dataset="mnist", data_dir=args.mnist_dir))
+        train_cgan(CGANTrainConfig(dataset="fashion", data_dir=args.fashion_dir))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> Any:
+    from stargan_app.training.export import export_run
+
+    return export_run(args.run_dir, args.out, fp16=args.fp16, training_state=args.training_state)
+
+
+def _publish(args: argparse.Namespace) -> Any:
+    from stargan_app.publish import publish
+
+    return publish(args.space, args.model_repo, args.dry_run)
+
+
+def _import_official(args: argparse.Namespace) -> Any:
+    from stargan_app.official import import_official
+
+    return import_official(args.g_ckpt, args.d_ckpt, args.attrs, args.image_size, args.out)
+
+
+def _build_regions(args: argparse.Namespace) -> Any:
+    from stargan_app.evaluation.regions import build_regions
+
+    return build_regions(args.weights, args.data_dir, args.out, args.test_size, args.sheet)
+
+
+def _build_hair_colours(args: argparse.Namespace) -> Any:
+    from stargan_app.evaluation.hair_colours import build_hair_colours
+
+    return build_hair_colours(args.data_dir, args.out, args.test_size, args.regions, args.picture)
+
+
+def _served_editor(args: argparse.Namespace):
+    """The FaceEditor of --weights with the --regions and --hair-colours given (each 'off', a path, or the default)."""
+    from stargan_app.inference import FaceEditor
+    from stargan_app.inference.compositing import regions_option
+
+    colours = regions_option(getattr(args, "hair_colours", None))
+    return FaceEditor.from_pretrained(
+        args.weights, regions=regions_option(getattr(args, "regions", None)), hair_colours=colours
+    )
+
+
+def _sheet(args: argparse.Namespace) -> Any:
+    from stargan_app.evaluation.stargan import write_sheet
+
+    return write_sheet(_served_editor(args), args.out, args.faces_dir, args.tile)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    """eval stargan|guide|cgan: print the figures, and with --json write them."""
+    if args.model == "stargan":
+        from stargan_app.evaluation.stargan import eval_stargan
+
+        options = ("change_smoothing", "change_window", "regions", "guided", "person_masks", "robust_reader")
+        result = eval_stargan(
+            args.weights, args.data_dir, args.test_size, args.limit, args.cache_dir, args.sheet, args.faces_dir,
+            **{name: getattr(args, name) for name in options},
+        )  # fmt: skip
+    elif args.model == "hair-colours":
+        from stargan_app.evaluation.hair_colours import hair_colour_plausibility
+
+        result = hair_colour_plausibility(
+            _served_editor(args), args.data_dir, args.limit, args.test_size, labelled_source=args.labelled_source
+        )
+    elif args.model == "guide":
+        from stargan_app.evaluation.guide import eval_guide
+
+        result = eval_guide(args.weights, args.data_dir, args.out, args.test_size, args.faces)
+    else:
+        from stargan_app.evaluation.cgan import eval_cgan
+
+        result = eval_cgan(args.dataset, args.weights, args.data_dir, args.per_class, args.cache_dir)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+# subcommand -> its handler: an int is the exit status, anything else (the path written) is printed
+COMMANDS: dict[str, Callable[[argparse.Namespace], Any]] = {
+    "edit": _edit,
+    "train": _train,
+    "export": _export,
+    "publish": _publish,
+    "import-official": _import_official,
+    "build-regions": _build_regions,
+    "build-hair-colours": _build_hair_colours,
+    "sheet": _sheet,
+    "eval": _eval,
+}
+
+
 def _dispatch(args: argparse.Namespace) -> int:
-    if args.command == "edit":
-        return _edit(args)
-    if args.command == "train":
-        if args.model == "stargan":
-            from stargan_app.training.stargan_loop import train_stargan
-
-            train_stargan(build_config(StarGANTrainConfig, args, resume=args.resume))
-        elif args.model == "cgan":
-            from stargan_app.training.cgan_loop import train_cgan
-
-            train_cgan(build_config(CGANTrainConfig, args, resume=args.resume))
-        elif args.model == "hair-colours":
-            from stargan_app.evaluation.hair_colours import hair_colour_plausibility
-            from stargan_app.inference import FaceEditor
-
-            colours = False if args.hair_colours == "off" else args.hair_colours
-            editor = FaceEditor.from_pretrained(args.weights, hair_colours=colours)
-            result = hair_colour_plausibility(
-                editor, args.data_dir, args.limit, args.test_size, labelled_source=args.labelled_source
-            )
-        elif args.model == "guide":
-            from stargan_app.training.guide_loop import train_guide
-
-            train_guide(build_config(GuideTrainConfig, args, resume=args.resume))
-        else:
-            from stargan_app.training.cgan_loop import train_cgan
-            from stargan_app.training.stargan_loop import train_stargan
-
-            train_stargan(StarGANTrainConfig(data_dir=args.celeba_dir))
-            train_cgan(CGANTrainConfig(dataset="mnist", data_dir=args.mnist_dir))
-            train_cgan(CGANTrainConfig(dataset="fashion", data_dir=args.fashion_dir))
-    elif args.command == "export":
-        from stargan_app.training.export import export_run
-
-        print(export_run(args.run_dir, args.out, fp16=args.fp16, training_state=args.training_state))
-    elif args.command == "publish":
-        from stargan_app.publish import publish
-
-        print(publish(args.space, args.model_repo, args.dry_run))
-    elif args.command == "import-official":
-        from stargan_app.training.official import import_official
-
-        print(import_official(args.g_ckpt, args.d_ckpt, args.attrs, args.image_size, args.out))
-    elif args.command == "build-regions":
-        from stargan_app.evaluation.regions import build_regions
-
-        print(build_regions(args.weights, args.data_dir, args.out, args.test_size, args.sheet))
-    elif args.command == "build-hair-colours":
-        from stargan_app.evaluation.hair_colours import build_hair_colours
-
-        print(build_hair_colours(args.data_dir, args.out, args.test_size, args.regions, args.picture))
-    elif args.command == "sheet":
-        from stargan_app.evaluation.stargan import write_sheet
-        from stargan_app.inference import FaceEditor
-        from stargan_app.inference.compositing import regions_option
-
-        editor = FaceEditor.from_pretrained(args.weights, regions=regions_option(args.regions))
-        print(write_sheet(editor, args.out, args.faces_dir, args.tile))
-    elif args.command == "eval":
-        if args.model == "stargan":
-            from stargan_app.evaluation.stargan import eval_stargan
-
-            result = eval_stargan(
-                args.weights,
-                args.data_dir,
-                args.test_size,
-                args.limit,
-                args.cache_dir,
-                args.sheet,
-                args.faces_dir,
-                args.change_smoothing,
-                args.change_window,
-                args.regions,
-                args.guided,
-                args.person_masks,
-                args.robust_reader,
-            )
-        elif args.model == "hair-colours":
-            from stargan_app.evaluation.hair_colours import hair_colour_plausibility
-            from stargan_app.inference import FaceEditor
-
-            colours = False if args.hair_colours == "off" else args.hair_colours
-            editor = FaceEditor.from_pretrained(args.weights, hair_colours=colours)
-            result = hair_colour_plausibility(
-                editor, args.data_dir, args.limit, args.test_size, labelled_source=args.labelled_source
-            )
-        elif args.model == "guide":
-            from stargan_app.evaluation.guide import eval_guide
-
-            result = eval_guide(args.weights, args.data_dir, args.out, args.test_size, args.faces)
-        else:
-            from stargan_app.evaluation.cgan import eval_cgan
-
-            result = eval_cgan(args.dataset, args.weights, args.data_dir, args.per_class, args.cache_dir)
-        if args.json:
-            Path(args.json).write_text(json.dumps(result, indent=2))
+    result = COMMANDS[args.command](args)
+    if isinstance(result, int):
+        return result
+    print(result)
     return 0

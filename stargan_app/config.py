@@ -25,8 +25,30 @@ FASHION_CLASSES = (
 )
 
 
-OUTPUT_MODES = ("image", "masked", "residual")
-UPSAMPLE_MODES = ("deconv", "deconv_blur", "resize")
+OUTPUT_MODES = ("image", "residual")
+UPSAMPLE_MODES = ("deconv", "deconv_blur")
+# values of a choice field that lost their bake-offs and were removed (docs/training-log.md); a file or run that
+# names one is refused with this note rather than with "unknown value"
+REMOVED_CHOICES = {
+    "output": {"masked": "G's attention-mask output lost two bake-offs"},
+    "upsample": {"resize": "nearest + conv upsampling was never measured to pay"},
+    "targets": {"balanced": "one-attribute target draws lost their bake-off"},
+    "guide_mode": {"add": "the guide beside D's classification term was never measured to pay"},
+}
+
+
+def refuse_removed(values: dict[str, Any]) -> None:
+    """Fail with its note when a config (a file's, a run's config.json) names a removed option value."""
+    for name, value in values.items():
+        if isinstance(value, str) and value in REMOVED_CHOICES.get(name, {}):
+            raise ValueError(f"{name} {value!r} was removed ({REMOVED_CHOICES[name][value]}; see docs/training-log.md)")
+
+
+def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
+    """The one check of a choice field's value: a removed value gets its note, an unknown one the list."""
+    refuse_removed({field: value})
+    if value not in choices:
+        raise ValueError(f"{field} must be one of {choices}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -79,11 +101,10 @@ class StarGANConfig:
     d_repeat_num: int = 5  # stride-2 convs in D (image_size must be divisible by 2**d_repeat_num)
     labels: LabelSchema = LabelSchema()  # label groups, mask vector and exclusive attributes
     track_running_stats: bool = False  # True only for imported official checkpoints (they carry the buffers)
-    # "image": official G writes every pixel (tanh); "masked": G = M*C + (1-M)*x (attention mask M);
-    # "residual": G = clamp(x + Δ, -1, 1), Δ from the same trunk and a last conv without tanh (US-GAN)
+    # "image": official G writes every pixel (tanh); "residual": G = clamp(x + Δ, -1, 1), Δ from the same trunk
+    # and a last conv without tanh (US-GAN)
     output: str = "image"
-    # "deconv": official transposed convs; "deconv_blur": each followed by a fixed [1,2,1] blur (same weights);
-    # "resize": nearest x2 + 3x3 conv
+    # "deconv": official transposed convs; "deconv_blur": each followed by a fixed [1,2,1] blur (same weights)
     upsample: str = "deconv"
     # D's conditional real/fake head: per attribute, one logit map for each value (0, 1); the conditional recipe's
     cond_head: bool = False
@@ -91,10 +112,8 @@ class StarGANConfig:
     def __post_init__(self) -> None:
         if isinstance(self.labels, dict):
             object.__setattr__(self, "labels", LabelSchema(**self.labels))
-        if self.output not in OUTPUT_MODES:
-            raise ValueError(f"output must be one of {OUTPUT_MODES}, got {self.output!r}")
-        if self.upsample not in UPSAMPLE_MODES:
-            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
+        check_choice("output", self.output, OUTPUT_MODES)
+        check_choice("upsample", self.upsample, UPSAMPLE_MODES)
         if self.image_size % (2**self.d_repeat_num):
             raise ValueError(f"image_size {self.image_size} is not divisible by 2**d_repeat_num ({self.d_repeat_num})")
 

@@ -282,12 +282,6 @@ def elliptical_window(size: int, inner: float) -> torch.Tensor:
     return smoothstep(1 - radius, 0.0, max(1e-6, 1 - inner))
 
 
-def mask_to_pil(mask: torch.Tensor) -> Image.Image:
-    """Mask (1, H, W) in [0, 1] -> "L" image, floored so that anything below 1/255 is exactly 0."""
-    arr = (mask.detach().to("cpu", torch.float32).clamp(0.0, 1.0)[0] * 255.0).floor().to(torch.uint8)
-    return Image.fromarray(arr.numpy(), "L")
-
-
 def tensors_to_pils(batch: torch.Tensor | Sequence[torch.Tensor]) -> list[Image.Image]:
     """Batch (N, C, H, W) (or a sequence of (C, H, W)) -> list of RGB PIL images."""
     return [tensor_to_pil(t) for t in batch]

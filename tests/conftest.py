@@ -86,14 +86,6 @@ def tiny_guide_weights(path: Path, seed: int = 0) -> Path:
     return save_weights(path, "guide", TINY_GUIDE, {"guide": tiny_guide(seed)}, info={"seed": seed})
 
 
-def set_mask_logit(G: Generator, logit: float) -> None:
-    """Make a masked G's mask M constant: zero mask weights, bias = logit (-1e4: closed, G returns x exactly)."""
-    last = G.main[-1]
-    with torch.no_grad():
-        last.weight[3].zero_()
-        last.bias[3] = logit
-
-
 def make_celeba(root: Path, n: int = 24, corrupt: int = 0, p_on: float = 0.3) -> Path:
     """A CelebA layout under root: n random-noise 89x109 JPEGs (the first `corrupt` of them not JPEGs at all) and a
     list_attr_celeba.txt in which each of CELEBA_COLUMNS is on with probability p_on. Seeded: the same every time."""

@@ -13,8 +13,8 @@ from conftest import TINY_DIMS, TINY_STARGAN, tiny_stargan
 
 from stargan_app.training import augment, stargan_loop
 from stargan_app.training.batches import TrainingData, draw_batch
-from stargan_app.training.config import StarGANTrainConfig
 from stargan_app.training.devices import Autocast
+from stargan_app.training.options import AUGMENTATIONS, StarGANTrainConfig, parse_policy
 from stargan_app.training.recipes import recipe_for
 from stargan_app.training.runs import new_gan_state
 from stargan_app.training.stargan_loop import train_step
@@ -30,10 +30,13 @@ def photo_batch(n: int = 4, size: int = 32) -> torch.Tensor:
 
 
 def test_parse_policy_names_and_refuses_unknown():
-    assert augment.parse_policy("") == ()
-    assert augment.parse_policy(" translation, cutout ") == ("translation", "cutout")
+    assert parse_policy("") == ()
+    assert parse_policy(" translation, cutout ") == ("translation", "cutout")
     with pytest.raises(ValueError, match="colour"):
-        augment.parse_policy("translation,colour")
+        parse_policy("translation,colour")
+    with pytest.raises(ValueError, match="colour"):
+        tiny_config(augment="translation,colour")  # a run's config refuses it before anything runs
+    assert set(AUGMENTATIONS) == set(augment.AUGMENTATIONS)
 
 
 def test_empty_policy_returns_the_images_and_draws_nothing():

@@ -1,5 +1,5 @@
 """The StarGAN recipes (training/recipes.py): the conditional head reads each face's own value within its label
-group, G's loss in the conditional recipe has no classification term, balanced targets, D's warm-up, and a
+group, G's loss in the conditional recipe has no classification term, D's warm-up, and a
 conditional run killed three times resumes bit-identical to an uninterrupted one."""
 
 import dataclasses
@@ -13,9 +13,9 @@ from test_training import tiny_train_config
 from stargan_app.inference import FaceEditor
 from stargan_app.models import Discriminator, Generator
 from stargan_app.training import losses, stargan_loop
-from stargan_app.training.batches import balanced_targets, draw_batch
-from stargan_app.training.checkpoints import load_resume
+from stargan_app.training.batches import draw_batch
 from stargan_app.training.recipes import recipe_for
+from stargan_app.training.resume import load_resume
 from stargan_app.training.stargan_loop import train_stargan
 from stargan_app.training.warm_start import init_from_weights
 
@@ -110,19 +110,6 @@ def test_g_loss_of_the_conditional_recipe_has_no_classification_term():
     assert "G/cls" in v2.g_loss(G, D, batch, 1, FP32)[1]  # the control: the paper's term is there in v2
 
 
-def test_balanced_targets_switch_one_attribute_and_keep_hair_colours_exclusive():
-    org = torch.tensor([[0.0, 1, 0, 0, 0]] * 200)  # black hair
-    exclusive = torch.tensor([False, True, True, True, True])
-    trg = balanced_targets(org, exclusive, torch.Generator().manual_seed(0))
-    changed = trg != org
-    assert changed.any(1).all()
-    assert (trg[:, 1:].sum(1) <= 1).all()  # never two hair colours
-    on_other_colour = trg[:, 2:].sum(1) == 1
-    assert (changed.sum(1)[on_other_colour] == 2).all() and (changed.sum(1)[~on_other_colour] == 1).all()
-    counts = changed.float().mean(0)
-    assert (counts > 0.1).all()  # every attribute is asked for, bangs as often as a colour
-
-
 def test_d_warmup_holds_g_back():
     recipe = recipe_for(tiny_config(recipe="conditional", d_warmup=3))
     assert [recipe.trains_g(s) for s in range(5)] == [False, False, False, True, True]
@@ -171,7 +158,7 @@ def assert_killed_run_resumes_bit_identical(tmp_path, monkeypatch, **options) ->
 
 def test_a_conditional_run_killed_three_times_resumes_bit_identical(tmp_path, monkeypatch):
     assert_killed_run_resumes_bit_identical(
-        tmp_path, monkeypatch, recipe="conditional", targets="balanced", d_warmup=2, augment="translation,cutout"
+        tmp_path, monkeypatch, recipe="conditional", d_warmup=2, augment="translation,cutout"
     )
 
 
@@ -192,3 +179,17 @@ def test_a_run_from_trained_weights_keeps_its_moving_average_near_them(tmp_path)
         if ema.is_floating_point():
             raw_move = (state["G"][name] - start[name]).abs().max()
             assert (ema - start[name]).abs().max() <= 0.01 * raw_move + 1e-7, name
+
+
+def test_the_recipe_names_are_the_options_choices_and_the_cli_offers_only_them(capsys):
+    from stargan_app.cli import build_parser
+    from stargan_app.training.options import RECIPE_NAMES
+    from stargan_app.training.recipes import RECIPES
+
+    assert tuple(RECIPES) == RECIPE_NAMES
+    for flag, value in (("--recipe", "wgan"), ("--output", "masked"), ("--upsample", "resize")):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["train", "stargan", flag, value])
+        assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="output 'masked' was removed"):
+        tiny_config(output="masked")

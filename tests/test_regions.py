@@ -9,11 +9,11 @@ from conftest import SHARED_CELEBA, WEIGHTS, make_celeba, needs_weights, tiny_st
 from PIL import Image
 
 from stargan_app.cli import main
+from stargan_app.data.celeba import read_celeba_attributes
 from stargan_app.errors import WeightsError
 from stargan_app.evaluation.regions import estimate_regions, regions_sheet
 from stargan_app.inference import FaceEditor
 from stargan_app.inference.compositing import RegionMaps, find_regions, regions_path
-from stargan_app.training.data import read_celeba_attributes
 
 HAIR = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
 

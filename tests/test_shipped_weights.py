@@ -33,10 +33,6 @@ def test_shipped_stargan_edits_and_strength_zero_keeps_the_photo():
     # this guards against a regression on one out-of-distribution photo.
     assert np.abs(kept - before).mean() < 0.25 * 127.5
     assert np.array_equal(np.asarray(editor.edit(prep, {"Black_Hair": True}, strength=0.0).image), np.asarray(img))
-    if editor.masked:  # the edit stays local: most of the photo is bit-exact, and the face region is what moves
-        photo = np.abs(np.asarray(editor.edit(prep, {"Eyeglasses": True}).image, np.int16) - np.asarray(img, np.int16))
-        moved = photo.sum(2) > 0
-        assert moved.any() and moved.mean() < 0.2, moved.mean()
 
 
 @pytest.mark.parametrize(
@@ -57,8 +53,8 @@ def test_shipped_mnist_digits_are_class_consistent():
     """A tiny CNN trained here on 2,000 real digits reads the shipped generator's samples about as well as real ones."""
     import torch
 
+    from stargan_app.data.idx import load_idx_dataset
     from stargan_app.evaluation.cgan import class_accuracy, sample_per_class, train_digit_classifier
-    from stargan_app.training.data import load_idx_dataset
 
     images, labels = load_idx_dataset("mnist", str(MNIST), "train")
     test_images, test_labels = load_idx_dataset("mnist", str(MNIST), "test")

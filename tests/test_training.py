@@ -10,15 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import safetensors.torch
 import torch
-from conftest import ROOT, TINY_DIMS, TINY_STARGAN, tiny_celeba, write_idx
+from conftest import ROOT, TINY_DIMS, TINY_STARGAN, tiny_celeba, tiny_stargan_weights, write_idx
 
 from stargan_app.errors import WeightsError
 from stargan_app.inference import ClassSampler, FaceEditor
 from stargan_app.training import stargan_loop
 from stargan_app.training.cgan_loop import train_cgan
-from stargan_app.training.checkpoints import load_resume, resume_checkpoints
-from stargan_app.training.config import CGANTrainConfig, StarGANTrainConfig
+from stargan_app.training.options import CGANTrainConfig, StarGANTrainConfig
+from stargan_app.training.resume import load_resume, resume_checkpoints
 from stargan_app.training.stargan_loop import train_stargan
 
 
@@ -279,3 +280,25 @@ def test_continue_from_a_plain_weights_file_is_refused(tmp_path):
     cfg = tiny_train_config(tmp_path, run_dir=str(tmp_path / "c"), num_iters=4, continue_from=seed)
     with pytest.raises(WeightsError, match="not a training state"):
         train_stargan(cfg)
+
+
+def test_files_and_runs_that_name_a_removed_option_are_refused_with_its_note(tmp_path):
+    import json
+
+    from stargan_app.checkpoint import load_weights, read_metadata
+    from stargan_app.cli import build_config, build_parser
+
+    path = tiny_stargan_weights(tmp_path / "masked.safetensors")
+    meta = read_metadata(path)
+    config = json.loads(meta["config"])
+    meta["config"] = json.dumps({**config, "output": "masked"})
+    tensors = {k: v for k, v in safetensors.torch.load_file(path).items()}
+    safetensors.torch.save_file(tensors, path, metadata=meta)
+    with pytest.raises(WeightsError, match="output 'masked' was removed"):
+        load_weights(path)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"targets": "balanced", "num_iters": 4}))
+    args = build_parser().parse_args(["train", "stargan", "--resume", str(run)])
+    with pytest.raises(SystemExit, match="targets 'balanced' was removed"):
+        build_config(StarGANTrainConfig, args, resume=args.resume)

@@ -87,8 +87,8 @@ def eval_cgan(
 
     data_dir: the idx folder ('' downloads with torchvision).
     """
+    from stargan_app.data.idx import load_idx_dataset
     from stargan_app.inference import ClassSampler
-    from stargan_app.training.data import load_idx_dataset
 
     sampler = ClassSampler.from_pretrained(weights or dataset)
     x_train, y_train = load_idx_dataset(dataset, data_dir or None, "train")

@@ -7,6 +7,7 @@ grid is the check that the guide can only be moved by real features before G tra
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,14 @@ from typing import Any
 import torch
 from PIL import Image, ImageDraw
 
-from stargan_app.checkpoint import load_weights
+from stargan_app.checkpoint import load_frozen_guide, load_weights
+from stargan_app.data.celeba import read_split
 from stargan_app.imaging import to_model_range
-from stargan_app.labels import display_name, present
+from stargan_app.labels import display_name, present, recall_specificity
+from stargan_app.models import AttributeGuide
 from stargan_app.training.adversarial import l2_ascent_step
 
+EVAL_BATCH = 250
 ASCENT_STEPS = 40
 ASCENT_RADIUS = 12.0  # total L2 budget per face, model range: well past the training radius, to let features show
 
@@ -71,16 +75,35 @@ def ascent_grid(
     return out
 
 
+@torch.inference_mode()
+def guide_logits(model: AttributeGuide, crops: torch.Tensor) -> torch.Tensor:
+    """The guide's logits for a float batch of crops in [-1, 1], in batches, in eval mode."""
+    model.eval()
+    return torch.cat([model(crops[i : i + EVAL_BATCH]).float() for i in range(0, len(crops), EVAL_BATCH)])
+
+
+def held_out_figures(
+    model: AttributeGuide, attributes: tuple[str, ...], crops: torch.Tensor, truth: torch.Tensor
+) -> dict[str, dict[str, float]]:
+    """Recall and specificity per attribute at the 0.5 probability threshold, on held-out faces."""
+    recall, specificity = recall_specificity(present(torch.sigmoid(guide_logits(model, crops))), truth)
+    return {"recall": dict(zip(attributes, recall)), "specificity": dict(zip(attributes, specificity))}
+
+
+def print_figures(figures: dict[str, dict[str, float]]) -> None:
+    print("held-out recall / specificity")
+    for name, recall in figures["recall"].items():
+        spec = figures["specificity"][name]
+        print(f"  {name:18s} {recall:.3f} / {spec:.3f}" if not math.isnan(recall) else f"  {name:18s} (none)")
+
+
 def eval_guide(
     weights: str, data_dir: str, out: str | None, test_size: int = 1000, faces: int = 8, radius: float = ASCENT_RADIUS
 ) -> dict[str, Any]:
     """Held-out recall and specificity of a guide file, and (with out) its ascent grid on the first held-out faces."""
-    from stargan_app.evaluation.stargan import held_out_faces, read_split
-    from stargan_app.training.guide_loop import held_out_figures, print_figures
-
     loaded = load_weights(weights, kind="guide")
     model, cfg = loaded.modules["guide"].float(), loaded.config
-    held = held_out_faces(read_split(data_dir, test_size), cfg.attributes, cfg.image_size, limit=0)
+    held = read_split(data_dir, test_size).held_out(cfg.attributes, cfg.image_size)
     crops = to_model_range(held.crops)
     figures = held_out_figures(model, cfg.attributes, crops, held.truth)
     print_figures(figures)
@@ -95,8 +118,6 @@ def robust_reader(path: str, attributes: tuple[str, ...]) -> tuple[Callable[[tor
     """(crops (uint8 or [-1, 1]) -> (N, n) bool at probability 0.5, the file's sha256) for a guide-kind file used as a
     reader of edits; its attributes must be the model's, in order."""
     from stargan_app.evaluation.classifier import to_float_images
-    from stargan_app.training.guide_loop import guide_logits
-    from stargan_app.training.warm_start import load_frozen_guide
 
     model, provenance = load_frozen_guide(path, attributes, torch.device("cpu"), role="--robust-reader")
 

@@ -16,6 +16,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from stargan_app.config import HAIR_COLOURS
+from stargan_app.data.celeba import read_split
 from stargan_app.imaging import lab_to_srgb, srgb_to_lab
 from stargan_app.inference.compositing import RegionMaps, regions_path
 from stargan_app.inference.hair_colour import BIN_EDGES, HairColourModel, head_statistics
@@ -36,12 +37,9 @@ def hair_samples(
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Per hair colour, the Lab hair pixels (N, 3) of the training ids, and each face's statistics (F, 3; faces with
     at least MIN_HEAD_PIXELS)."""
-    from stargan_app.training.data import decode_images, read_celeba_attributes
-
-    files, names, values = read_celeba_attributes(data_dir)
-    files, values = files[: len(files) - test_size], values[: len(values) - test_size]
-    images, keep = decode_images(Path(data_dir) / "img_align_celeba", files, CROP)
-    values = values[keep]
+    split = read_split(data_dir, test_size)
+    images, ids = split.crops(list(range(split.split)), CROP)
+    names, values = split.names, split.values[ids].numpy()
     lab = srgb_to_lab(images.permute(0, 2, 3, 1).numpy().astype(np.float32) / 255.0)
     region = regions.union(HAIR_COLOURS, CROP, fallback=torch.zeros(CROP, CROP)).numpy()
     band = (region > HAIR_REGION) & (np.arange(CROP)[:, None] < ABOVE_ROW)
@@ -151,17 +149,17 @@ def hair_colour_plausibility(
     served (a face it reads as already having the colour is not edited, and fails), or with labelled_source the
     data set's labels."""
     from stargan_app.imaging import load_image
-    from stargan_app.training.data import read_celeba_attributes
 
     judge = colours or HairColourModel.load(
         Path(__file__).resolve().parents[2] / "weights" / "hair_colours.safetensors"
     )
-    files, names, values = read_celeba_attributes(data_dir)
-    held = list(zip(files, values))[len(files) - test_size :][:limit]
+    split = read_split(data_dir, test_size)
+    names = split.names
+    held = [(split.files[i], split.values[i].numpy()) for i in range(split.split, len(split.files))][:limit]
     passed: dict[str, list[bool]] = {c: [] for c in HAIR_COLOURS}
     distances: dict[str, list[float]] = {c: [] for c in HAIR_COLOURS}
     for name, labels in held:
-        photo = load_image(Path(data_dir) / "img_align_celeba" / name)
+        photo = load_image(split.folder / name)
         prep = editor.prepare(photo)
         before = np.asarray(photo, np.int16)
         source = dict(zip(names, labels.tolist())) if labelled_source else None

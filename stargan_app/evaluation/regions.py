@@ -41,7 +41,7 @@ class AttributeEffects:
 
 def fit_attribute_effects(folder: Path, files: list[str], labels: np.ndarray, size: int) -> AttributeEffects:
     """Fit chunk by chunk (X'X, X'Y and Y'Y are accumulated), so the crops are never all in memory."""
-    from stargan_app.training.data import decode_images
+    from stargan_app.data.celeba import decode_images
 
     k = labels.shape[1] + 1
     xtx = torch.zeros(k, k, dtype=torch.float64)
@@ -87,16 +87,12 @@ def estimate_regions(
     """Region maps of `attributes` from the CelebA layout at data_dir, on the training ids only (all but the last
     test_size), at the model's size; every labelled attribute of the data set is held fixed in the fit. Also
     returns the mean training crop (3, S, S) in [0, 1], the backdrop of `regions_sheet`."""
-    from stargan_app.training.data import read_celeba_attributes
+    from stargan_app.data.celeba import read_split
 
-    files, names, values = read_celeba_attributes(data_dir)
-    missing = [a for a in attributes if a not in names]
-    if missing:
-        raise ValueError(f"attributes not in list_attr_celeba.txt: {missing}")
-    if not 0 <= test_size < len(files):
-        raise ValueError(f"test_size must leave training ids, got {test_size} of {len(files)}")
-    split = len(files) - test_size
-    fit = fit_attribute_effects(Path(data_dir) / "img_align_celeba", files[:split], values[:split], size)
+    celeba = read_split(data_dir, test_size)
+    celeba.labels(attributes)  # every attribute is a column of the file
+    split, names = celeba.split, celeba.names
+    fit = fit_attribute_effects(celeba.folder, celeba.files[:split], celeba.values[:split].numpy(), size)
     maps = {a: region_map(fit.beta[1 + names.index(a)], fit.t[1 + names.index(a)]) for a in attributes}
     info = {
         "method": "per-pixel least squares of crops and their mirrors on all labelled attributes; |coefficient| where "

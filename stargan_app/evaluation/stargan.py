@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 from stargan_app.config import HAIR_COLOURS
+from stargan_app.data.celeba import CelebASplit, HeldOut, decode_images, read_split
 from stargan_app.errors import StarGANAppError
 from stargan_app.evaluation.classifier import (
     SEED,
@@ -125,8 +126,6 @@ def build_judge(
     cache_dir: str,
 ) -> Judge:
     """Train (or load from cache_dir) the judge on ids before split - CLASSIFIER_VALIDATION; tune it on the rest."""
-    from stargan_app.training.data import decode_images
-
     folder = Path(data_dir) / "img_align_celeba"
     key = f"{Path(data_dir).resolve()}|{','.join(attributes)}|{size}|{split}|{CLASSIFIER_EPOCHS}|{CLASSIFIER_RECIPE}"
     cache = Path(cache_dir) / f"stargan_judge_{size}px_{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
@@ -141,15 +140,6 @@ def build_judge(
     val_u8, val_keep = decode_images(folder, [files[i] for i in val_ids], size)
     thresholds = tune_thresholds(predict_logits(clf, val_u8), labels[val_ids][torch.from_numpy(val_keep)])
     return Judge(clf, thresholds, cache, cached, time.time() - t0)
-
-
-@dataclass
-class HeldOut:
-    """The held-out faces an evaluation edits: their photos, labels and training-geometry crops."""
-
-    photos: list[Path]  # the CelebA images, the "photos" the pipeline edits
-    truth: torch.Tensor  # (N, n_attributes) labels in the model's attribute order
-    crops: torch.Tensor  # (N, 3, S, S) uint8
 
 
 @dataclass
@@ -269,45 +259,14 @@ def colour_implausible(atlas: ColourAtlas, edits: Edits, held: HeldOut, attribut
     }
 
 
-@dataclass
-class CelebASplit:
-    """The attribute file read once: ids before `split` are G's training ids, the rest are held out."""
-
-    folder: Path  # img_align_celeba/
-    files: list[str]  # image names sorted by id
-    names: list[str]  # all attribute names of the file
-    values: torch.Tensor  # (N, len(names)) in {0, 1}
-    split: int
-
-    def labels(self, attributes: tuple[str, ...]) -> torch.Tensor:
-        missing = [a for a in attributes if a not in self.names]
-        if missing:
-            raise ValueError(f"attributes not in list_attr_celeba.txt: {missing}")
-        return self.values[:, [self.names.index(a) for a in attributes]]
-
-    def crops(self, ids: list[int], size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(uint8 crops of the readable ones among ids, their ids)."""
-        from stargan_app.training.data import decode_images
-
-        images, keep = decode_images(self.folder, [self.files[i] for i in ids], size)
-        return images, torch.tensor(ids)[torch.from_numpy(keep)]
-
-
-def read_split(data_dir: str, test_size: int) -> CelebASplit:
-    from stargan_app.training.data import read_celeba_attributes
-
-    files, names, values = read_celeba_attributes(data_dir)
-    if not 0 < test_size < len(files) - CLASSIFIER_VALIDATION:
-        raise ValueError(f"test_size must leave training ids for the classifier, got {test_size} of {len(files)}")
-    return CelebASplit(
-        Path(data_dir) / "img_align_celeba", files, names, torch.from_numpy(values), len(files) - test_size
-    )
-
-
-def held_out_faces(celeba: CelebASplit, attributes: tuple[str, ...], size: int, limit: int) -> HeldOut:
-    crops, ids = celeba.crops(list(range(celeba.split, len(celeba.files)))[: limit or None], size)
-    photos = [celeba.folder / celeba.files[i] for i in ids.tolist()]
-    return HeldOut(photos, celeba.labels(attributes)[ids], crops)
+def read_eval_split(data_dir: str, test_size: int) -> CelebASplit:
+    """The CelebA split, refused when it leaves the judge too few training ids to fit and tune on."""
+    celeba = read_split(data_dir, test_size)
+    if not 0 < test_size < len(celeba.files) - CLASSIFIER_VALIDATION:
+        raise ValueError(
+            f"test_size must leave training ids for the classifier, got {test_size} of {len(celeba.files)}"
+        )
+    return celeba
 
 
 def build_realism_references(celeba: CelebASplit, size: int, cache_dir: str) -> tuple[SmallCNN, ColourAtlas]:
@@ -347,6 +306,38 @@ def eval_stargan(
     robust_reader: a second robust attribute network (`train guide`, another seed) that neither guided G nor judges
     here: its transfer (unsqueezed) is a reading only real features pass. It must not be the file that guided G.
     """
+    editor = eval_editor(weights, change_smoothing, change_window, regions, guided, person_masks)
+    size, attributes = editor.config.image_size, editor.attributes
+    celeba = read_eval_split(data_dir, test_size)
+    judge = build_judge(data_dir, celeba.files, celeba.labels(attributes), attributes, size, celeba.split, cache_dir)
+    feature_net, atlas = build_realism_references(celeba, size, cache_dir)
+    held = celeba.held_out(attributes, size, limit)
+    result = {
+        "weights": editor.info.get("path"),
+        "change_smoothing": editor.change_smoothing,
+        "change_window": editor.change_window,
+        "regions": editor.regions.info.get("path") if editor.regions else None,
+        "guided": editor.guided,
+        "person_masks": editor.segmenter is not None,
+        "guides": guides_of(editor.info),
+        "test_faces": len(held.photos),
+        **measure(editor, celeba, held, judge, feature_net, atlas, robust_reader),
+    }
+    print_results(result, attributes, editor)
+    if sheet:
+        print(f"wrote {write_sheet(editor, sheet, faces_dir)}")
+    return result
+
+
+def eval_editor(
+    weights: str | None,
+    change_smoothing: float | None,
+    change_window: float | None,
+    regions: str | None,
+    guided: bool | None,
+    person_masks: bool,
+) -> FaceEditor:
+    """The served editor of a weights file, with the paste-back options an eval names (None: the app's)."""
     from stargan_app.inference import FaceEditor
     from stargan_app.inference.compositing import regions_option
 
@@ -355,15 +346,21 @@ def eval_stargan(
     }
     if regions is not None:
         options["regions"] = regions_option(regions)
-    editor = FaceEditor.from_pretrained(weights, guided=guided, person_masks=person_masks, **options)
-    schema, size, attributes = editor.schema, editor.config.image_size, editor.attributes
-    celeba = read_split(data_dir, test_size)
-    labels = celeba.labels(attributes)
-    judge = build_judge(data_dir, celeba.files, labels, attributes, size, celeba.split, cache_dir)
-    feature_net, atlas = build_realism_references(celeba, size, cache_dir)
-    held = held_out_faces(celeba, attributes, size, limit)
-    recall, specificity = recall_specificity(judge(held.crops), held.truth)
+    return FaceEditor.from_pretrained(weights, guided=guided, person_masks=person_masks, **options)
 
+
+def measure(
+    editor: FaceEditor,
+    celeba: CelebASplit,
+    held: HeldOut,
+    judge: Judge,
+    feature_net: SmallCNN,
+    atlas: ColourAtlas,
+    robust_reader: str | None,
+) -> dict[str, Any]:
+    """The figures of the raw G and of the served edits of the held-out faces, per attribute and summarised."""
+    schema, size, attributes = editor.schema, editor.config.image_size, editor.attributes
+    recall, specificity = recall_specificity(judge(held.crops), held.truth)
     raw = raw_edits(editor, held)
     x = to_model_range(held.crops)
     rec = editor.translate_crops(x, full_label_vector(schema, 0, held.truth[:, schema.group_slice(0)]))
@@ -401,34 +398,27 @@ def eval_stargan(
         fd_raw=frechet_distance(judge.features(torch.cat(list(raw.crops.values()))), real_features),
         colour_implausible_real=atlas.implausible_share(held.crops),
     )
-    result = {
-        "weights": editor.info.get("path"),
-        "change_smoothing": editor.change_smoothing,
-        "change_window": editor.change_window,
-        "regions": editor.regions.info.get("path") if editor.regions else None,
-        "guided": editor.guided,
-        "person_masks": editor.segmenter is not None,
-        "guides": guides_of(editor.info),
+    return {
         "robust_reader": {"file": robust_reader, "sha256": reader_sha} if robust_reader else None,
-        "test_faces": len(held.photos),
         "pipeline_no_face": served.no_face,
         **per_attribute,
         "faces_switched_on": {a: int(switched[a].sum()) for a in attributes},
-        "judge": {
-            "recall": dict(zip(attributes, recall)),
-            "specificity": dict(zip(attributes, specificity)),
-            "thresholds": dict(zip(attributes, judge.thresholds.tolist())),
-            "cache": str(judge.cache),
-            "cached": judge.cached,
-            "seconds": round(judge.seconds, 1),
-        },
+        "judge": judge_figures(judge, attributes, recall, specificity),
         "summary": summary,
         "pipeline_seconds": round(pipeline_seconds, 1),
     }
-    print_results(result, attributes, editor)
-    if sheet:
-        print(f"wrote {write_sheet(editor, sheet, faces_dir)}")
-    return result
+
+
+def judge_figures(judge: Judge, attributes: tuple[str, ...], recall: list, specificity: list) -> dict[str, Any]:
+    """The judge's own recall and specificity on the real held-out faces, its thresholds and where it came from."""
+    return {
+        "recall": dict(zip(attributes, recall)),
+        "specificity": dict(zip(attributes, specificity)),
+        "thresholds": dict(zip(attributes, judge.thresholds.tolist())),
+        "cache": str(judge.cache),
+        "cached": judge.cached,
+        "seconds": round(judge.seconds, 1),
+    }
 
 
 def guides_of(info: dict[str, Any]) -> list[dict[str, Any]]:

@@ -264,7 +264,6 @@ class FacePaster:
         self._mask: Image.Image | None = None
         self._photo: np.ndarray | None = None
         self._reference: tuple[bytes, np.ndarray] | None = None
-        self._source: tuple[bytes, np.ndarray] | None = None
 
     def paste(self, edited_crop: Image.Image, reference_crop: Image.Image | None = None) -> Image.Image:
         """New copy of the photo with ``edited_crop`` pasted in.
@@ -284,41 +283,6 @@ class FacePaster:
             content = Image.fromarray(np.clip(self._photo_region() + change, 0, 255).astype(np.uint8))
         out.paste(content, self.box[:2], self._warped_mask())
         return out
-
-    def paste_masked(self, layers: list[tuple[Image.Image, Image.Image, Image.Image]]) -> Image.Image:
-        """New copy of the photo with a masked generator's edits applied, layer by layer.
-
-        Each layer is (input crop, colour crop C, mask crop M as an "L" image); a layer adds the upsampled
-        change M * (C - input) to the photo's own pixels (a label-group pass each, in order). The mask is also
-        faded out at the crop's rim, so no edge of the crop shows. Where every mask is 0 the photo stays
-        bit-exact: quantise M with `imaging.mask_to_pil` (floor), so M < 1/255 is 0.
-        """
-        out = self.img.copy()
-        if self.box is None or not layers:
-            return out
-        region = self._photo_region().astype(np.float32)
-        feather = np.asarray(self._warped_mask(), np.float32) / 255.0
-        for source, colour, mask in layers:
-            for crop in (source, colour):
-                if crop.size != self.crop_size:
-                    raise ValueError(f"expected a {self.crop_size} crop, got {crop.size}")
-            alpha = np.asarray(self._warp_mask(mask), np.float32) * (feather / 255.0)
-            change = np.asarray(self._warp(colour), np.float32) - self._warped_source(source)
-            region += alpha[..., None] * change
-        out.paste(Image.fromarray(np.clip(np.rint(region), 0, 255).astype(np.uint8)), self.box[:2])
-        return out
-
-    def _warp_mask(self, mask: Image.Image) -> Image.Image:
-        mask = mask.convert("L")
-        if mask.size != self.crop_size:
-            raise ValueError(f"expected a {self.crop_size} mask, got {mask.size}")
-        return _warp_region(mask, self.m, self.box, int(0.5 / self.scale), Image.Resampling.BILINEAR)
-
-    def _warped_source(self, source: Image.Image) -> np.ndarray:
-        key = source.tobytes()
-        if self._source is None or self._source[0] != key:
-            self._source = (key, np.asarray(self._warp(source), np.float32))
-        return self._source[1]
 
     def _warp(self, crop: Image.Image) -> Image.Image:
         crop = crop if crop.mode == self.img.mode else crop.convert(self.img.mode)

@@ -314,20 +314,10 @@ def skin_mask(rgb: np.ndarray, person: np.ndarray, landmarks: np.ndarray) -> np.
     forehead &= ys > (brows.min() + oval[:, 1].min()) / 2  # its lower half: the hairline is no part of the test
     if cheeks.sum() < 16:
         return face
-    cheek_chroma, cheek_tolerance, cheek_brightness = _skin_range(rgb[cheeks])
-    bare = None  # the bare forehead's colour range, when it is bare
-    if forehead.sum() >= 16:
-        chroma, tolerance, brightness = _skin_range(rgb[forehead])
-        ratio = brightness / max(cheek_brightness, 1e-6)
-        if (np.abs(chroma - cheek_chroma) <= cheek_tolerance).all() and BARE_BRIGHTNESS[0] < ratio < BARE_BRIGHTNESS[1]:
-            bare = chroma, tolerance, brightness
-    left, right = landmarks[FACE_SIDES[0]], landmarks[FACE_SIDES[1]]
-    outward = (left - right) / max(width, 1e-6)
-    down = np.array([-outward[1], outward[0]])
-    ears = np.zeros((size, size), bool)
-    for point, sign in ((left, 1.0), (right, -1.0)):
-        cx, cy = point + sign * EAR_OFFSET * width * outward + EAR_DROP * width * down
-        ears |= ((xs - cx) / (EAR_AXES[0] * width)) ** 2 + ((ys - cy) / (EAR_AXES[1] * width)) ** 2 < 1
+    cheek_range = _skin_range(rgb[cheeks])
+    cheek_chroma, cheek_tolerance, _ = cheek_range
+    bare = _bare_forehead(rgb[forehead], cheek_range) if forehead.sum() >= 16 else None
+    ears = _ears(landmarks, width, xs, ys)
     # the colour model: skin from the cheeks (and the bare forehead), hair from the ring round the head above the nose
     centre, eye_row = oval.mean(0), landmarks[list(FACE_SIDES), 1].min()
     ring = _polygon(centre + (oval - centre) * HAIR_RING[1], size, 0.0) > 0.5
@@ -345,15 +335,48 @@ def skin_mask(rgb: np.ndarray, person: np.ndarray, landmarks: np.ndarray) -> np.
     veto = 1.0 if skin_like is None else np.where(ears, 1.0, skin_like)  # an ear's top in shade: not hair
     if bare is None:
         return face  # bangs, a hat brim: no colour rule
-    chroma, tolerance, brightness = bare
     face = np.maximum(face, _polygon(upper, size, 1.0))
+    return np.maximum(face, _bare_skin_coloured(rgb, person, bare, veto))
+
+
+def _bare_forehead(
+    forehead: np.ndarray, cheeks: tuple[np.ndarray, np.ndarray, float]
+) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """The forehead's colour range (chroma, tolerance, brightness) of its pixels (K, 3) when it is bare: the cheeks'
+    chromaticity (cheeks: their range) and about their brightness; None when it is not (bangs, a hat brim)."""
+    cheek_chroma, cheek_tolerance, cheek_brightness = cheeks
+    chroma, tolerance, brightness = _skin_range(forehead)
+    ratio = brightness / max(cheek_brightness, 1e-6)
+    if (np.abs(chroma - cheek_chroma) <= cheek_tolerance).all() and BARE_BRIGHTNESS[0] < ratio < BARE_BRIGHTNESS[1]:
+        return chroma, tolerance, brightness
+    return None
+
+
+def _ears(landmarks: np.ndarray, width: float, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """(N, N) bool: an ellipse beside each side of the face oval, where the ears are (xs, ys: pixel centres)."""
+    left, right = landmarks[FACE_SIDES[0]], landmarks[FACE_SIDES[1]]
+    outward = (left - right) / max(width, 1e-6)
+    down = np.array([-outward[1], outward[0]])
+    ears = np.zeros(xs.shape, bool)
+    for point, sign in ((left, 1.0), (right, -1.0)):
+        cx, cy = point + sign * EAR_OFFSET * width * outward + EAR_DROP * width * down
+        ears |= ((xs - cx) / (EAR_AXES[0] * width)) ** 2 + ((ys - cy) / (EAR_AXES[1] * width)) ** 2 < 1
+    return ears
+
+
+def _bare_skin_coloured(
+    rgb: np.ndarray, person: np.ndarray, bare: tuple[np.ndarray, np.ndarray, float], veto: np.ndarray | float
+) -> np.ndarray:
+    """(N, N) in [0, 1]: this person's pixels of the bare forehead's chromaticity and about its brightness (a bald
+    scalp, the neck), times veto (the colour model's skin weight above the eyes), median-filtered and softened."""
+    chroma, tolerance, brightness = bare
     pixel_brightness = rgb.sum(-1)
     low, high = SKIN_BRIGHTNESS
     lit = (pixel_brightness > low * brightness) & (pixel_brightness < high * brightness)
     coloured = _chroma_match(rgb, chroma, tolerance, SKIN_REACH) * lit * (person > 0.5) * veto
     coloured = Image.fromarray((coloured * 255).astype(np.uint8))
     coloured = coloured.filter(ImageFilter.MedianFilter(3)).filter(ImageFilter.GaussianBlur(1.0))
-    return np.maximum(face, np.asarray(coloured, np.float32) / 255.0)
+    return np.asarray(coloured, np.float32) / 255.0
 
 
 class FaceSegmenter:

@@ -29,7 +29,7 @@ from stargan_app.config import LabelSchema
 from stargan_app.errors import WeightsError
 from stargan_app.face.align import FacePaster, compose_affine, feather_mask, footprint, grid_matrix
 from stargan_app.face.segment import FaceMasks
-from stargan_app.imaging import elliptical_window, gaussian_blur, mask_to_pil, smoothstep, tensor_to_pil
+from stargan_app.imaging import elliptical_window, gaussian_blur, smoothstep, tensor_to_pil
 from stargan_app.inference.hair_colour import HairColourModel
 
 # An image generator's change G(x, c_trg) - G(x, c_src) is blurred (sigma in model pixels) before it reaches the photo:
@@ -123,7 +123,8 @@ def regions_path(weights: str | Path) -> Path:
 
 
 def regions_option(value: str | None) -> str | bool | None:
-    """A --regions value as find_regions takes it: 'off' -> False (none), None -> the maps beside the weights."""
+    """A --regions or --hair-colours value as find_regions and find_hair_colours take it: 'off' -> False (none), None
+    -> the file beside the weights."""
     return False if value == "off" else value
 
 
@@ -232,9 +233,8 @@ class FaceCanvas:
 class Compositor:
     """How a face edit reaches the photo; one per FaceEditor.
 
-    regions: where each attribute lives (None: the fixed ellipse `window` for an image generator, no gate for a
-    masked one). guided: bring the change to the photo's resolution with the guided filter (False: a plain bicubic
-    warp, as before region maps).
+    regions: where each attribute lives (None: the fixed ellipse `window`). guided: bring the change to the photo's
+    resolution with the guided filter (False: a plain bicubic warp, as before region maps).
     """
 
     regions: RegionMaps | None = None
@@ -247,14 +247,12 @@ class Compositor:
     drawn: frozenset[str] = DRAWN_ATTRIBUTES  # attributes whose change is pasted as drawn (see DRAWN_ATTRIBUTES)
     hair_colours: HairColourModel | None = None  # the chroma of served hair-colour edits (None: G's own colour)
 
-    def gate(
-        self, attributes: Iterable[str], size: int, masked: bool = False, masks: FaceMasks | None = None
-    ) -> torch.Tensor | None:
+    def gate(self, attributes: Iterable[str], size: int, masks: FaceMasks | None = None) -> torch.Tensor | None:
         """(size, size) weights of an edit's change: the union of its attributes' regions, each times the face's own
         mask named in person_gates (when there are masks); None when nothing gates it."""
-        fallback = elliptical_window(size, self.window) if self.window and not masked else torch.ones(size, size)
+        fallback = elliptical_window(size, self.window) if self.window else torch.ones(size, size)
         if self.regions is None:
-            return None if masked or not self.window else fallback
+            return fallback if self.window else None
         attributes = list(attributes)
         gated = {a: self.person_gates[a] for a in attributes if masks is not None and a in self.person_gates}
         out = self.regions.union([a for a in attributes if a not in gated], size, fallback)
@@ -309,27 +307,6 @@ class Compositor:
         if self.guided:
             return self._guided_paste(canvas, change, gaussian_blur(x[None], self.smoothing)[0], photo_gate, drawn)
         return canvas.paster.paste(tensor_to_pil(reference + change), reference_crop=tensor_to_pil(reference))
-
-    def paste_masked(
-        self,
-        canvas: FaceCanvas,
-        x: torch.Tensor,
-        layers: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-        gate: torch.Tensor | None,
-        photo_gate: MaskOnPhoto | None = None,
-    ) -> Image.Image:
-        """A masked generator's edit: per label-group pass (output, colour C, mask M), each (3 or 1, S, S), on the
-        previous output starting from x. Only the change M * (C - input) reaches the photo, times the gate."""
-        if self.guided:
-            change = layers[-1][0] - x
-            return self._guided_paste(canvas, change if gate is None else change * gate, x, photo_gate)
-        inputs = [x] + [out for out, _, _ in layers[:-1]]
-        return canvas.paster.paste_masked(
-            [
-                (tensor_to_pil(src), tensor_to_pil(colour), mask_to_pil(mask if gate is None else mask * gate))
-                for (_, colour, mask), src in zip(layers, inputs)
-            ]
-        )
 
     def _guided_paste(
         self,

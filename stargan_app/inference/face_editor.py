@@ -293,9 +293,8 @@ class FaceEditor:
         """Edit one face: targets {attribute: on/off}; untouched attributes keep their source value.
 
         Only the generator's change reaches the photo's own pixels, gated by the regions of the attributes it edits
-        (see FaceEditor): for an image generator G(x, c_trg) - G(x, c_src), for a masked one M * (C - x), so that
-        pixels outside the change's footprint stay bit-exact (a masked generator ignores keep_detail). With
-        keep_detail=False an image generator's output itself is pasted (blurred by upscaling from the model's size).
+        (see FaceEditor): G(x, c_trg) - G(x, c_src), so that pixels outside the change's footprint stay bit-exact.
+        With keep_detail=False the generator's output itself is pasted (blurred by upscaling from the model's size).
         """
         prep = image if isinstance(image, PreparedFace) else self.prepare(image, face_index)
         source = source if source is not None else prep.attributes
@@ -317,28 +316,22 @@ class FaceEditor:
     ) -> tuple[Image.Image, Image.Image]:
         """(photo with the edit composed into `canvas`, edited crop) for one face and its label passes."""
         no_edit = edit_passes(self.schema, targets, source, 0.0)  # same label groups, source labels
-        with_reference = keep_detail and not self.masked
-        if with_reference and len(passes) == 1 and self._no_edit_key(no_edit) not in prep.no_edit_outputs:
+        if keep_detail and len(passes) == 1 and self._no_edit_key(no_edit) not in prep.no_edit_outputs:
             # the first edit of a face: G(x, c_trg) and its reference G(x, c_src) in one batched forward
-            layers = self._generate(prep.tensor.expand(2, -1, -1, -1), [torch.stack([passes[0], no_edit[0]])])
-            edited, reference = layers[0][0][:1], layers[0][0][1:]
+            both = self._generate(prep.tensor.expand(2, -1, -1, -1), [torch.stack([passes[0], no_edit[0]])])
+            edited, reference = both[:1], both[1:]
             prep.no_edit_outputs[self._no_edit_key(no_edit)] = reference
         else:
-            layers = self._generate(prep.tensor, passes)
-            edited = layers[-1][0]
-            reference = self._no_edit_output(prep, no_edit) if with_reference else None
-        if not (keep_detail or self.masked):
+            edited = self._generate(prep.tensor, passes)
+            reference = self._no_edit_output(prep, no_edit) if keep_detail else None
+        if not keep_detail:
             edited_crop = tensor_to_pil(edited[0])
             return self.compositor.paste_output(canvas, edited_crop), edited_crop
         changed = changed_attributes(self.schema, passes, no_edit)
         masks = self._masks(prep, source)
-        gate = self.compositor.gate(changed, self.config.image_size, self.masked, masks)
+        gate = self.compositor.gate(changed, self.config.image_size, masks)
         photo_gate = self.compositor.photo_gate(changed, masks)
         x = prep.tensor[0]
-        if self.masked:
-            change = (edited[0] - x) * (1 if gate is None else gate)
-            layers = [(out[0], colour[0], mask[0]) for out, colour, mask in layers]
-            return self.compositor.paste_masked(canvas, x, layers, gate, photo_gate), tensor_to_pil(x + change)
         change = self.compositor.image_change(edited, reference, gate)[0]
         drawn = self.compositor.drawn_weight(changed, self.config.image_size)
         photo = self.compositor.paste_change(canvas, change, reference[0], x, photo_gate, drawn)
@@ -362,25 +355,17 @@ class FaceEditor:
         """G(x, c_src) through the same label groups; re-edits of this face reuse it (one G pass per label group)."""
         key = self._no_edit_key(no_edit)
         if key not in prep.no_edit_outputs:
-            prep.no_edit_outputs[key] = self._generate(prep.tensor, no_edit)[-1][0]
+            prep.no_edit_outputs[key] = self._generate(prep.tensor, no_edit)
         return prep.no_edit_outputs[key]
 
-    def _generate(
-        self, x: torch.Tensor, passes: list[torch.Tensor]
-    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
-        """G applied once per label-group pass, each on the previous output with its own c (and so its own mask).
-        x (B, 3, S, S); each c (c_dim) or (B, c_dim).
-
-        Returns (output, colour, mask) per pass; mask is None for an image generator.
-        """
-        layers = []
+    def _generate(self, x: torch.Tensor, passes: list[torch.Tensor]) -> torch.Tensor:
+        """G applied once per label-group pass, each on the previous output with its own c; the last output, on the
+        CPU. x (B, 3, S, S); each c (c_dim) or (B, c_dim)."""
         with torch.inference_mode():
             for c in passes:
                 c = c[None] if c.ndim == 1 else c
-                out, colour, mask = self.G.forward_parts(x.to(self._device), c.to(self._device))
-                layers.append((out.cpu(), colour.cpu(), None if mask is None else mask.cpu()))
-                x = layers[-1][0]
-        return layers
+                x = self.G(x.to(self._device), c.to(self._device)).cpu()
+        return x
 
     @torch.inference_mode()
     def translate_crops(self, crops: torch.Tensor, c: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
@@ -392,11 +377,6 @@ class FaceEditor:
         ]
         return torch.cat(outs) if outs else crops[:0].float()
 
-    @property
-    def masked(self) -> bool:
-        """True when G outputs colour + attention mask (edits are local); False for the official image output."""
-        return self.config.output == "masked"
-
     def preview_grid(
         self, image: ImageSource | PreparedFace, face_index: int = 0, keep_detail: bool = True
     ) -> Image.Image:
@@ -405,20 +385,17 @@ class FaceEditor:
         edits = single_attribute_edits(self.schema, prep.attributes)
         groups = [g for g, attrs in enumerate(self.schema.groups) for _ in attrs]  # the order of `edits`
         no_edit = [source_label_vector(self.schema, g, prep.attributes) for g in range(len(self.schema.groups))]
-        with_reference = keep_detail and not self.masked
-        cs = torch.stack([c for _, c in edits] + (no_edit if with_reference else []))
+        cs = torch.stack([c for _, c in edits] + (no_edit if keep_detail else []))
         with torch.inference_mode():
             out = self.G(prep.tensor.to(self._device).expand(len(cs), -1, -1, -1), cs.to(self._device)).cpu()
         size, masks = self.config.image_size, self._masks(prep, prep.attributes)
         gates = [
-            self.compositor.gate(changed_attributes(self.schema, [c], [no_edit[g]]), size, self.masked, masks)
+            self.compositor.gate(changed_attributes(self.schema, [c], [no_edit[g]]), size, masks)
             for (_, c), g in zip(edits, groups)
         ]
-        if with_reference:
+        if keep_detail:
             gate = None if gates[0] is None else torch.stack(gates)[:, None]
             out = prep.tensor + self.compositor.image_change(out[: len(edits)], out[len(edits) :][groups], gate)
-        elif self.masked and gates[0] is not None:
-            out = prep.tensor + (out - prep.tensor) * torch.stack(gates)[:, None]
         return make_grid([prep.aligned.crop] + [tensor_to_pil(o) for o in out], ncols=len(edits) + 1)
 
     def edit_previews(

@@ -60,11 +60,10 @@ class ResidualBlock(nn.Module):
 class Generator(nn.Module):
     """Image-to-image generator conditioned on a label vector c.
 
-    output="image" is the official layout. output="masked" ends in 3 colour channels C (tanh) and 1 attention mask M
-    (sigmoid) and returns M*C + (1-M)*x, so pixels the edit does not need keep the input (GANimation, SaGAN).
-    output="residual" ends in the official last conv without tanh and returns clamp(x + Δ, -1, 1): a zero last conv is
-    the identity, so G only has to learn the change (US-GAN). The clamp bounds what reaches D, the reconstruction and
-    the app to the image range; it passes Δ's gradient wherever the output is inside it.
+    output="image" is the official layout. output="residual" ends in the official last conv without tanh and returns
+    clamp(x + Δ, -1, 1): a zero last conv is the identity, so G only has to learn the change (US-GAN). The clamp
+    bounds what reaches D, the reconstruction and the app to the image range; it passes Δ's gradient wherever the
+    output is inside it.
     """
 
     def __init__(self, cfg: StarGANConfig):
@@ -85,45 +84,26 @@ class Generator(nn.Module):
             ]
             dim *= 2
         layers += [ResidualBlock(dim, trs) for _ in range(cfg.g_repeat_num)]
+        deconv = BlurredConvTranspose2d if cfg.upsample == "deconv_blur" else nn.ConvTranspose2d
         for _ in range(2):
-            if cfg.upsample == "resize":  # Odena et al. 2016: resize then conv has no checkerboard
-                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(dim, dim // 2, 3, 1, 1, bias=False)]
-            else:
-                deconv = BlurredConvTranspose2d if cfg.upsample == "deconv_blur" else nn.ConvTranspose2d
-                layers += [deconv(dim, dim // 2, 4, 2, 1, bias=False)]
-            layers += [InstanceNorm2d(dim // 2, affine=True, track_running_stats=trs), nn.ReLU(inplace=True)]
+            layers += [
+                deconv(dim, dim // 2, 4, 2, 1, bias=False),
+                InstanceNorm2d(dim // 2, affine=True, track_running_stats=trs),
+                nn.ReLU(inplace=True),
+            ]
             dim //= 2
-        if cfg.output == "masked":
-            layers += [nn.Conv2d(dim, 4, 7, 1, 3, bias=True)]  # the bias sets the mask's starting opening
-        elif cfg.output == "residual":
+        if cfg.output == "residual":
             layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False)]  # the image layout's last conv: its weights load here
         else:
             layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, return_parts: bool = False):
-        """The edited image; with return_parts, (output, colour C, mask M) (an "image" G: C = output, M = None)."""
-        parts = self._parts(x, c)
-        return parts if return_parts else parts[0]
-
-    def forward_parts(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(output, colour C, mask M): forward(x, c, return_parts=True)."""
-        return self(x, c, return_parts=True)
-
-    def _parts(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         cmap = c.to(x.dtype).view(c.size(0), c.size(1), 1, 1).expand(-1, -1, x.size(2), x.size(3))
         h = self.main(torch.cat([x, cmap], dim=1))
         if self.cfg.output == "residual":
             h = (x + h.to(x.dtype)).clamp(-1.0, 1.0)  # in x's precision: Δ = 0 returns x exactly
-        if self.cfg.output != "masked":
-            return h, h, None
-        colour, mask = torch.tanh(h[:, :3]), torch.sigmoid(h[:, 3:])
-        return compose_masked(x, colour, mask), colour, mask
-
-
-def compose_masked(x: torch.Tensor, colour: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """M*C + (1-M)*x, written as x + M*(C-x) so that M = 0 returns x exactly."""
-    return x + mask * (colour - x.to(colour.dtype))
+        return h
 
 
 class Discriminator(nn.Module):

@@ -13,9 +13,8 @@ import torch
 import torch.nn.functional as F
 
 TRANSLATION_RATIO = 0.125  # largest shift, as a fraction of the side (DiffAugment's default)
-CUTOUT_RATIO = (
-    0.25  # side of the cut-out square, as a fraction of the side (DiffAugment's 0.5 would hide whole glasses)
-)
+# side of the cut-out square, as a fraction of the side (DiffAugment's 0.5 would hide whole glasses)
+CUTOUT_RATIO = 0.25
 
 
 def _offsets(n: int, low: int, high: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -49,15 +48,6 @@ AUGMENTATIONS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]
     "translation": translate,
     "cutout": cutout,
 }
-
-
-def parse_policy(spec: str) -> tuple[str, ...]:
-    """'translation,cutout' -> ('translation', 'cutout'); '' -> () (no augmentation)."""
-    names = tuple(name.strip() for name in spec.split(",") if name.strip())
-    unknown = [n for n in names if n not in AUGMENTATIONS]
-    if unknown:
-        raise ValueError(f"unknown augmentation {unknown}: choose from {', '.join(AUGMENTATIONS)}")
-    return names
 
 
 def diff_augment(x: torch.Tensor, policy: tuple[str, ...], gen: torch.Generator) -> torch.Tensor:

@@ -9,11 +9,8 @@ import torch
 from stargan_app.config import LabelSchema
 from stargan_app.imaging import to_model_range
 from stargan_app.labels import full_label_vector
-from stargan_app.training import augment
-from stargan_app.training.config import StarGANTrainConfig
+from stargan_app.training.options import StarGANTrainConfig
 from stargan_app.training.runs import step_generator
-
-TARGET_DRAWS = ("shuffle", "balanced")
 
 
 @dataclass
@@ -39,25 +36,6 @@ class Batch:
     alpha: torch.Tensor  # (B, 1, 1, 1) interpolation weights for the WGAN-GP penalty
     aug_gen: torch.Generator = field(default_factory=torch.Generator)  # DiffAugment's draws (draw_batch: the step's)
 
-    def seen_by_d(self, images: torch.Tensor, cfg: StarGANTrainConfig) -> torch.Tensor:
-        """What D is shown of `images`: the run's DiffAugment policy applied (differentiably), or the images."""
-        return augment.diff_augment(images, augment.parse_policy(cfg.augment), self.aug_gen)
-
-
-def balanced_targets(label_org: torch.Tensor, exclusive: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Each face's labels with one attribute, drawn uniformly, switched (HiSD's draw: a rare attribute such as a hat
-    is asked for as often as any other). Switching an exclusive attribute (a hair colour) on clears the others.
-
-    exclusive: (n,) bool, which of the group's attributes are mutually exclusive.
-    """
-    B, n = label_org.shape
-    pick = torch.randint(n, (B,), generator=gen).to(label_org.device)
-    switched = torch.nn.functional.one_hot(pick, n).bool()
-    turned_on = switched & (label_org < 0.5)
-    clears = (turned_on & exclusive).any(1, keepdim=True) & exclusive
-    target = torch.where(clears, torch.zeros_like(label_org), label_org)
-    return torch.where(switched, 1.0 - label_org, target)
-
 
 def draw_batch(data: TrainingData, schema: LabelSchema, cfg: StarGANTrainConfig, step: int, rank: int) -> Batch:
     """Step `step`'s batch: groups alternate by step; images, flips, targets and GP weights all come from the step's
@@ -73,11 +51,7 @@ def draw_batch(data: TrainingData, schema: LabelSchema, cfg: StarGANTrainConfig,
     x = to_model_range(data.images[pick])
     x = torch.where(flip, x.flip(3), x).contiguous(memory_format=data.layout)
     label_org = data.labels[pick][:, schema.group_slice(group)]
-    if cfg.targets == "balanced":
-        exclusive = torch.tensor([a in schema.exclusive for a in schema.groups[group]], device=dev)
-        label_trg = balanced_targets(label_org, exclusive, gen)
-    else:
-        label_trg = label_org[perm]  # the paper's targets: a shuffle of the real labels
+    label_trg = label_org[perm]  # the paper's targets: a shuffle of the real labels
     return Batch(
         x,
         label_org,

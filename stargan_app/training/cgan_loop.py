@@ -11,14 +11,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from stargan_app.config import DIGIT_CLASSES, FASHION_CLASSES, CGANConfig
+from stargan_app.data.idx import load_idx_dataset
 from stargan_app.imaging import make_grid, tensors_to_pils, to_model_range
 from stargan_app.models import CGANDiscriminator, CGANGenerator
 from stargan_app.runtime import module_device
 from stargan_app.training import losses
-from stargan_app.training.checkpoints import GANState
-from stargan_app.training.config import CGANTrainConfig
-from stargan_app.training.data import load_idx_dataset
 from stargan_app.training.devices import Dist, hardware, setup
+from stargan_app.training.options import CGANTrainConfig
+from stargan_app.training.resume import GANState
 from stargan_app.training.runs import (
     Driver,
     frozen,
@@ -35,8 +35,6 @@ SAMPLES_PER_CLASS = 8  # columns of the sample grid
 
 def resolved(cfg: CGANTrainConfig) -> CGANTrainConfig:
     """Fill the per-dataset defaults of run_dir and out."""
-    if cfg.dataset not in CLASSES:
-        raise ValueError(f"--dataset must be one of {sorted(CLASSES)}, not {cfg.dataset!r}")
     return dataclasses.replace(
         cfg,
         run_dir=cfg.run_dir or f"runs/cgan_{cfg.dataset}",
@@ -129,7 +127,7 @@ def train_cgan(cfg: CGANTrainConfig) -> Path:
     )
     steps = cfg.epochs * (len(images) // (cfg.batch_size * dist.world))
     sample_fn = partial(save_sample_grid, gan, run_dir, fixed_z)
-    driver = Driver.for_run(cfg, dist, gan, steps, sample_fn, f"cgan-{cfg.dataset}")
+    driver = Driver(cfg, dist, gan, steps, sample_fn, f"cgan-{cfg.dataset}")
     start = driver.resume()
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:

@@ -9,8 +9,8 @@ from pathlib import Path
 from stargan_app.checkpoint import KINDS, save_weights
 from stargan_app.config import config_from_json
 from stargan_app.errors import WeightsError
-from stargan_app.training.checkpoints import load_resume
 from stargan_app.training.lineage import lineage
+from stargan_app.training.resume import load_resume
 
 TRAINING_G = "G_train"  # a training state's raw (not averaged) G, stored beside the served G
 

@@ -6,7 +6,6 @@ al. 2019): the cheapest way to raise its score is to draw the attribute, not a h
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,17 +14,15 @@ import torch
 
 from stargan_app.checkpoint import save_weights
 from stargan_app.config import GROUP_A, GROUP_B, GuideConfig
+from stargan_app.data.celeba import load_face_crops, load_training_faces
 from stargan_app.imaging import to_model_range
-from stargan_app.labels import present, recall_specificity
+from stargan_app.labels import present
 from stargan_app.models import AttributeGuide
 from stargan_app.training.adversarial import attribute_bce, pgd_l2
-from stargan_app.training.checkpoints import rng_state, set_rng_state
-from stargan_app.training.config import GuideTrainConfig
-from stargan_app.training.data import load_celeba, load_face_crops
 from stargan_app.training.devices import Autocast, autocast_for, hardware, setup, teardown
+from stargan_app.training.options import GuideTrainConfig
+from stargan_app.training.resume import rng_state, set_rng_state
 from stargan_app.training.runs import Driver, step_generator, write_run_config
-
-EVAL_BATCH = 250
 
 
 @dataclass(eq=False)
@@ -111,28 +108,15 @@ def guide_step(
     return logs
 
 
-@torch.inference_mode()
-def guide_logits(model: AttributeGuide, crops: torch.Tensor) -> torch.Tensor:
-    """The guide's logits for a float batch of crops in [-1, 1], in batches, in eval mode."""
-    model.eval()
-    return torch.cat([model(crops[i : i + EVAL_BATCH]).float() for i in range(0, len(crops), EVAL_BATCH)])
-
-
-def held_out_figures(
-    model: AttributeGuide, attributes: tuple[str, ...], crops: torch.Tensor, truth: torch.Tensor
-) -> dict[str, dict[str, float]]:
-    """Recall and specificity per attribute at the 0.5 probability threshold, on held-out faces."""
-    recall, specificity = recall_specificity(present(torch.sigmoid(guide_logits(model, crops))), truth)
-    return {"recall": dict(zip(attributes, recall)), "specificity": dict(zip(attributes, specificity))}
-
-
 def train_guide(cfg: GuideTrainConfig) -> Path:
     """Train (or continue the run in cfg.run_dir), then write the guide to cfg.out. Returns the weights path."""
+    from stargan_app.evaluation.guide import held_out_figures, print_figures  # what `eval guide` prints too
+
     dist = setup(cfg.device)
     run_dir = Path(cfg.run_dir)
     mcfg = GuideConfig(image_size=cfg.image_size, width=cfg.width)
     torch.manual_seed(cfg.seed)
-    split = load_celeba(cfg.data_dir, (GROUP_A, GROUP_B), cfg.image_size, cfg.test_size, cfg.max_images)
+    split = load_training_faces(cfg.data_dir, (GROUP_A, GROUP_B), cfg.image_size, cfg.test_size, cfg.max_images)
     write_run_config(run_dir, cfg)
     dev = dist.device
     precision = autocast_for(dev, cfg.amp)
@@ -159,7 +143,7 @@ def train_guide(cfg: GuideTrainConfig) -> Path:
     )
     pos_weight = balanced_pos_weight(labels)
     num_steps = cfg.epochs * steps_per_epoch
-    driver = Driver.for_run(cfg, dist, state, num_steps, None, "guide")  # type: ignore[arg-type]
+    driver = Driver(cfg, dist, state, num_steps, None, "guide")  # type: ignore[arg-type]
     start = driver.resume()
 
     def step_fn(step: int) -> dict[str, torch.Tensor]:
@@ -170,7 +154,7 @@ def train_guide(cfg: GuideTrainConfig) -> Path:
         driver.run(start, step_fn)
     finally:
         teardown()
-    held = load_face_crops(Path(cfg.data_dir) / "img_align_celeba", split.test_files, cfg.image_size)
+    held = load_face_crops(split.folder, split.test_files, cfg.image_size)
     figures = held_out_figures(model, mcfg.attributes, held, split.test_labels[: len(held)])
     print_figures(figures)
     info = {**state.info, **figures, "steps": num_steps, "train_seconds": round(driver.train_seconds(), 1)}
@@ -178,10 +162,3 @@ def train_guide(cfg: GuideTrainConfig) -> Path:
     out = save_weights(cfg.out, "guide", mcfg, {"guide": model}, info=info, fp16=cfg.fp16_export)
     print(f"wrote {out}")
     return out
-
-
-def print_figures(figures: dict[str, dict[str, float]]) -> None:
-    print("held-out recall / specificity")
-    for name, recall in figures["recall"].items():
-        spec = figures["specificity"][name]
-        print(f"  {name:18s} {recall:.3f} / {spec:.3f}" if not math.isnan(recall) else f"  {name:18s} (none)")

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from stargan_app.training.options import PAPER_N_CRITIC
+
 STAGE_KEYS = (
     "recipe",
     "augment",
-    "edit_regions",  # an option of earlier runs (D saw fakes gated to the attribute regions), kept in their stages
-    "targets",
+    "edit_regions",  # removed: earlier runs' D saw fakes gated to the attribute regions; kept in their stages
+    "targets",  # removed: earlier runs' target draw ("shuffle", or "balanced"); kept in their stages
     "d_warmup",
-    "output",
+    "output",  # "image" or "residual" (or the removed "masked", in earlier stages)
     "upsample",
     "loss_weights",
     "guide",  # the frozen attribute guide G's attribute term read: its file and sha256
@@ -26,20 +28,16 @@ STAGE_KEYS = (
 )
 
 
-def recipe_n_critic(recipe: str) -> int:
-    """D steps per G step of a recipe when the run did not set n_critic: 5 for the paper's WGAN-GP, 1 otherwise."""
-    return 5 if recipe == "wgan-gp" else 1
-
-
 def stages_of(info: dict[str, Any]) -> list[dict[str, Any]]:
     """The stages of a weights file's training, from its info; a file from before stages were recorded is one stage
-    of its `steps` with the paper's recipe (the only one those files were trained with)."""
+    of its `steps` with the paper's recipe (the only one those files were trained with; every file that names its
+    recipe also records its n_critic)."""
     if "stages" in info:
         return list(info["stages"])
     if "steps" not in info:
         return []
     recipe = info.get("recipe", "wgan-gp")
-    n_critic = int(info.get("n_critic") or recipe_n_critic(recipe))
+    n_critic = int(info.get("n_critic") or PAPER_N_CRITIC)
     steps = int(info["steps"])
     return [
         {
@@ -57,7 +55,7 @@ def run_stage(info: dict[str, Any], step: int, train_seconds: float) -> dict[str
     continued campaign picked up at) to `step`."""
     start = int(info.get("init_campaign_step", 0))
     seconds = train_seconds - float(info.get("init_campaign_seconds", 0.0))
-    n_critic = int(info.get("n_critic") or recipe_n_critic(info.get("recipe", "wgan-gp")))
+    n_critic = int(info.get("n_critic") or PAPER_N_CRITIC)
     stage = {k: info[k] for k in STAGE_KEYS if k in info}
     g_steps = max(0, step - max(start, int(info.get("d_warmup", 0))))  # D-only warm-up steps update no G
     stage.update(n_critic=n_critic, steps=[start, step], g_updates=g_steps // n_critic)

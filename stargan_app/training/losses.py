@@ -55,21 +55,3 @@ def r1_penalty(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """R1 (Mescheder et al. 2018): half the batch mean of ||d out / d x||^2 on real images (x must require grad)."""
     (grad,) = torch.autograd.grad(out.float().sum(), x, create_graph=True)
     return 0.5 * grad.float().pow(2).flatten(1).sum(1).mean()
-
-
-def mask_penalties(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean of M, total variation of M): the first keeps edits small, the second keeps the mask smooth."""
-    m = mask.float()
-    tv = (m[:, :, 1:, :] - m[:, :, :-1, :]).abs().mean() + (m[:, :, :, 1:] - m[:, :, :, :-1]).abs().mean()
-    return m.mean(), tv
-
-
-def mask_penalty_scale(step: int, warmup: int) -> float:
-    """Collapse guard: no mask penalty for `warmup` steps, then a linear ramp to full weight over as many.
-
-    A masked G meets the reconstruction loss exactly with M = 0 (no edit at all); penalising M before the
-    classification loss has made edits worth their cost sends M there within a few hundred steps.
-    """
-    if warmup <= 0:
-        return 1.0
-    return min(1.0, max(0.0, (step - warmup) / warmup))

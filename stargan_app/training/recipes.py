@@ -12,8 +12,8 @@
   real faces only: the app reads a face's current attributes from it.
 
 Any recipe can take a guide (`--guide`): a frozen, adversarially trained attribute classifier whose BCE on G's fakes at
-their targets is G's attribute term, in place of D's classification term (`--guide-mode replace`) or beside it
-(`add`). Only real features move a robust classifier, so G cannot earn that term with textures.
+their targets is G's attribute term, in place of D's classification term. Only real features move a robust
+classifier, so G cannot earn that term with textures.
 
 The loop calls recipe.d_loss / recipe.g_loss and asks recipe.trains_g(step); it never asks which recipe it runs.
 """
@@ -24,16 +24,13 @@ import torch
 from torch import nn
 
 from stargan_app.labels import present
-from stargan_app.training import losses
+from stargan_app.training import augment, losses
 from stargan_app.training.batches import Batch
-from stargan_app.training.config import StarGANTrainConfig
 from stargan_app.training.devices import Autocast
+from stargan_app.training.options import PAPER_N_CRITIC, StarGANTrainConfig, parse_policy
 
 Logs = dict[str, torch.Tensor]
 Heads = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]  # D's (real/fake map, class logits, conditional)
-
-
-GUIDE_MODES = ("replace", "add")
 
 
 def guide_loss(guide: nn.Module, x_fake: torch.Tensor, batch: Batch, keep: float = 0.0) -> torch.Tensor:
@@ -60,23 +57,27 @@ def split_heads(heads: Heads, n: int) -> tuple[Heads, Heads]:
 
 
 class Recipe:
-    """The shared G loss (adversarial term from the subclass, cycle reconstruction, identity, mask penalties) and
-    D's schedule; subclasses give d_loss and g_adversarial."""
+    """The shared G loss (adversarial term from the subclass, cycle reconstruction, identity) and D's schedule;
+    subclasses give d_loss and g_adversarial."""
 
-    default_n_critic = 1
-    d_has_cond_head = False
+    default_n_critic = 1  # D steps per G step when the run does not set n_critic
+    d_has_cond_head = False  # whether D carries the conditional real/fake head (StarGANConfig.cond_head)
 
     def __init__(self, cfg: StarGANTrainConfig, guide: nn.Module | None = None):
-        if cfg.guide_mode not in GUIDE_MODES:
-            raise ValueError(f"guide_mode must be one of {GUIDE_MODES}, got {cfg.guide_mode!r}")
         self.cfg = cfg
         self.n_critic = cfg.n_critic or self.default_n_critic
         self.guide = guide  # frozen: its parameters never require grad, it stays in eval mode
+        self.policy = parse_policy(cfg.augment)  # DiffAugment's, parsed once per run
+
+    def seen_by_d(self, images: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """What D is shown of `images`: the run's DiffAugment policy applied (differentiably) with the batch's draws,
+        or the images."""
+        return augment.diff_augment(images, self.policy, batch.aug_gen)
 
     @property
     def g_cls_weight(self) -> float:
         """Weight of D's classification term in G's loss: none where a guide replaces it."""
-        return 0.0 if self.guide is not None and self.cfg.guide_mode == "replace" else self.cfg.lambda_cls
+        return 0.0 if self.guide is not None else self.cfg.lambda_cls
 
     def loss_weights(self) -> dict[str, float]:
         """The weights this recipe's losses use, as each training stage records them."""
@@ -105,11 +106,11 @@ class Recipe:
     def g_loss(
         self, G: nn.Module, D: nn.Module, batch: Batch, step: int, autocast: Autocast
     ) -> tuple[torch.Tensor, Logs]:
-        """Fool D, reconstruct the input through the cycle (and at the source labels); a masked G pays for its mask."""
+        """Fool D, reconstruct the input through the cycle (and at the source labels)."""
         cfg = self.cfg
         with autocast:
-            x_fake, _, mask = G(batch.x, batch.c_trg, return_parts=True)
-            fake = D(batch.seen_by_d(x_fake, cfg), with_cond=True)
+            x_fake = G(batch.x, batch.c_trg)
+            fake = D(self.seen_by_d(x_fake, batch), with_cond=True)
             x_rec = G(x_fake, batch.c_org)
             g_guide = None if self.guide is None else guide_loss(self.guide, x_fake, batch, cfg.guide_keep)
         g_adv, logs = self.g_adversarial(fake, batch)
@@ -125,11 +126,6 @@ class Recipe:
             g_id = losses.reconstruction_loss(batch.x, x_id)
             g_loss = g_loss + cfg.lambda_id * g_id
             logs["G/id"] = g_id
-        if mask is not None:  # penalised on the translation pass only: reconstruction may open the mask freely
-            mask_mean, mask_tv = losses.mask_penalties(mask)
-            scale = losses.mask_penalty_scale(step, cfg.mask_warmup)
-            g_loss = g_loss + scale * (cfg.lambda_mask * mask_mean + cfg.lambda_mask_tv * mask_tv)
-            logs.update({"G/mask_mean": mask_mean.detach(), "G/mask_tv": mask_tv.detach()})
         return g_loss, logs
 
     def fakes(self, G: nn.Module, batch: Batch) -> torch.Tensor:
@@ -141,7 +137,7 @@ class Recipe:
 class WganGp(Recipe):
     """The paper's: WGAN-GP critic, n_critic 5, classification on real faces for D and on fakes for G."""
 
-    default_n_critic = 5
+    default_n_critic = PAPER_N_CRITIC
 
     def penalty_weights(self) -> dict[str, float]:
         return {"gp": self.cfg.lambda_gp}
@@ -152,11 +148,11 @@ class WganGp(Recipe):
         cfg, x, B = self.cfg, batch.x, batch.x.size(0)
         with autocast:
             x_fake = self.fakes(G, batch)
-            src, cls = D(batch.seen_by_d(torch.cat([x, x_fake]), cfg))  # one forward: D has no normalisation
+            src, cls = D(self.seen_by_d(torch.cat([x, x_fake]), batch))  # one forward: D has no normalisation
             (src_real, src_fake), cls_real = src.split(B), cls[:B]
             # the interpolates get their own forward so the double backward covers only them
             x_hat = (batch.alpha * x + (1 - batch.alpha) * x_fake.float()).requires_grad_(True)
-            src_hat, _ = D(batch.seen_by_d(x_hat, cfg))
+            src_hat, _ = D(self.seen_by_d(x_hat, batch))
         d_cls = losses.classification_loss(cls_real[:, batch.cls_slice], batch.label_org)
         d_real, d_fake = losses.critic_real_loss(src_real), losses.critic_fake_loss(src_fake)
         d_gp = losses.gradient_penalty(src_hat, x_hat)
@@ -181,10 +177,10 @@ class NonSaturatingR1(Recipe):
             x_fake = self.fakes(G, batch)
             if lazy_r1:  # R1 needs the real forward on its own, with x requiring grad
                 x_real = x.detach().requires_grad_(True)
-                real = D(batch.seen_by_d(x_real, cfg), with_cond=True)
-                fake = D(batch.seen_by_d(x_fake, cfg), with_cond=True)
+                real = D(self.seen_by_d(x_real, batch), with_cond=True)
+                fake = D(self.seen_by_d(x_fake, batch), with_cond=True)
             else:  # real and fake in one forward (D has no normalisation)
-                real, fake = split_heads(D(batch.seen_by_d(torch.cat([x, x_fake]), cfg), with_cond=True), B)
+                real, fake = split_heads(D(self.seen_by_d(torch.cat([x, x_fake]), batch), with_cond=True), B)
         d_cls = losses.classification_loss(real[1][:, batch.cls_slice], batch.label_org)
         d_real, d_fake = losses.bce_real(real[0].float()), losses.bce_fake(fake[0].float())
         d_loss = d_real + d_fake + cfg.lambda_cls * d_cls
@@ -228,15 +224,10 @@ class Conditional(NonSaturatingR1):
             losses.conditional_loss(wrong, False)
             + losses.conditional_loss(fake_at_target, False, self.changed_weights(batch))
         )
-        logs.update(
-            {
-                "D/cond": d_cond,
-                # the head's mean logits: if real/right and real/wrong do not separate, G learns nothing from it
-                "D/cond_real_right": right.detach().float().mean(),
-                "D/cond_real_wrong": wrong.detach().float().mean(),
-                "D/cond_fake_target": fake_at_target.detach().float().mean(),
-            }
-        )
+        logs["D/cond"] = d_cond
+        # the head's mean logits: if real/right and real/wrong do not separate, G learns nothing from it
+        for name, logits in (("real_right", right), ("real_wrong", wrong), ("fake_target", fake_at_target)):
+            logs[f"D/cond_{name}"] = logits.detach().float().mean()
         return d_cond, torch.cat([real[0].flatten(1), right], 1)
 
     def changed_weights(self, batch: Batch) -> torch.Tensor | None:
@@ -258,8 +249,5 @@ RECIPES: dict[str, type[Recipe]] = {"wgan-gp": WganGp, "v2": NonSaturatingR1, "c
 
 
 def recipe_for(cfg: StarGANTrainConfig, guide: nn.Module | None = None) -> Recipe:
-    """The run's objective (with the frozen guide, when the run has one); an unknown name fails with the list of
-    known ones."""
-    if cfg.recipe not in RECIPES:
-        raise ValueError(f"recipe must be one of {tuple(RECIPES)}, got {cfg.recipe!r}")
+    """The run's objective (with the frozen guide, when the run has one); the config has checked its name."""
     return RECIPES[cfg.recipe](cfg, guide)

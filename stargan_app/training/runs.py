@@ -19,9 +19,10 @@ from typing import Any
 import torch
 
 from stargan_app.runtime import module_device
-from stargan_app.training.checkpoints import GANState, load_resume, save_resume
-from stargan_app.training.config import CGANTrainConfig, StarGANTrainConfig
 from stargan_app.training.devices import Dist, teardown
+from stargan_app.training.export import export_run
+from stargan_app.training.options import CGANTrainConfig, GuideTrainConfig, StarGANTrainConfig
+from stargan_app.training.resume import GANState, load_resume, save_resume
 
 
 class NonFiniteLossError(RuntimeError):
@@ -48,42 +49,18 @@ def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
 class Driver:
     """Runs step_fn over a range of steps with periodic logging, sampling and atomic resume checkpoints."""
 
-    run_dir: Path
+    cfg: StarGANTrainConfig | CGANTrainConfig | GuideTrainConfig  # the run's dir, intervals and checkpoint count
     dist: Dist
-    num_steps: int
-    log_every: int
-    save_every: int
-    sample_every: int
-    keep_checkpoints: int
     gan: GANState  # what is trained, saved and restored
+    num_steps: int
     sample_fn: Callable[[int], None] | None = None  # step -> writes a sample grid (main process only)
     desc: str = "train"
     seconds_before: float = 0.0  # training seconds of the run's earlier sessions (from its checkpoint)
     started: float = field(default_factory=time.perf_counter)  # when this session's steps began
 
-    @classmethod
-    def for_run(
-        cls,
-        cfg: StarGANTrainConfig | CGANTrainConfig,
-        dist: Dist,
-        gan: GANState,
-        num_steps: int,
-        sample_fn: Callable[[int], None] | None,
-        desc: str,
-    ) -> Driver:
-        """A driver with the run's own dir, intervals and checkpoint count."""
-        return cls(
-            Path(cfg.run_dir),
-            dist,
-            num_steps,
-            cfg.log_every,
-            cfg.save_every,
-            cfg.sample_every,
-            cfg.keep_checkpoints,
-            gan,
-            sample_fn,
-            desc,
-        )
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.cfg.run_dir)
 
     def resume(self) -> int:
         """Restore the newest complete checkpoint of the run dir into `gan`; returns the step to continue from."""
@@ -114,6 +91,7 @@ class Driver:
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}  # G losses arrive only every n_critic steps
         done, tick = start, time.perf_counter()
+        sampling = self.sample_fn is not None and self.cfg.sample_every and self.dist.is_main
         try:
             for step in range(start, self.num_steps):
                 for name, value in step_fn(step).items():
@@ -122,7 +100,7 @@ class Driver:
                 done = step + 1
                 if bar is not None:
                     bar.update(1)
-                if done % self.log_every == 0 or done == self.num_steps or done % self.save_every == 0:
+                if done % self.cfg.log_every == 0 or done == self.num_steps or done % self.cfg.save_every == 0:
                     means = {k: float(v) / counts[k] for k, v in sums.items()}  # the only host sync
                     sums, counts = {}, {}
                     self._check_finite(means, done)
@@ -130,19 +108,14 @@ class Driver:
                         for k, v in means.items():
                             writer.add_scalar(f"loss/{k}", v, done)
                         writer.add_scalar(
-                            "speed/steps_per_s", self.log_every / max(1e-9, time.perf_counter() - tick), done
+                            "speed/steps_per_s", self.cfg.log_every / max(1e-9, time.perf_counter() - tick), done
                         )
                     if bar is not None:
                         bar.set_postfix({k: f"{v:.3f}" for k, v in list(means.items())[:4]})
                     tick = time.perf_counter()
-                if done % self.save_every == 0 or done == self.num_steps:
+                if done % self.cfg.save_every == 0 or done == self.num_steps:
                     self.save(done)
-                if (
-                    self.sample_fn is not None
-                    and self.sample_every
-                    and done % self.sample_every == 0
-                    and self.dist.is_main
-                ):
+                if sampling and done % self.cfg.sample_every == 0:
                     self.sample_fn(done)
         except KeyboardInterrupt:
             means = {k: float(v) / counts[k] for k, v in sums.items()}
@@ -159,7 +132,9 @@ class Driver:
 
     def save(self, step: int) -> None:
         if self.dist.is_main:
-            save_resume(self.run_dir, step, self.gan.state_dict(step, self.train_seconds()), keep=self.keep_checkpoints)
+            save_resume(
+                self.run_dir, step, self.gan.state_dict(step, self.train_seconds()), keep=self.cfg.keep_checkpoints
+            )
 
     def _check_finite(self, means: dict[str, float], step: int) -> None:
         bad = {k: v for k, v in means.items() if not math.isfinite(v)}
@@ -222,8 +197,6 @@ def train_and_export(
     finally:
         teardown()
     if driver.dist.is_main and out:
-        from stargan_app.training.export import export_run
-
         print(f"wrote {export_run(driver.run_dir, out, fp16=fp16)}")
     return driver.run_dir
 

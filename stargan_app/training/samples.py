@@ -11,16 +11,12 @@ from stargan_app.imaging import make_grid, tensor_to_pil
 from stargan_app.labels import full_label_vector, single_attribute_edits
 from stargan_app.models import Generator
 from stargan_app.runtime import module_device
-from stargan_app.training.checkpoints import GANState
+from stargan_app.training.resume import GANState
 
 
 @torch.no_grad()
 def sample_grid(G: Generator, schema: LabelSchema, faces: torch.Tensor, face_labels: torch.Tensor):
-    """Rows: test faces. Columns: input, reconstruction, then every single-attribute edit.
-
-    A masked G gets a second row per face showing each output's attention mask (white = edited), titled by
-    its mean in the first tile.
-    """
+    """Rows: test faces. Columns: input, reconstruction, then every single-attribute edit."""
     dev = module_device(G)
     tiles = []
     for x, lab in zip(faces, face_labels):
@@ -28,12 +24,8 @@ def sample_grid(G: Generator, schema: LabelSchema, faces: torch.Tensor, face_lab
         edits = single_attribute_edits(schema, source)
         recon_c = full_label_vector(schema, 0, lab[schema.group_slice(0)][None])[0]
         cs = torch.stack([recon_c] + [c for _, c in edits]).to(dev)
-        outs, _, masks = G.forward_parts(x[None].to(dev).expand(len(cs), -1, -1, -1), cs)
+        outs = G(x[None].to(dev).expand(len(cs), -1, -1, -1), cs)
         tiles += [tensor_to_pil(x)] + [tensor_to_pil(o) for o in outs.float()]
-        if masks is not None:
-            grey = masks.float().expand(-1, 3, -1, -1) * 2 - 1
-            tiles += [tensor_to_pil(torch.full_like(x, masks.float().mean().item() * 2 - 1))]
-            tiles += [tensor_to_pil(m) for m in grey]
     return make_grid(tiles, ncols=len(cs) + 1)
 
 

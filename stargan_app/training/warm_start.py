@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from stargan_app.checkpoint import load_weights, read_tensors
 from stargan_app.config import StarGANConfig
+from stargan_app.errors import WeightsError
 from stargan_app.models import Discriminator, Generator
-from stargan_app.training.checkpoints import GANState
+from stargan_app.training.export import TRAINING_G
 from stargan_app.training.lineage import stages_of
+from stargan_app.training.resume import GANState
 
-DECONV_MODES = {"deconv", "deconv_blur"}
-MASK_BIAS_INIT = 0.0  # the mask starts half open: sigmoid(0) = 0.5
 COND_HEAD = "conv3."  # D's conditional head: new when a file without it seeds a conditional run
-
-
-def init_mask_bias(G: Generator) -> None:
-    """Start the mask channel at sigmoid(MASK_BIAS_INIT) with zero weights, so the first edits are uniform blends."""
-    last = G.main[-1]
-    with torch.no_grad():
-        last.weight[3].zero_()
-        last.bias.zero_().add_(torch.tensor([0.0, 0.0, 0.0, MASK_BIAS_INIT]))
 
 
 def seeds_residual(source: StarGANConfig, run: StarGANConfig) -> bool:
@@ -51,38 +42,17 @@ def load_discriminator(D: nn.Module, source: nn.Module) -> None:
 def init_from_weights(path: str, mcfg: StarGANConfig, G: Generator, D: Discriminator) -> dict:
     """Copy G and D from a stargan weights file of the same architecture; returns provenance for the run's info.
 
-    An "image" G can seed a "masked" G of the same shape: its colour channels take the image G's last conv,
-    and the mask channel keeps its fresh initialisation. "deconv" and "deconv_blur" share their weights. A D without
-    the conditional head seeds one with it (the head starts fresh).
+    An "image" G seeds a "residual" G of the same shape (see zero_last_conv). "deconv" and "deconv_blur" share their
+    weights. A D without the conditional head seeds one with it (the head starts fresh).
     """
-    from stargan_app.checkpoint import load_weights
-    from stargan_app.errors import WeightsError
-
     loaded = load_weights(path, kind="stargan")
-    seeds_masked = loaded.config.output == "image" and mcfg.output == "masked"
     to_residual = loaded.config.output == "image" and mcfg.output == "residual"
-    same_weights = {loaded.config.upsample, mcfg.upsample} <= DECONV_MODES or loaded.config.upsample == mcfg.upsample
-    as_this_run = dataclasses.replace(
-        loaded.config, output=mcfg.output, upsample=mcfg.upsample, cond_head=mcfg.cond_head
-    )
-    if (
-        as_this_run != mcfg
-        or not same_weights
-        or not (seeds_masked or to_residual or loaded.config.output == mcfg.output)
-    ):
+    as_this_run = dataclasses.replace(loaded.config, upsample=mcfg.upsample, cond_head=mcfg.cond_head)
+    if as_this_run != mcfg and not seeds_residual(as_this_run, mcfg):
         raise WeightsError(f"--init-weights {path} was trained with {loaded.config}, not this run's {mcfg}.")
     if "D" not in loaded.modules:
         raise WeightsError(f"--init-weights {path} has no discriminator to continue training from.")
-    g_state = loaded.modules["G"].state_dict()  # load_weights already gives fp32 modules
-    if seeds_masked:
-        own = G.state_dict()
-        last = f"main.{len(G.main) - 1}"
-        weight = own[f"{last}.weight"].clone()
-        weight[:3] = g_state[f"{last}.weight"]
-        bias = own[f"{last}.bias"].clone()
-        bias[:3] = 0.0  # the image G's last conv has no bias
-        g_state.update({f"{last}.weight": weight, f"{last}.bias": bias})
-    G.load_state_dict(g_state)
+    G.load_state_dict(loaded.modules["G"].state_dict())  # load_weights already gives fp32 modules
     if to_residual:
         zero_last_conv(G)
     load_discriminator(D, loaded.modules["D"])
@@ -99,10 +69,6 @@ def init_from_weights(path: str, mcfg: StarGANConfig, G: Generator, D: Discrimin
 def continue_from_state(path: str, mcfg: StarGANConfig, gan: GANState) -> dict:
     """Load a training-state file (export --training-state) into the run: G from its raw G, the moving average
     from its served G, D; returns the provenance that makes the run continue its step count and totals."""
-    from stargan_app.checkpoint import load_weights, read_tensors
-    from stargan_app.errors import WeightsError
-    from stargan_app.training.export import TRAINING_G
-
     loaded = load_weights(path, kind="stargan")
     raw_g = read_tensors(path, TRAINING_G)
     to_residual = seeds_residual(loaded.config, mcfg)
@@ -126,33 +92,3 @@ def continue_from_state(path: str, mcfg: StarGANConfig, gan: GANState) -> dict:
         "init_campaign_seconds": float(loaded.info.get("train_seconds", 0.0)),
         "init_stages": stages_of(loaded.info),  # this run adds a stage of its own after them
     }
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def load_frozen_guide(
-    path: str, attributes: tuple[str, ...], device: torch.device, role: str = "--guide"
-) -> tuple[nn.Module, dict]:
-    """The attribute guide of a weights file (`train guide`), frozen and in eval mode, and its provenance (file name,
-    sha256, how it was trained) for the run's info; it must read `attributes`, in order (`role` names the file's use
-    in the message)."""
-    from stargan_app.checkpoint import load_weights
-    from stargan_app.errors import WeightsError
-
-    loaded = load_weights(path, kind="guide", device=device)
-    if loaded.config.attributes != attributes:
-        raise WeightsError(f"{role} {path} reads {loaded.config.attributes}, not this run's attributes {attributes}.")
-    guide = loaded.modules["guide"].float().eval().requires_grad_(False)
-    provenance = {
-        "file": Path(path).name,
-        "sha256": file_sha256(path),
-        "adversarial_training": loaded.info.get("adversarial_training", "unknown"),
-        "seed": loaded.info.get("seed"),
-    }
-    return guide, provenance

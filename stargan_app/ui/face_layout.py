@@ -48,83 +48,85 @@ CONTROLS = ("every_face", "hair", "others", "edit_btn", "grid_btn", "reset_btn",
 def build_face_tab(ed: FaceEditor | None, missing: str) -> FaceTab:
     if ed is None:
         gr.Markdown(f"**{missing}**")
-    off = {"interactive": False}
     with gr.Row(elem_id="editor-row"):
         with gr.Column(elem_id="controls-col"):
-            photo = gr.Image(type="pil", label="Photo", sources=["upload", "webcam", "clipboard"])
-            # fit_columns=False: thumbnails stay thumbnails, not zoomed full-width squares
-            faces = gr.Gallery(
-                label="Faces found: click one to edit it",
-                columns=6,
-                height=150,
-                object_fit="contain",
-                allow_preview=False,
-                fit_columns=False,
-                visible=False,
-                buttons=[],
-                elem_id="faces",
-            )
-            every_face = gr.Checkbox(
-                False,
-                label="Edit every face",
-                info="Apply the same changes to every face in the photo",
-                visible=False,
-                **off,
-            )
-            hair_choices = [("Keep", KEEP)] + [(display_name(a), a) for a in ed.schema.exclusive] if ed else [KEEP]
-            hair = gr.Radio(hair_choices, value=KEEP, label="Hair colour", **off)
-            others = gr.CheckboxGroup(
-                [(display_name(a), a) for a in other_attributes(ed)] if ed else [], label="Attributes", **off
-            )
-            with gr.Row():
-                edit_btn = gr.Button("Edit", variant="primary", **off)
-                grid_btn = gr.Button("Show every single edit", **off)
-                reset_btn = gr.Button("Reset", **off)
+            controls = _controls(ed)
         with gr.Column(elem_id="result-col"):
-            before_after = gr.ImageSlider(
-                label="Before / after (drag the handle)",
-                type="filepath",
-                interactive=False,
-                buttons=["fullscreen"],
-                elem_id="before-after",
-            )
-            strength = gr.Slider(0, 2, value=1, step=0.1, label="Intensity", elem_id="intensity", **off)
-            download = gr.DownloadButton("Download edited photo", elem_id="download", **off)
-            # shown by "Show every single edit": an empty gallery would only push the photo down on a phone
-            grid = gr.Gallery(
-                label="Every single edit: click one to apply it",
-                columns=3,
-                height="auto",
-                object_fit="contain",
-                allow_preview=False,
-                fit_columns=False,
-                buttons=[],
-                visible=False,
-                elem_id="edit-gallery",
-            )
+            results = _results()
     examples = sorted(ASSETS.glob("*.png"))
     if examples:
         gr.Examples(
             [str(p) for p in examples],
-            inputs=photo,
+            inputs=controls["photo"],
             label="Or try an example",
             example_labels=[p.stem.replace("_", " ").title() for p in examples],
             cache_examples=False,
         )
-    return FaceTab(
-        photo,
-        faces,
-        every_face,
-        hair,
-        others,
-        edit_btn,
-        grid_btn,
-        reset_btn,
-        before_after,
-        strength,
-        download,
-        grid,
-        gr.State(None),
-        gr.State(None),
-        gr.State([]),
+    return FaceTab(**controls, **results, prepared=gr.State(None), original=gr.State(None), tile_targets=gr.State([]))
+
+
+def _controls(ed: FaceEditor | None) -> dict[str, gr.components.Component]:
+    """The left column: the photo, its faces, the attribute choices and the buttons (disabled until a face)."""
+    off = {"interactive": False}
+    photo = gr.Image(type="pil", label="Photo", sources=["upload", "webcam", "clipboard"])
+    # fit_columns=False: thumbnails stay thumbnails, not zoomed full-width squares
+    faces = gr.Gallery(
+        label="Faces found: click one to edit it",
+        columns=6,
+        height=150,
+        object_fit="contain",
+        allow_preview=False,
+        fit_columns=False,
+        visible=False,
+        buttons=[],
+        elem_id="faces",
     )
+    every_face = gr.Checkbox(
+        False, label="Edit every face", info="Apply the same changes to every face in the photo", visible=False, **off
+    )
+    hair_choices = [("Keep", KEEP)] + [(display_name(a), a) for a in ed.schema.exclusive] if ed else [KEEP]
+    hair = gr.Radio(hair_choices, value=KEEP, label="Hair colour", **off)
+    others = gr.CheckboxGroup(
+        [(display_name(a), a) for a in other_attributes(ed)] if ed else [], label="Attributes", **off
+    )
+    with gr.Row():
+        edit_btn = gr.Button("Edit", variant="primary", **off)
+        grid_btn = gr.Button("Show every single edit", **off)
+        reset_btn = gr.Button("Reset", **off)
+    return dict(
+        photo=photo,
+        faces=faces,
+        every_face=every_face,
+        hair=hair,
+        others=others,
+        edit_btn=edit_btn,
+        grid_btn=grid_btn,
+        reset_btn=reset_btn,
+    )
+
+
+def _results() -> dict[str, gr.components.Component]:
+    """The right column: the before/after slider, the intensity, the download and the gallery of single edits."""
+    off = {"interactive": False}
+    before_after = gr.ImageSlider(
+        label="Before / after (drag the handle)",
+        type="filepath",
+        interactive=False,
+        buttons=["fullscreen"],
+        elem_id="before-after",
+    )
+    strength = gr.Slider(0, 2, value=1, step=0.1, label="Intensity", elem_id="intensity", **off)
+    download = gr.DownloadButton("Download edited photo", elem_id="download", **off)
+    # shown by "Show every single edit": an empty gallery would only push the photo down on a phone
+    grid = gr.Gallery(
+        label="Every single edit: click one to apply it",
+        columns=3,
+        height="auto",
+        object_fit="contain",
+        allow_preview=False,
+        fit_columns=False,
+        buttons=[],
+        visible=False,
+        elem_id="edit-gallery",
+    )
+    return dict(before_after=before_after, strength=strength, download=download, grid=grid)

@@ -1,4 +1,5 @@
-"""Resume checkpoints: a run's whole training state, written atomically, read back with weights_only=True."""
+"""Resume checkpoints of a run dir (not the weights files the app serves: those are stargan_app/checkpoint.py): a
+run's whole training state, written atomically, read back with weights_only=True."""
 
 from __future__ import annotations
 

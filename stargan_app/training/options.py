@@ -1,16 +1,37 @@
-"""Frozen training configs: one field per `app.py train` flag, its help text beside it; a run saves its config."""
+"""Training options: one frozen dataclass per trainer, one field per `app.py train` flag with its help text beside it;
+a run saves its options as config.json."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from stargan_app.config import GROUP_A, GROUP_B
+from stargan_app.config import GROUP_A, GROUP_B, OUTPUT_MODES, UPSAMPLE_MODES, check_choice
+
+RECIPE_NAMES = ("wgan-gp", "v2", "conditional")  # training/recipes.py's objectives, by name
+AUGMENTATIONS = ("translation", "cutout")  # training/augment.py's DiffAugment transforms, by name
+PAPER_N_CRITIC = 5  # D steps per G step of the paper's WGAN-GP; every other recipe takes 1
 
 
-def opt(default: Any, help: str) -> Any:
-    """A dataclass field whose help text becomes the CLI flag's documentation."""
-    return field(default=default, metadata={"help": help})
+def opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field whose help text becomes the CLI flag's documentation, and its choices the flag's."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+def parse_policy(spec: str) -> tuple[str, ...]:
+    """'translation,cutout' -> ('translation', 'cutout'); '' -> () (no augmentation)."""
+    names = tuple(name.strip() for name in spec.split(",") if name.strip())
+    unknown = [n for n in names if n not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(f"unknown augmentation {unknown}: choose from {', '.join(AUGMENTATIONS)}")
+    return names
+
+
+def check_choices(cfg: Any) -> None:
+    """Every choice field of a training config holds one of its choices (the one check, at construction)."""
+    for f in fields(cfg):
+        if f.metadata.get("choices"):
+            check_choice(f.name, getattr(cfg, f.name), f.metadata["choices"])
 
 
 @dataclass(frozen=True)
@@ -41,18 +62,21 @@ class StarGANTrainConfig(RunConfig):
     d_repeat_num: int = opt(5, "stride-2 convs in D (6 for 128 px as in the paper)")
     output: str = opt(
         "image",
-        "G output: 'image' (official, rewrites every pixel), 'masked' (colour + attention mask) or 'residual' "
-        "(clamp(x + Δ, -1, 1); an image-output file seeds it with its last conv zeroed: G starts at the identity)",
+        "G output: 'image' (official, rewrites every pixel) or 'residual' (clamp(x + Δ, -1, 1); an image-output file "
+        "seeds it with its last conv zeroed: G starts at the identity)",
+        OUTPUT_MODES,
     )
     upsample: str = opt(
         "deconv",
-        "G upsampling: 'deconv' (official transposed convs), 'deconv_blur' (each followed by a "
-        "fixed [1,2,1] blur: no checkerboard, same weights) or 'resize' (nearest + 3x3 conv)",
+        "G upsampling: 'deconv' (official transposed convs) or 'deconv_blur' (each followed by a fixed [1,2,1] blur: "
+        "no checkerboard, same weights)",
+        UPSAMPLE_MODES,
     )
     recipe: str = opt(
         "wgan-gp",
         "'wgan-gp' (paper: WGAN-GP, n_critic 5), 'v2' (StarGAN v2: non-saturating + lazy R1, EMA G) or 'conditional' "
         "(v2 with a conditional real/fake head per attribute and value in D, and no classification term for G)",
+        RECIPE_NAMES,
     )
     group_a: str = opt(",".join(GROUP_A), "comma-separated attributes of label group A")
     group_b: str = opt(",".join(GROUP_B), "comma-separated attributes of label group B ('' for one group)")
@@ -77,7 +101,7 @@ class StarGANTrainConfig(RunConfig):
     guide: str = opt(
         "",
         "a robust attribute classifier (`train guide`) whose BCE on G's fakes at their targets pays G for the "
-        "attributes; frozen ('' = none)",
+        "attributes, in place of D's classification term; frozen ('' = none)",
     )
     lambda_guide: float = opt(1.0, "weight of the guide's term in G's loss")
     guide_keep: float = opt(
@@ -85,25 +109,12 @@ class StarGANTrainConfig(RunConfig):
         "weight, inside the guide's term, of its BCE on the other label group's attributes towards its own reading of "
         "the input face (0 = off): without it a hair edit that adds glasses the guide reads as hair is not charged",
     )
-    guide_mode: str = opt(
-        "replace",
-        "'replace': the guide's term takes the place of D's classification term in G's loss; 'add': G pays both "
-        "(the conditional recipe has no such term, so the two are the same there)",
-    )
     d_warmup: int = opt(
         0, "steps from step 0 on which only D trains (the conditional head learns the attributes before G follows it)"
-    )
-    targets: str = opt(
-        "shuffle",
-        "target labels: 'shuffle' (the paper's: a shuffle of the batch's labels) or 'balanced' (each face switches "
-        "one attribute drawn uniformly, so rare ones such as a hat are asked for as often as any)",
     )
     lambda_gp: float = opt(10.0, "weight of the gradient penalty (wgan-gp)")
     lambda_r1: float = opt(1.0, "weight of the R1 penalty on real images (v2)")
     r1_every: int = opt(4, "lazy R1: penalise every this many D steps, scaled up to match (v2)")
-    lambda_mask: float = opt(0.05, "weight of mean(M) on the translation pass (masked G keeps edits local)")
-    lambda_mask_tv: float = opt(0.05, "weight of the total variation of M (smooth masks)")
-    mask_warmup: int = opt(2000, "steps before the mask penalties start, then ramped over as many (collapse guard)")
     augment: str = opt(
         "",
         "DiffAugment policy for every image D sees, real and fake: comma-separated from 'translation' (reflect-padded "
@@ -121,10 +132,16 @@ class StarGANTrainConfig(RunConfig):
         False, "torch.compile G (D stays eager: its R1 and gradient penalty need double backward); pays on the CPU too"
     )
 
+    def __post_init__(self) -> None:
+        check_choices(self)
+        parse_policy(self.augment)
+        if self.continue_from and self.init_weights:
+            raise ValueError("--continue-from and --init-weights both name a starting point: give one")
+
 
 @dataclass(frozen=True)
 class CGANTrainConfig(RunConfig):
-    dataset: str = opt("mnist", "mnist or fashion")
+    dataset: str = opt("mnist", "which digits or clothes", ("mnist", "fashion"))
     data_dir: str = opt("", "folder with the four idx .gz files ('' = download with torchvision)")
     run_dir: str = opt("", "run folder ('' = runs/cgan_<dataset>)")
     out: str = opt("", "weights file ('' = weights/cgan_<dataset>.safetensors)")
@@ -137,6 +154,9 @@ class CGANTrainConfig(RunConfig):
     sample_every: int = opt(2000, "steps between sample grids (0 = never)")
     save_every: int = opt(2000, "steps between resume checkpoints")
     fp16_export: bool = opt(False, "store exported weights as fp16")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
 
 
 @dataclass(frozen=True)
