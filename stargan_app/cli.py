@@ -275,6 +275,7 @@ def add_eval_hair_colours_parser(esub: argparse._SubParsersAction) -> None:
     e.add_argument("--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
     e.add_argument("--test-size", type=int, default=1000, help="held-out last ids")
     e.add_argument("--limit", type=int, default=40, help="held-out photos edited")
+    add_regions_argument(e)
     add_hair_colours_argument(e)
     e.add_argument(
         "--labelled-source",
