@@ -6,7 +6,8 @@
 
 Rows: the served editor (BlazeFace proposals refined by MTCNN, region maps + guided paste-back, when the maps ship
 beside the weights, and the person and skin masks of hair edits); the same without the masks; the same editor with
-the maps off (the ellipse and the plain warp, as before the maps); the naive path, which runs MTCNN on the
+the maps off (the ellipse and the plain warp, as before the maps); the served editor without the hair-colour
+model; the naive path, which runs MTCNN on the
 full-resolution photo (no proposer, no first pass), then the same G and paste-back. All are measured in one run,
 uncached (a fresh detection cache, and so fresh masks, for every repeat), and the naive/ours ratio is printed. Below
 them, a row per stage of the served editor's first edit (median seconds spent in each step; "other" is the rest).
@@ -68,6 +69,7 @@ def stage_clock(editor: FaceEditor) -> Iterator[dict[str, float]]:
         (editor, "_generate", "G (edit + no-edit reference)"),
         (editor.compositor, "gate", "gate (region maps x masks)"),
         (editor.compositor, "paste_change", "guided paste-back"),
+        (editor.compositor, "recolour_hair", "hair-colour model"),
     ]
     if editor.detector.proposer is not None:
         steps.append((editor.detector.proposer, "propose", "propose (BlazeFace)"))
@@ -125,6 +127,7 @@ def main() -> None:
     ours = FaceEditor.from_pretrained(args.weights)
     editors = {
         "ours": ours,
+        "ours, no hair-colour model": FaceEditor.from_pretrained(args.weights, hair_colours=False),
         "ours, no person/skin masks": FaceEditor.from_pretrained(args.weights, person_masks=False),
         "ours, region maps off": FaceEditor.from_pretrained(args.weights, regions=False),
     }
