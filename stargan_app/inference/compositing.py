@@ -354,9 +354,9 @@ class Compositor:
         colour: str,
         strength: float = 1.0,
     ) -> Image.Image:
-        """A hair-colour edit (`edited`, the photo with G's change pasted, changed in place) with its hair recoloured by the colour
-        model (HairColourModel.recolour): over this face's hair (the colour's region map times the hair mask), weighted
-        by where G's change (3, S, S) says hair is, at the photo's resolution. Pixels outside stay bit-exact."""
+        """A hair-colour edit (`edited`, the photo with G's change pasted; changed in place) with its hair recoloured
+        by the colour model (HairColourModel.recolour): over this face's hair (the colour's region map times the hair
+        mask), weighted by where G's change (3, S, S) says hair is. Pixels outside stay bit-exact."""
         if self.hair_colours is None or self.regions is None:
             return edited
         size = change.size(-1)
