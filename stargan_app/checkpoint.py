@@ -28,6 +28,7 @@ DEFAULT_FILES = {
 REGIONS_SUFFIX = (
     ".regions.safetensors"  # a stargan file's attribute region maps live beside it: NAME.regions.safetensors
 )
+HAIR_COLOURS_FILE = "hair_colours.safetensors"  # the hair-colour model, beside the face weights (any of them)
 HUB_REPO_ENV = "STARGAN_APP_HUB_REPO"  # optional: fetch missing weights from this Hugging Face repo id
 HUB_REPO_FILE = "HUB_REPO"  # the same, written into weights/ of a published Space
 
@@ -144,16 +145,23 @@ def resolve_weights(name_or_path: str | Path | None, default: str) -> Path:
             "model repo, or pass the path of a weights file."
         )
     path = _hub_download(repo, filename)
-    try:  # the region maps land in the same snapshot folder, where the editor looks for them; optional
-        _hub_download(repo, companion_name(filename))
-    except WeightsError:
-        pass
+    for companion in companion_files(filename):  # into the same snapshot folder, where the editor looks; optional
+        try:
+            _hub_download(repo, companion)
+        except WeightsError:
+            pass
     return path
 
 
 def companion_name(filename: str) -> str:
     """The name of the region maps that belong beside a weights file."""
     return filename.removesuffix(".safetensors") + REGIONS_SUFFIX
+
+
+def companion_files(filename: str) -> list[str]:
+    """The files that belong beside a shipped weights file: its region maps and, beside the face weights, the
+    hair-colour model."""
+    return [companion_name(filename)] + ([HAIR_COLOURS_FILE] if filename == DEFAULT_FILES["stargan"] else [])
 
 
 def hub_repo() -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard, SpaceCard
 
-from stargan_app.checkpoint import DEFAULT_FILES, HUB_REPO_FILE, WEIGHTS_DIR, companion_name
+from stargan_app.checkpoint import DEFAULT_FILES, HUB_REPO_FILE, WEIGHTS_DIR, companion_files
 from stargan_app.errors import StarGANAppError
 
 ROOT = WEIGHTS_DIR.parent
@@ -36,7 +36,7 @@ IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 # model repo, so weights left in a Space by an earlier publish would otherwise go on being served.
 SPACE_DELETE = ["*.safetensors", "weights/*", "stargan_app/*", "assets/*", "docs/*"]
 MODEL_DELETE = ["*.safetensors", "*.png"]
-CARD_PICTURES = ("sheet.png", "regions.png")  # what weights/README.md shows, uploaded beside it
+CARD_PICTURES = ("sheet.png", "regions.png", "hair_colours.png")  # what weights/README.md shows, uploaded beside it
 LOGIN = "run `hf auth login` (a token with write access) or set HF_TOKEN"
 
 
@@ -45,8 +45,8 @@ class PublishError(StarGANAppError):
 
 
 def shipped_weights() -> list[Path]:
-    """The weights files to publish, with the region maps beside them where there are any."""
-    names = [n for name in DEFAULT_FILES.values() for n in (name, companion_name(name))]
+    """The weights files to publish, with the region maps and the hair-colour model beside them where there are any."""
+    names = [n for name in DEFAULT_FILES.values() for n in (name, *companion_files(name))]
     return [WEIGHTS_DIR / name for name in names if (WEIGHTS_DIR / name).is_file()]
 
 

@@ -68,7 +68,9 @@ def test_dry_run_with_a_model_repo_keeps_weights_out_of_the_space(tmp_path):
     )
     assert {"app.py", "pre-requirements.txt", "requirements.txt", "LICENSE"} <= set(staged_files(space))
     assert not list(space.rglob("__pycache__"))
-    assert staged_files(model) == sorted([*SHIPPED, "README.md", "regions.png", "sheet.png"])  # the card's pictures too
+    assert staged_files(model) == sorted(
+        [*SHIPPED, "README.md", "regions.png", "sheet.png", "hair_colours.png"]
+    )  # the card's pictures too
     assert {"README.md", "docs/api.md", "docs/images/before_after.png"} <= set(staged_files(space))
     assert (
         ModelCard.load(model / "README.md").data.to_dict() == ModelCard.load(WEIGHTS_DIR / "README.md").data.to_dict()
@@ -236,7 +238,7 @@ def test_hub_download_brings_the_region_maps_beside_the_weights(tmp_path, monkey
     monkeypatch.setenv(checkpoint.HUB_REPO_ENV, "me/weights")
     weights = DEFAULT_FILES["stargan"]
     assert checkpoint.resolve_weights(None, "stargan") == tmp_path / weights  # maps or not, the weights come
-    assert calls == [weights, checkpoint.companion_name(weights)]
+    assert calls == [weights, checkpoint.companion_name(weights), checkpoint.HAIR_COLOURS_FILE]
 
 
 def test_publish_ships_the_region_maps_with_the_weights(tmp_path, monkeypatch):

@@ -20,12 +20,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from stargan_app.checkpoint import HAIR_COLOURS_FILE
 from stargan_app.config import HAIR_COLOURS
 from stargan_app.errors import WeightsError
 from stargan_app.imaging import gaussian_blur, lab_to_srgb, srgb_to_lab
 
 HAIR_COLOURS_FORMAT = "stargan-app-hair-colours/1"
-HAIR_COLOURS_FILE = "hair_colours.safetensors"  # looked for beside the weights file
 QUANTILES = 101  # brightness quantiles stored per colour (0, 1, ..., 100 %)
 BIN_EDGES = np.linspace(0.0, 100.0, 21, dtype=np.float32)  # L* bins of the chroma curve, 5 units wide
 MIN_BIN_PIXELS = 2000  # a bin with fewer samples takes its chroma from its neighbours
