@@ -6,6 +6,8 @@ import io
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
