@@ -1,5 +1,5 @@
 """Redraw docs/images/before_after.png, the README's first picture: assets/astronaut.png and its served "Black hair"
-edit, side by side, each the padded square around the face at 256 px (run from the repository root: python docs/images/make_before_after.py)."""
+edit side by side, each the padded square around the face at 256 px (python docs/images/make_before_after.py)."""
 
 import sys
 from pathlib import Path
