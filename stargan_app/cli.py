@@ -254,9 +254,7 @@ def add_eval_parsers(sub: argparse._SubParsersAction) -> None:
     add_eval_stargan_parser(esub)
     add_eval_hair_colours_parser(esub)
     e = esub.add_parser("guide", help="the guide's held-out recall/specificity and its gradient-ascent grid")
-    e.add_argument("--weights", default="weights/stargan_guide.safetensors", help="a `train guide` weights file")
-    e.add_argument("--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
-    e.add_argument("--test-size", type=int, default=1000, help="held-out last ids")
+    add_held_out_arguments(e, "weights/stargan_guide.safetensors", "a `train guide` weights file")
     e.add_argument("--out", default=None, help="write the ascent grid (a PNG) here")
     e.add_argument("--faces", type=int, default=8, help="held-out faces in the grid")
     e.add_argument("--json", default=None, help="also write the results here")
@@ -269,11 +267,16 @@ def add_eval_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", default=None, help="also write the results here")
 
 
-def add_eval_hair_colours_parser(esub: argparse._SubParsersAction) -> None:
-    e = esub.add_parser("hair-colours", help="share of served hair-colour edits whose colour real hair of it has")
-    e.add_argument("--weights", default=None, help="weights file (default: the shipped one)")
+def add_held_out_arguments(e: argparse.ArgumentParser, weights: str | None = None, what: str = "weights file") -> None:
+    """--weights, --data-dir and --test-size: the file an eval measures and the held-out CelebA ids it reads."""
+    e.add_argument("--weights", default=weights, help=what if weights else f"{what} (default: the shipped one)")
     e.add_argument("--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
     e.add_argument("--test-size", type=int, default=1000, help="held-out last ids")
+
+
+def add_eval_hair_colours_parser(esub: argparse._SubParsersAction) -> None:
+    e = esub.add_parser("hair-colours", help="share of served hair-colour edits whose colour real hair of it has")
+    add_held_out_arguments(e)
     e.add_argument("--limit", type=int, default=40, help="held-out photos edited")
     add_regions_argument(e)
     add_hair_colours_argument(e)
@@ -288,9 +291,7 @@ def add_eval_hair_colours_parser(esub: argparse._SubParsersAction) -> None:
 def add_eval_stargan_parser(esub: argparse._SubParsersAction) -> None:
     """eval stargan: the held-out figures of a weights file, through the served pipeline and its options."""
     e = esub.add_parser("stargan", help="attribute transfer, reconstruction and classifier ceiling on held-out faces")
-    e.add_argument("--weights", default=None, help="weights file (default: the shipped one)")
-    e.add_argument("--data-dir", default=StarGANTrainConfig.data_dir, help="CelebA folder")
-    e.add_argument("--test-size", type=int, default=1000, help="held-out last ids")
+    add_held_out_arguments(e)
     e.add_argument("--limit", type=int, default=0, help="judge only the first N held-out faces (0 = all)")
     e.add_argument("--cache-dir", default="runs/eval_cache", help="where the reference classifier is cached")
     e.add_argument("--sheet", default=None, help="also write a labelled PNG of edited portraits here")

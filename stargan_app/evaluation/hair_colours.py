@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from stargan_app.checkpoint import HAIR_COLOURS_FILE, WEIGHTS_DIR
 from stargan_app.config import HAIR_COLOURS
 from stargan_app.data.celeba import read_split
 from stargan_app.imaging import lab_to_srgb, srgb_to_lab
@@ -150,9 +151,7 @@ def hair_colour_plausibility(
     data set's labels."""
     from stargan_app.imaging import load_image
 
-    judge = colours or HairColourModel.load(
-        Path(__file__).resolve().parents[2] / "weights" / "hair_colours.safetensors"
-    )
+    judge = colours or HairColourModel.load(WEIGHTS_DIR / HAIR_COLOURS_FILE)
     split = read_split(data_dir, test_size)
     names = split.names
     held = [(split.files[i], split.values[i].numpy()) for i in range(split.split, len(split.files))][:limit]

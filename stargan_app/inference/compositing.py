@@ -359,8 +359,7 @@ class Compositor:
         mask), weighted by where G's change (3, S, S) says hair is. Pixels outside stay bit-exact."""
         if self.hair_colours is None or self.regions is None:
             return edited
-        size = change.size(-1)
-        hair = self.regions.union([colour], size, torch.zeros(size, size)) * crop_mask(masks, "hair", size)
+        hair = self.gate([colour], change.size(-1), masks)  # the colour's region map times the face's hair mask
         moved = gaussian_blur(change.abs().mean(0)[None, None], 1.0)[0, 0]
         scale = torch.quantile(moved[hair > 0.5], 0.9) if bool((hair > 0.5).any()) else moved.max()
         weight = hair * (HAIR_FLOOR + (1 - HAIR_FLOOR) * (moved / scale.clamp(min=1e-6)).clamp(max=1.0))

@@ -92,10 +92,9 @@ class Generator(nn.Module):
                 nn.ReLU(inplace=True),
             ]
             dim //= 2
-        if cfg.output == "residual":
-            layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False)]  # the image layout's last conv: its weights load here
-        else:
-            layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False), nn.Tanh()]
+        layers += [nn.Conv2d(dim, 3, 7, 1, 3, bias=False)]  # the same last conv for both outputs: weights carry over
+        if cfg.output == "image":
+            layers += [nn.Tanh()]
         self.main = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
