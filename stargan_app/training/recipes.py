@@ -95,7 +95,13 @@ class Recipe:
         return step >= self.cfg.d_warmup and (step + 1) % self.n_critic == 0
 
     def d_loss(
-        self, D: nn.Module, G: nn.Module, batch: Batch, step: int, autocast: Autocast
+        self,
+        D: nn.Module,
+        G: nn.Module,
+        batch: Batch,
+        step: int,
+        autocast: Autocast,
+        x_fake: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, Logs]:
         raise NotImplementedError
 
@@ -104,12 +110,20 @@ class Recipe:
         raise NotImplementedError
 
     def g_loss(
-        self, G: nn.Module, D: nn.Module, batch: Batch, step: int, autocast: Autocast
+        self,
+        G: nn.Module,
+        D: nn.Module,
+        batch: Batch,
+        step: int,
+        autocast: Autocast,
+        x_fake: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, Logs]:
-        """Fool D, reconstruct the input through the cycle (and at the source labels)."""
+        """Fool D, reconstruct the input through the cycle (and at the source labels). `x_fake`: G(x, c_trg) with its
+        graph when the step has it already (train_step's D pass), else computed here."""
         cfg = self.cfg
         with autocast:
-            x_fake = G(batch.x, batch.c_trg)
+            if x_fake is None:
+                x_fake = G(batch.x, batch.c_trg)
             fake = D(self.seen_by_d(x_fake, batch), with_cond=True)
             x_rec = G(x_fake, batch.c_org)
             g_guide = None if self.guide is None else guide_loss(self.guide, x_fake, batch, cfg.guide_keep)
@@ -128,10 +142,13 @@ class Recipe:
             logs["G/id"] = g_id
         return g_loss, logs
 
-    def fakes(self, G: nn.Module, batch: Batch) -> torch.Tensor:
-        """G's edits of the batch at its targets, as D trains on them (no gradient to G)."""
-        with torch.no_grad():
-            return G(batch.x, batch.c_trg).to(batch.x.dtype)
+    def fakes(self, G: nn.Module, batch: Batch, x_fake: torch.Tensor | None = None) -> torch.Tensor:
+        """G's edits of the batch at its targets, as D trains on them (no gradient to G): `x_fake` detached when the
+        step computed it already, else a pass of G without a graph."""
+        if x_fake is None:
+            with torch.no_grad():
+                x_fake = G(batch.x, batch.c_trg)
+        return x_fake.detach().to(batch.x.dtype)
 
 
 class WganGp(Recipe):
@@ -143,11 +160,17 @@ class WganGp(Recipe):
         return {"gp": self.cfg.lambda_gp}
 
     def d_loss(
-        self, D: nn.Module, G: nn.Module, batch: Batch, step: int, autocast: Autocast
+        self,
+        D: nn.Module,
+        G: nn.Module,
+        batch: Batch,
+        step: int,
+        autocast: Autocast,
+        x_fake: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, Logs]:
         cfg, x, B = self.cfg, batch.x, batch.x.size(0)
         with autocast:
-            x_fake = self.fakes(G, batch)
+            x_fake = self.fakes(G, batch, x_fake)
             src, cls = D(self.seen_by_d(torch.cat([x, x_fake]), batch))  # one forward: D has no normalisation
             (src_real, src_fake), cls_real = src.split(B), cls[:B]
             # the interpolates get their own forward so the double backward covers only them
@@ -169,12 +192,18 @@ class NonSaturatingR1(Recipe):
     """StarGAN v2's adversarial loss: non-saturating, lazy R1 on real faces; the paper's classification terms."""
 
     def d_loss(
-        self, D: nn.Module, G: nn.Module, batch: Batch, step: int, autocast: Autocast
+        self,
+        D: nn.Module,
+        G: nn.Module,
+        batch: Batch,
+        step: int,
+        autocast: Autocast,
+        x_fake: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, Logs]:
         cfg, x, B = self.cfg, batch.x, batch.x.size(0)
         lazy_r1 = cfg.lambda_r1 > 0 and step % cfg.r1_every == 0
         with autocast:
-            x_fake = self.fakes(G, batch)
+            x_fake = self.fakes(G, batch, x_fake)
             if lazy_r1:  # R1 needs the real forward on its own, with x requiring grad
                 x_real = x.detach().requires_grad_(True)
                 real = D(self.seen_by_d(x_real, batch), with_cond=True)

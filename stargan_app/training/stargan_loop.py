@@ -61,11 +61,16 @@ def train_step(
     for opt, base in ((gan.opt_g, cfg.g_lr), (gan.opt_d, cfg.d_lr)):
         for group in opt.param_groups:
             group["lr"] = linear_decay(base, step, cfg.num_iters)
-    d_loss, logs = recipe.d_loss(d_train, gan.G, batch, step, precision)
+    trains_g = recipe.trains_g(step)
+    x_fake = None
+    if trains_g:  # G's edit, once a step: D trains on it detached, G's loss keeps its graph (G is unchanged between)
+        with precision:
+            x_fake = g_train(batch.x, batch.c_trg)
+    d_loss, logs = recipe.d_loss(d_train, gan.G, batch, step, precision, x_fake)
     optimizer_step(gan.opt_d, d_loss)
-    if recipe.trains_g(step):
+    if trains_g:
         with frozen(gan.D):
-            g_loss, g_logs = recipe.g_loss(g_train, gan.D, batch, step, precision)
+            g_loss, g_logs = recipe.g_loss(g_train, gan.D, batch, step, precision, x_fake)
             optimizer_step(gan.opt_g, g_loss)
         if gan.G_ema is not None:
             # a residual warm start restarts the average at the identity: its decay ramps from that step (stylegan2-ada)
