@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import safe_open
@@ -162,6 +163,29 @@ def companion_files(filename: str) -> list[str]:
     """The files that belong beside a shipped weights file: its region maps and, beside the face weights, the
     hair-colour model."""
     return [companion_name(filename)] + ([HAIR_COLOURS_FILE] if filename == DEFAULT_FILES["stargan"] else [])
+
+
+Companion = TypeVar("Companion")
+
+
+def find_beside_weights(
+    weights: str | Path,
+    choice: str | Path | bool | Companion | None,
+    filename: str,
+    load: Callable[[Path], Companion],
+    kind: type[Companion],
+) -> Companion | None:
+    """A companion of a weights file (region maps, hair-colour model) as an option chooses it: False none;
+    an already loaded `kind` itself; None or True the file `filename` beside the weights, loaded, or None when there
+    is no such file; any other value a path, loaded (a missing or bad file raises the loader's WeightsError)."""
+    if choice is False:
+        return None
+    if isinstance(choice, kind):
+        return choice
+    if choice is None or choice is True:
+        path = Path(weights).with_name(filename)
+        return load(path) if path.is_file() else None
+    return load(Path(choice))
 
 
 def hub_repo() -> str:
