@@ -2,6 +2,7 @@
 the others."""
 
 import json
+from dataclasses import replace
 
 import pytest
 from conftest import TINY_STARGAN, WEIGHTS, FakeDetector, needs_weights, tiny_stargan, tiny_stargan_weights
@@ -93,6 +94,11 @@ def test_the_ui_marks_exactly_the_attributes_not_kept_as_experimental(weights):
     for attribute in ATTRIBUTES:
         assert labels[attribute].endswith(EXPERIMENTAL) == (attribute not in KEPT), labels[attribute]
     assert "experimental" in tab.others.info and "2026-12-07" in tab.others.info
+    assert tab.hair.info.startswith("experimental")  # Black_Hair is kept, the other colours are not
+    colours_kept = {a: 5 if a in TINY_STARGAN.labels.exclusive else 0 for a in ATTRIBUTES}
+    with gr.Blocks():
+        tab = build_face_tab(FaceEditor(*tiny_stargan(), keep_list=replace(keep_list(), kept_tiles=colours_kept)), "")
+    assert tab.hair.info is None and tab.others.info.startswith("experimental")  # words only where they apply
 
 
 def test_the_ui_marks_nothing_without_a_list_and_names_a_bad_one_in_words(tmp_path, monkeypatch):

@@ -87,12 +87,13 @@ def _controls(ed: FaceEditor | None) -> dict[str, gr.components.Component]:
     every_face = gr.Checkbox(
         False, label="Edit every face", info="Apply the same changes to every face in the photo", visible=False, **off
     )
-    hair_choices = [("Keep", KEEP)] + attribute_choices(ed, ed.schema.exclusive) if ed else [KEEP]
-    hair = gr.Radio(hair_choices, value=KEEP, label="Hair colour", info=experimental_info(ed), **off)
+    colours, attributes = (ed.schema.exclusive, other_attributes(ed)) if ed else ((), [])
+    hair_choices = [("Keep", KEEP)] + attribute_choices(ed, colours) if ed else [KEEP]
+    hair = gr.Radio(hair_choices, value=KEEP, label="Hair colour", info=experimental_info(ed, colours), **off)
     others = gr.CheckboxGroup(
-        attribute_choices(ed, other_attributes(ed)) if ed else [],
+        attribute_choices(ed, attributes) if ed else [],
         label="Attributes",
-        info=experimental_info(ed),
+        info=experimental_info(ed, attributes),
         **off,
     )
     with gr.Row():
@@ -117,12 +118,12 @@ def attribute_choices(ed: FaceEditor, attributes: Sequence[str]) -> list[tuple[s
     return [(display_name(a) + (EXPERIMENTAL if a in experimental else ""), a) for a in attributes]
 
 
-def experimental_info(ed: FaceEditor | None) -> str | None:
-    """The words under a choice group that say what "experimental" means, when the served G has such attributes."""
-    if ed is None or not ed.experimental_attributes:
+def experimental_info(ed: FaceEditor | None, attributes: Sequence[str]) -> str | None:
+    """The words under a choice group that say what "experimental" means, when some of its attributes are."""
+    if ed is None or not set(attributes) & set(ed.experimental_attributes):
         return None
     return (
-        f"{EXPERIMENTAL.strip()}: this model does not edit it well yet (counted on its portrait sheet, "
+        "experimental: this model does not edit it well yet (counted on its portrait sheet, "
         f"{ed.keep_list.judged}); try it, but expect smudges"
     )
 
