@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import safe_open
@@ -29,6 +30,7 @@ REGIONS_SUFFIX = (
     ".regions.safetensors"  # a stargan file's attribute region maps live beside it: NAME.regions.safetensors
 )
 HAIR_COLOURS_FILE = "hair_colours.safetensors"  # the hair-colour model, beside the face weights (any of them)
+KEEP_LIST_SUFFIX = ".keep.json"  # which attributes a stargan file edits well enough to keep: NAME.keep.json beside it
 HUB_REPO_ENV = "STARGAN_APP_HUB_REPO"  # optional: fetch missing weights from this Hugging Face repo id
 HUB_REPO_FILE = "HUB_REPO"  # the same, written into weights/ of a published Space
 
@@ -158,10 +160,39 @@ def companion_name(filename: str) -> str:
     return filename.removesuffix(".safetensors") + REGIONS_SUFFIX
 
 
+def keep_list_name(filename: str) -> str:
+    """The name of the keep list (the attributes judged worth keeping on the portrait sheet) beside a weights file."""
+    return filename.removesuffix(".safetensors") + KEEP_LIST_SUFFIX
+
+
 def companion_files(filename: str) -> list[str]:
     """The files that belong beside a shipped weights file: its region maps and, beside the face weights, the
-    hair-colour model."""
-    return [companion_name(filename)] + ([HAIR_COLOURS_FILE] if filename == DEFAULT_FILES["stargan"] else [])
+    hair-colour model and the keep list."""
+    face = [HAIR_COLOURS_FILE, keep_list_name(filename)] if filename == DEFAULT_FILES["stargan"] else []
+    return [companion_name(filename), *face]
+
+
+Companion = TypeVar("Companion")
+
+
+def find_beside_weights(
+    weights: str | Path,
+    choice: str | Path | bool | Companion | None,
+    filename: str,
+    load: Callable[[Path], Companion],
+    kind: type[Companion],
+) -> Companion | None:
+    """A companion of a weights file (region maps, hair-colour model, keep list) as an option chooses it: False none;
+    an already loaded `kind` itself; None or True the file `filename` beside the weights, loaded, or None when there
+    is no such file; any other value a path, loaded (a missing or bad file raises the loader's WeightsError)."""
+    if choice is False:
+        return None
+    if isinstance(choice, kind):
+        return choice
+    if choice is None or choice is True:
+        path = Path(weights).with_name(filename)
+        return load(path) if path.is_file() else None
+    return load(Path(choice))
 
 
 def hub_repo() -> str:

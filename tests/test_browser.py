@@ -17,6 +17,10 @@ import pytest
 from conftest import ROOT, WEIGHTS, needs_weights
 from PIL import Image
 
+from stargan_app.checkpoint import DEFAULT_FILES
+from stargan_app.inference.keep_list import find_keep_list
+from stargan_app.labels import display_name
+
 CHROMIUM = Path("/usr/bin/chromium")
 pytest.importorskip("playwright.sync_api")
 pytestmark = [
@@ -37,6 +41,16 @@ FLAGS = [
 SHOTS = ROOT / "artifacts" / "screenshots"
 GROUP_SIZE = (900, 560)
 HOPPER_BOX = (620, 270, 840, 528)  # where Grace Hopper (Face 2) is pasted into the group photo
+
+
+def choice(page, name: str):
+    """The hair-colour or attribute choice `name` ("Blond hair") by its label as the app shows it: marked experimental
+    where the keep list beside the served weights does not keep it (a better file changes the list, not this test)."""
+    from stargan_app.ui.face_layout import EXPERIMENTAL
+
+    kept = find_keep_list(WEIGHTS / DEFAULT_FILES["stargan"])
+    experimental = {display_name(a) for a in kept.experimental(tuple(kept.kept_tiles))} if kept else set()
+    return page.get_by_label(name + EXPERIMENTAL if name in experimental else name, exact=True)
 
 
 class GroupPhoto(NamedTuple):
@@ -140,7 +154,7 @@ def edit_session(page, url: str, group: GroupPhoto, width: int, tmp_path: Path) 
     # no face yet: the edit controls are disabled
     assert page.get_by_role("button", name="Edit", exact=True).is_disabled()
     assert page.locator("#intensity input[type=range]").is_disabled()
-    assert page.get_by_label("Blond hair", exact=True).is_disabled()
+    assert choice(page, "Blond hair").is_disabled()
     page.screenshot(path=str(SHOTS / f"start_{width}.png"), full_page=True)
     if width < 640:  # stacked, nothing to show yet: no empty result box between the controls and the examples
         assert not page.locator("#before-after").is_visible()
@@ -160,14 +174,12 @@ def edit_session(page, url: str, group: GroupPhoto, width: int, tmp_path: Path) 
     page.wait_for_function(
         "document.querySelectorAll('#faces button.thumbnail-item')[1].classList.contains('selected')", timeout=60_000
     )
-    expect(page.get_by_label("Hat", exact=True)).to_be_checked(
-        timeout=60_000
-    )  # Hopper's cap, read from the face now chosen
+    expect(choice(page, "Hat")).to_be_checked(timeout=60_000)  # Hopper's cap, read from the face now chosen
 
-    page.get_by_label("Blond hair", exact=True).check()  # a live edit already; the button gives the same one
+    choice(page, "Blond hair").check()  # a live edit already; the button gives the same one
     page.get_by_role("button", name="Edit", exact=True).click()
     edited = wait_for_result(page)
-    expect(page.get_by_label("Blond hair", exact=True)).to_be_checked()
+    expect(choice(page, "Blond hair")).to_be_checked()
     assert_no_sideways_scrolling(page)
     images = slider_images(page)
     assert [im[:2] for im in images] == [list(GROUP_SIZE)] * 2, images  # before and after at the photo's full size
@@ -205,7 +217,7 @@ def edit_session(page, url: str, group: GroupPhoto, width: int, tmp_path: Path) 
     page.screenshot(path=str(SHOTS / f"edit_gallery_{width}.png"), full_page=True)
     tiles.nth(captions.index("Gray hair")).click()  # applies that edit and sets the controls to it
     edited = wait_for_result(page, other_than=edited)
-    expect(page.get_by_label("Gray hair", exact=True)).to_be_checked()
+    expect(choice(page, "Gray hair")).to_be_checked()
     assert [im[:2] for im in slider_images(page)] == [list(GROUP_SIZE)] * 2
 
     with page.expect_download(timeout=60_000) as info:
@@ -225,7 +237,7 @@ def edit_session(page, url: str, group: GroupPhoto, width: int, tmp_path: Path) 
         page.get_by_label("Edit every face").check()
         every = wait_for_result(page, other_than=edited)
         assert every != edited and [im[:2] for im in slider_images(page)] == [list(GROUP_SIZE)] * 2
-        expect(page.get_by_label("Gray hair", exact=True)).to_be_checked()  # the same edit, now on both faces
+        expect(choice(page, "Gray hair")).to_be_checked()  # the same edit, now on both faces
         page.screenshot(path=str(SHOTS / f"every_face_{width}.png"), full_page=True)
 
 
@@ -244,7 +256,7 @@ def test_single_face_hides_the_face_picker(app_url, astronaut):
         text = page.inner_text("body")
         assert "faces found" not in text and "Edit every face" not in text  # no picker for a single face
         assert not page.locator("#faces").is_visible()
-        assert page.get_by_label("Blond hair", exact=True).is_enabled()  # and the face is ready to edit
+        assert choice(page, "Blond hair").is_enabled()  # and the face is ready to edit
 
 
 @needs_weights("cgan_mnist.safetensors")

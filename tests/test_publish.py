@@ -238,7 +238,12 @@ def test_hub_download_brings_the_region_maps_beside_the_weights(tmp_path, monkey
     monkeypatch.setenv(checkpoint.HUB_REPO_ENV, "me/weights")
     weights = DEFAULT_FILES["stargan"]
     assert checkpoint.resolve_weights(None, "stargan") == tmp_path / weights  # maps or not, the weights come
-    assert calls == [weights, checkpoint.companion_name(weights), checkpoint.HAIR_COLOURS_FILE]
+    assert calls == [
+        weights,
+        checkpoint.companion_name(weights),
+        checkpoint.HAIR_COLOURS_FILE,
+        checkpoint.keep_list_name(weights),
+    ]
 
 
 def test_publish_ships_the_region_maps_with_the_weights(tmp_path, monkeypatch):

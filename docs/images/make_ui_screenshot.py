@@ -1,5 +1,5 @@
 """Redraw docs/images/ui.jpg, the README's screenshot: the app (shipped weights) after a "Black hair" edit of
-assets/astronaut.png, 1280 x 900, in Debian's headless Chromium (run from the repository root with the app already
+assets/astronaut.png, 1280 x 1000, in Debian's headless Chromium (run from the repository root with the app already
 serving on http://127.0.0.1:7860: python app.py & python docs/images/make_ui_screenshot.py)."""
 
 import io
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 URL = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:7860/"
 with sync_playwright() as p:
     browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(URL)
     page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "astronaut.png"))
     page.get_by_label("Black hair", exact=True).check(timeout=120_000)

@@ -24,7 +24,7 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from stargan_app.checkpoint import companion_name
+from stargan_app.checkpoint import companion_name, find_beside_weights
 from stargan_app.config import LabelSchema
 from stargan_app.errors import WeightsError
 from stargan_app.face.align import FacePaster, compose_affine, feather_mask, footprint, grid_matrix
@@ -133,14 +133,7 @@ def regions_option(value: str | None) -> str | bool | None:
 
 def find_regions(weights: str | Path, regions: str | Path | bool | RegionMaps | None = None) -> RegionMaps | None:
     """The maps to use with a weights file: None/True the file beside it if there is one, False none, else that path."""
-    if regions is False:
-        return None
-    if isinstance(regions, RegionMaps):
-        return regions
-    if regions is None or regions is True:
-        path = regions_path(weights)
-        return RegionMaps.load(path) if path.is_file() else None
-    return RegionMaps.load(regions)
+    return find_beside_weights(weights, regions, regions_path(weights).name, RegionMaps.load, RegionMaps)
 
 
 def changed_attributes(

@@ -32,6 +32,7 @@ from stargan_app.inference.compositing import (
     find_regions,
 )
 from stargan_app.inference.hair_colour import HairColourModel, find_hair_colours
+from stargan_app.inference.keep_list import KeepList, find_keep_list
 from stargan_app.labels import (
     display_name,
     edit_passes,
@@ -131,19 +132,24 @@ class FaceEditor:
         guided: bool | None = None,
         segmenter: FaceSegmenter | None = None,
         hair_colours: HairColourModel | None = None,
+        keep_list: KeepList | None = None,
     ):
         """change_smoothing: see CHANGE_SMOOTHING (0 pastes the change as G made it); change_window: see CHANGE_WINDOW,
         used only without region maps (0 keeps the change up to the crop's edge); regions: where each attribute lives,
         which gates the change; guided: edge-aware upsampling of the change (None: on exactly when there are regions);
         segmenter: each face's person and skin masks, which further gate hair edits (with region maps only);
         hair_colours: the colours real hair has, which hair-colour edits take their chroma from (with region maps and
-        a segmenter; None: G's own colour)."""
+        a segmenter; None: G's own colour); keep_list: which attributes this G edits well enough to keep, counted on its
+        portrait sheet (None: not judged, none marked experimental)."""
         self.G = generator.eval()
         self.segmenter = segmenter
         guided = regions is not None if guided is None else guided
         self.compositor = Compositor(regions, change_smoothing, change_window, guided, hair_colours=hair_colours)
         self.D = discriminator.eval() if discriminator is not None else None
         self.config: StarGANConfig = generator.cfg
+        if keep_list is not None:
+            keep_list.check(self.config.labels.attributes)
+        self.keep_list = keep_list
         self.detector = detector or FaceDetector()
         self.info = info or {}
         # detection cache by image digest: the faces, and the masks of those prepared so far (by face box)
@@ -163,14 +169,19 @@ class FaceEditor:
         guided: bool | None = None,
         person_masks: bool = True,
         hair_colours: str | Path | bool | HairColourModel | None = None,
+        keep_list: str | Path | bool | KeepList | None = None,
     ) -> FaceEditor:
         """Load a weights file (None: the shipped weights/stargan_celeba.safetensors) and its region maps: by default
         NAME.regions.safetensors beside it when that exists (a file without maps edits as before them), False none,
         or a path. person_masks: gate hair edits by each face's person and skin (the vendored MediaPipe models on
         LiteRT; without ai-edge-litert installed, one log line and the maps alone). hair_colours: the hair-colour
-        model, found like the maps (hair_colours.safetensors beside the weights; False: none)."""
+        model, found like the maps (hair_colours.safetensors beside the weights; False: none). keep_list: the
+        attributes its portrait sheet kept, found like the maps (NAME.keep.json; it must name this file's sha256)."""
         loaded: LoadedWeights = load_weights(resolve_weights(path, "stargan"), kind="stargan", device=device)
         maps = find_regions(loaded.path, regions)
+        kept = find_keep_list(loaded.path, keep_list)
+        if kept is not None:
+            kept.check_judged_on(loaded.path)
         model = load_mask_model() if person_masks and maps is not None else None
         return cls(
             loaded.modules["G"],
@@ -182,6 +193,7 @@ class FaceEditor:
             guided=guided,
             segmenter=FaceSegmenter(model) if model is not None else None,
             hair_colours=find_hair_colours(loaded.path, hair_colours) if maps is not None else None,
+            keep_list=kept,
         )
 
     @property
@@ -215,6 +227,11 @@ class FaceEditor:
     @property
     def attributes(self) -> tuple[str, ...]:
         return self.schema.attributes
+
+    @property
+    def experimental_attributes(self) -> tuple[str, ...]:
+        """The attributes this G does not yet edit well enough to keep, by its keep list (none without one)."""
+        return self.keep_list.experimental(self.attributes) if self.keep_list is not None else ()
 
     def detect(self, image: ImageSource) -> list[DetectedFace]:
         """Faces above the size and confidence thresholds, largest first (cached per image content)."""

@@ -20,7 +20,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from stargan_app.checkpoint import HAIR_COLOURS_FILE
+from stargan_app.checkpoint import HAIR_COLOURS_FILE, find_beside_weights
 from stargan_app.config import HAIR_COLOURS
 from stargan_app.errors import WeightsError
 from stargan_app.imaging import gaussian_blur, lab_to_srgb, srgb_to_lab
@@ -182,14 +182,9 @@ def _on_curve(table: np.ndarray, lightness: np.ndarray) -> np.ndarray:
     return np.stack([np.interp(lightness, centres, table[:, k]) for k in range(2)], -1).astype(np.float32)
 
 
-def find_hair_colours(weights: str | Path, hair_colours: str | Path | bool | HairColourModel | None = None):
+def find_hair_colours(
+    weights: str | Path, hair_colours: str | Path | bool | HairColourModel | None = None
+) -> HairColourModel | None:
     """The hair-colour model to use with a weights file: None/True the shipped file beside it if there is one, False
     none, else that path (or model)."""
-    if hair_colours is False:
-        return None
-    if isinstance(hair_colours, HairColourModel):
-        return hair_colours
-    if hair_colours is None or hair_colours is True:
-        path = Path(weights).with_name(HAIR_COLOURS_FILE)
-        return HairColourModel.load(path) if path.is_file() else None
-    return HairColourModel.load(hair_colours)
+    return find_beside_weights(weights, hair_colours, HAIR_COLOURS_FILE, HairColourModel.load, HairColourModel)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import gradio as gr
@@ -9,6 +10,8 @@ import gradio as gr
 from stargan_app.inference import FaceEditor
 from stargan_app.labels import display_name
 from stargan_app.ui.shared import ASSETS, KEEP, other_attributes
+
+EXPERIMENTAL = " (experimental)"  # after the name of an attribute the served G's keep list does not keep
 
 # On a narrow screen the two columns stack. Until there is a result the result column is hidden there (an empty
 # slider would push the examples off screen), so the photo and the controls come first; once the before/after
@@ -84,10 +87,14 @@ def _controls(ed: FaceEditor | None) -> dict[str, gr.components.Component]:
     every_face = gr.Checkbox(
         False, label="Edit every face", info="Apply the same changes to every face in the photo", visible=False, **off
     )
-    hair_choices = [("Keep", KEEP)] + [(display_name(a), a) for a in ed.schema.exclusive] if ed else [KEEP]
-    hair = gr.Radio(hair_choices, value=KEEP, label="Hair colour", **off)
+    colours, attributes = (ed.schema.exclusive, other_attributes(ed)) if ed else ((), [])
+    hair_choices = [("Keep", KEEP)] + attribute_choices(ed, colours) if ed else [KEEP]
+    hair = gr.Radio(hair_choices, value=KEEP, label="Hair colour", info=experimental_info(ed, colours), **off)
     others = gr.CheckboxGroup(
-        [(display_name(a), a) for a in other_attributes(ed)] if ed else [], label="Attributes", **off
+        attribute_choices(ed, attributes) if ed else [],
+        label="Attributes",
+        info=experimental_info(ed, attributes),
+        **off,
     )
     with gr.Row():
         edit_btn = gr.Button("Edit", variant="primary", **off)
@@ -102,6 +109,22 @@ def _controls(ed: FaceEditor | None) -> dict[str, gr.components.Component]:
         edit_btn=edit_btn,
         grid_btn=grid_btn,
         reset_btn=reset_btn,
+    )
+
+
+def attribute_choices(ed: FaceEditor, attributes: Sequence[str]) -> list[tuple[str, str]]:
+    """(label, attribute) per choice; an attribute the served G does not yet edit well says so in its label."""
+    experimental = set(ed.experimental_attributes)
+    return [(display_name(a) + (EXPERIMENTAL if a in experimental else ""), a) for a in attributes]
+
+
+def experimental_info(ed: FaceEditor | None, attributes: Sequence[str]) -> str | None:
+    """The words under a choice group that say what "experimental" means, when some of its attributes are."""
+    if ed is None or not set(attributes) & set(ed.experimental_attributes):
+        return None
+    return (
+        "experimental: this model does not edit it well yet (counted on its portrait sheet, "
+        f"{ed.keep_list.judged}); try it, but expect smudges"
     )
 
 
