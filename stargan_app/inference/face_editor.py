@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -42,6 +43,8 @@ from stargan_app.labels import (
 )
 from stargan_app.models import Discriminator, Generator
 from stargan_app.runtime import module_device
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CHANGE_SMOOTHING",
@@ -176,12 +179,14 @@ class FaceEditor:
         or a path. person_masks: gate hair edits by each face's person and skin (the vendored MediaPipe models on
         LiteRT; without ai-edge-litert installed, one log line and the maps alone). hair_colours: the hair-colour
         model, found like the maps (hair_colours.safetensors beside the weights; False: none). keep_list: the
-        attributes its portrait sheet kept, found like the maps (NAME.keep.json; it must name this file's sha256)."""
+        attributes its portrait sheet kept, found like the maps (NAME.keep.json; ignored, with a log line, when it
+        counted another file's sheet)."""
         loaded: LoadedWeights = load_weights(resolve_weights(path, "stargan"), kind="stargan", device=device)
         maps = find_regions(loaded.path, regions)
         kept = find_keep_list(loaded.path, keep_list)
-        if kept is not None:
-            kept.check_judged_on(loaded.path)
+        if kept is not None and not kept.judged_on(loaded.path):  # e.g. retrained in place: not counted yet
+            log.warning("%s was judged on other weights than %s: no edit is marked.", Path(kept.path).name, loaded.path)
+            kept = None
         model = load_mask_model() if person_masks and maps is not None else None
         return cls(
             loaded.modules["G"],

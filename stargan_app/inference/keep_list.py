@@ -50,13 +50,9 @@ class KeepList:
                 "portrait sheet of this weights file again."
             )
 
-    def check_judged_on(self, weights: str | Path) -> None:
-        """Refuse a list judged on other weights than the file served (a new file needs its own count)."""
-        if file_sha256(weights) != self.weights_sha256:
-            raise WeightsError(
-                f"{self._name} was judged on another weights file than {Path(weights).name} (sha256 differs): count "
-                "its portrait sheet and rewrite the list (docs/training.md)."
-            )
+    def judged_on(self, weights: str | Path) -> bool:
+        """Whether this list counted the sheet of `weights` (by sha256): a retrained file has not been judged yet."""
+        return file_sha256(weights) == self.weights_sha256
 
     @property
     def _name(self) -> str:

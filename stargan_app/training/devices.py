@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as torch_dist
@@ -76,4 +77,27 @@ def teardown() -> None:
 def hardware(dist: Dist) -> str:
     if dist.device.type == "cuda":
         return f"{dist.world}x {torch.cuda.get_device_name(dist.device)}"
-    return f"{dist.world}x CPU ({os.cpu_count()} cores, {platform.machine()})"
+    return f"{dist.world}x CPU ({cpu_model()}, {os.cpu_count()} cores, {platform.machine()}, {cpu_isa()})"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), else what platform reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def cpu_isa() -> str:
+    """The widest matrix instructions training can use here: what sets its speed on a CPU (see docs/training.md)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        flags = set()
+    for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512-bf16"), ("avx512f", "AVX-512"), ("avx2", "AVX2")):
+        if flag in flags:
+            return name
+    return "no AVX2" if flags else "ISA unknown"

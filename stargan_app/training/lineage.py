@@ -25,6 +25,9 @@ STAGE_KEYS = (
     "batch_size",
     "hardware",
     "precision",
+    "processes",  # data-parallel processes (torchrun), one batch shard each
+    "threads",  # intra-op threads per process
+    "data",  # the data set by name (earlier stages: none, or a path on the machine that trained them)
 )
 
 

@@ -101,9 +101,11 @@ def run_info(
 ) -> dict:
     """The run's provenance, as its checkpoints and exported files carry it (its stage's keys among them)."""
     return {
-        "data": f"CelebA layout at {cfg.data_dir}: {len(split.images)} training images ({split.skipped} skipped), "
-        f"last {cfg.test_size} ids held out, {cfg.image_size}x{cfg.image_size}",
+        "data": f"CelebA '{Path(cfg.data_dir).resolve().name}': {len(split.images)} training images ({split.skipped} "
+        f"skipped), last {cfg.test_size} ids held out, {cfg.image_size}x{cfg.image_size}",
         "hardware": hardware(dist),
+        "processes": dist.world,
+        "threads": torch.get_num_threads(),
         "batch_size": cfg.batch_size * dist.world,
         "recipe": cfg.recipe,
         "n_critic": recipe.n_critic,
