@@ -4,6 +4,12 @@
     python benchmarks/train_throughput.py --steps 200 --conv-dim 64 --g-repeat-num 6                  # GPU
     python benchmarks/train_throughput.py --campaign       # the campaign's recipe: layout, batch 32, torch.compile
     python benchmarks/train_throughput.py --guide          # the conditional campaign step with and without the guide
+    python benchmarks/train_throughput.py --profile        # one campaign step (the preset, its guide) by phase
+
+`--profile` splits one step of the preset `campaign` (with its guide file) into its phases and times each alone, in
+CPU seconds of this process (steady beside other work; run it with OMP_NUM_THREADS=1 for the cost of a phase on one
+core): the batch draw, D's step (plain and with the lazy R1 term), G's step and its passes (G, D, the guide), the
+optimisers and the moving average.
 
 `--campaign` times the recipe the face model is trained with (v2, image G, deconv_blur, DiffAugment) under the
 levers that could raise its G updates/s: bf16 with and without channels_last, batch 32 (images/s is the fair unit
@@ -19,6 +25,7 @@ import argparse
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -93,6 +100,7 @@ def main() -> None:
     p.add_argument(
         "--guide", action="store_true", help="time the conditional campaign step with and without the attribute guide"
     )
+    p.add_argument("--profile", action="store_true", help="time one step of the preset 'campaign' by phase")
     args = p.parse_args()
     device = setup(args.device).device
     base = StarGANTrainConfig(
@@ -108,6 +116,8 @@ def main() -> None:
         return campaign_levers(base, device, args.steps)
     if args.guide:
         return guide_cost(base, device, args.steps)
+    if args.profile:
+        return profile_campaign_step(device, args.steps)
     rows = []
     variants = (
         ("wgan-gp", "image", "deconv"),
@@ -171,6 +181,83 @@ def guide_cost(base: StarGANTrainConfig, device: torch.device, steps: int) -> No
     for name, g in (("without the guide", None), ("with the guide (width 32)", guide)):
         rate = measure_layout(cfg, device, steps, layout, g)
         print(f"{name:34s} {rate:8.3f} {1 / rate:8.3f}", flush=True)
+
+
+def cpu_ms(fn: Callable[[], object], reps: int, warmup: int = 3) -> float:
+    """Milliseconds of this process's CPU time per call of fn, after warm-up calls."""
+    for _ in range(warmup):
+        fn()
+    start = time.process_time()
+    for _ in range(reps):
+        fn()
+    return (time.process_time() - start) / reps * 1000
+
+
+def profile_campaign_step(device: torch.device, reps: int) -> None:
+    """The preset 'campaign' (its guide file, synthetic data) by phase: each phase timed alone, then the whole step."""
+    from stargan_app.checkpoint import load_frozen_guide
+    from stargan_app.training.presets import CAMPAIGN
+    from stargan_app.training.recipes import guide_loss
+    from stargan_app.training.runs import frozen, update_ema
+
+    cfg, mcfg = CAMPAIGN, model_config(CAMPAIGN)
+    guide, _ = load_frozen_guide(cfg.guide, mcfg.labels.attributes, device)
+    precision = autocast_for(device, cfg.amp)
+    layout = torch.channels_last if precision.enabled or device.type == "cuda" else torch.contiguous_format
+    torch.manual_seed(0)
+    G = Generator(mcfg).to(device, memory_format=layout)
+    D = Discriminator(mcfg).to(device, memory_format=layout)
+    gan = new_gan_state("stargan", mcfg, G, D, cfg, cfg.g_lr, cfg.d_lr, info={})
+    images = torch.randint(0, 256, (256, 3, cfg.image_size, cfg.image_size), dtype=torch.uint8, device=device)
+    labels = (torch.rand(256, mcfg.labels.cls_dim, device=device) < 0.3).float()
+    data = TrainingData(images, labels, [torch.arange(g, 256, 2) for g in range(2)], layout)
+    g_train, recipe = torch.compile(G), recipe_for(cfg, guide)
+    batch = draw_batch(data, mcfg.labels, cfg, 1, rank=0)
+
+    def backward(loss: torch.Tensor) -> None:
+        loss.backward()
+        G.zero_grad(set_to_none=True), D.zero_grad(set_to_none=True)
+
+    def g_pass() -> None:
+        with precision:
+            out = g_train(batch.x, batch.c_trg)
+        backward(out.float().mean())
+
+    def d_pass() -> None:
+        x = batch.x.detach().requires_grad_(True)
+        with frozen(D), precision:
+            src, _, cond = D(recipe.seen_by_d(x, batch), with_cond=True)
+        backward(src.float().mean() + cond.float().mean())
+
+    def guide_pass() -> None:
+        x = batch.x.detach().requires_grad_(True)
+        with precision:
+            loss = guide_loss(guide, x, batch, cfg.guide_keep)
+        backward(loss)
+
+    def g_step() -> None:
+        with precision:
+            x_fake = g_train(batch.x, batch.c_trg)
+        with frozen(D):
+            backward(recipe.g_loss(g_train, D, batch, 1, precision, x_fake)[0])
+
+    phases = {
+        "batch draw": lambda: draw_batch(data, mcfg.labels, cfg, 3, rank=0),
+        "D step, plain (3 of 4 steps)": lambda: backward(recipe.d_loss(D, G, batch, 1, precision, batch.x)[0]),
+        "D step, with lazy R1 (1 of 4)": lambda: backward(recipe.d_loss(D, G, batch, 0, precision, batch.x)[0]),
+        "G step: 3 G passes, D, guide": g_step,
+        "  one G pass, forward + backward": g_pass,
+        "  D on 16 fakes, forward + backward": d_pass,
+        "  the guide (+ its keep read)": guide_pass,
+        "(before: D's fakes, an eager G pass)": lambda: recipe.fakes(G, batch),
+        "Adam, G and D": lambda: (gan.opt_g.step(), gan.opt_d.step()),
+        "moving average of G": lambda: update_ema(gan.G_ema, G, cfg.ema_decay, 100),
+    }
+    print(f"{'phase of one campaign step':38s} {'CPU ms':>8s}")
+    for name, fn in phases.items():
+        print(f"{name:38s} {cpu_ms(fn, reps):8.0f}", flush=True)
+    whole = cpu_ms(lambda: train_step(gan, g_train, D, batch, recipe, 5, precision), reps)
+    print(f"{'whole step without R1 (train_step)':38s} {whole:8.0f}")
 
 
 if __name__ == "__main__":
