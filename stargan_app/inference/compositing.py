@@ -397,7 +397,7 @@ class Compositor:
         Also what a person should be told: that no hair shows, or that the head already has that colour."""
         if matte is None or reading is None:
             return edited, NO_HAIR_MESSAGE
-        weight = matte.matte * min(1.0, max(0.0, strength))
+        weight = matte.matte.square() * min(1.0, max(0.0, strength))  # a mixed edge pixel keeps more of its own
         if not bool((weight > 0).any()):
             return edited, None
         on_grid = None if shape is None else matte.area.sample(shape[None])[0].numpy()

@@ -37,6 +37,11 @@ DETAIL_SIGMA = 2.0  # px of the working grid: chroma finer than this is the phot
 # recolour moves it by about that little, and the edit says so.
 IN_RANGE = 1.5
 IN_RANGE_SHIFT = 5.0
+# A pixel of the matte whose L* lies beyond the hair's own OUTLIER_RANKS quantiles is faded out over OUTLIER_FADE L*:
+# at the hairline the matte's soft edge holds skin, which ranks above all the hair and would map to the target's
+# brightest (a bright band along the hairline); a strand brighter than the rest still changes.
+OUTLIER_RANKS = (2, 98)
+OUTLIER_FADE = 8.0
 MIN_READ_PIXELS = 50  # fewer hair pixels than this give no reading: no hair to recolour
 
 
@@ -176,9 +181,13 @@ class HairColourModel:
         (quantile mapping: dark brown asked for black becomes black, and highlights and strands keep their order),
         plus `shape` (H, W, L* units; G's own brightness change, see Compositor.recolour_hair). Chroma: the colour's
         curve at that brightness plus CHROMA_DETAIL of the photo's own fine chroma. A head already of that colour
-        moves about as little as it differs from it. Blended into `edited` by `weight`.
+        moves about as little as it differs from it. Blended into `edited` by `weight`, less where a pixel is far
+        brighter or darker than the hair (OUTLIER_FADE).
         """
         lab = srgb_to_lab(photo)
+        low, high = reading.quantiles[list(OUTLIER_RANKS)]
+        outside = np.maximum(np.maximum(low - lab[..., 0], lab[..., 0] - high), 0.0)
+        weight = weight * np.clip(1.0 - outside / OUTLIER_FADE, 0.0, 1.0)
         lightness = self.brightness_at(colour, reading.ranks(lab[..., 0]))
         if shape is not None:
             lightness = np.clip(lightness + shape, 0.0, 100.0)
