@@ -46,6 +46,7 @@ FACE_OVAL = (
     152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
 )  # fmt: skip
 BROWS = (70, 63, 105, 66, 107, 336, 296, 334, 293, 300)
+BROW_OUTLINES = ((70, 63, 105, 66, 107, 55, 65, 52, 53, 46), (336, 296, 334, 293, 300, 276, 283, 282, 295, 285))
 CHEEKS = (50, 101, 205, 187, 280, 330, 425, 411)  # points on both cheeks, where skin is least often covered
 FACE_SIDES = (234, 454)
 NOSE_TIP = 1
@@ -82,7 +83,8 @@ BALD_SHARE = 0.5
 # are hair.
 LOWER_FACE = 0.12
 BEARD = 0.35
-HOLE_FILL = 0.12
+BROW_MARGIN = 0.03  # the eyebrows, grown by this many face widths, are never head hair either
+HOLE_FILL = 0.25
 # Below the jaw line (the row of the jaw's corners, JAW) this person is clothes, neck or hair. A pixel there stays hair
 # only when its colour is at least CLOTHES_ODDS times likelier under the hair above the brows than under this person's
 # pixels from CLOTHES_DROP face widths below the chin down (clothes, neck, and any long hair that falls there), fading
@@ -284,6 +286,13 @@ def colour_density(samples: np.ndarray) -> np.ndarray:
     return (hist / max(hist.sum(), 1e-12)).ravel()
 
 
+def colour_log_odds(rgb: np.ndarray, samples: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """(...) log2 of how much likelier each colour of `rgb` (..., 3 in [0, 1]) is under the colour density of
+    `samples` (K, 3) than under that of `others` (see colour_density; an unseen colour: even odds)."""
+    floor = 0.1 / COLOUR_BINS**3
+    return np.log2((colour_density(samples) + floor) / (colour_density(others) + floor))[_bin_index(rgb)]
+
+
 def skin_odds(
     rgb: np.ndarray, skin_samples: np.ndarray, hair_samples: np.ndarray, crown: np.ndarray
 ) -> np.ndarray | None:
@@ -403,7 +412,8 @@ def _bare_skin_coloured(
 
 
 def not_hair_mask(rgb: np.ndarray, person: np.ndarray, skin: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """(N, N) in [0, 1]: what a hair colour must not reach besides the skin: the lower face (LOWER_FACE) and this
+    """(N, N) in [0, 1]: what a hair colour must not reach besides the skin: the lower face (LOWER_FACE), the
+    eyebrows (BROW_MARGIN) and this
     person below the jaw line (JAW, faded in over JAW_FADE face widths) whose colour is not the hair's (CLOTHES_ODDS):
     clothes and neck."""
     size, width, oval = rgb.shape[0], _face_width(landmarks), landmarks[list(FACE_OVAL)]
@@ -411,6 +421,8 @@ def not_hair_mask(rgb: np.ndarray, person: np.ndarray, skin: np.ndarray, landmar
     lower = _polygon(oval, size, 1.0, grow=round(LOWER_FACE * width)) * (ys > landmarks[list(FACE_SIDES), 1].min())
     below_jaw = np.clip((ys - landmarks[list(JAW), 1].mean()) / max(JAW_FADE * width, 1.0), 0.0, 1.0)
     beard = _polygon(oval, size, JAW_FADE * width, grow=round(BEARD * width)) * below_jaw
+    for outline in BROW_OUTLINES:
+        lower = np.maximum(lower, _polygon(landmarks[list(outline)], size, 1.0, grow=round(BROW_MARGIN * width)))
     return np.maximum(np.maximum(lower, beard), _clothes(rgb, person, skin, landmarks)).astype(np.float32)
 
 
@@ -442,9 +454,7 @@ def _clothes(rgb: np.ndarray, person: np.ndarray, skin: np.ndarray, landmarks: n
         return np.zeros((size, size), np.float32)
     if len(hair) < MIN_HAIR_SAMPLES:
         return below.astype(np.float32).copy()
-    floor = 0.1 / COLOUR_BINS**3
-    odds = np.log2((colour_density(hair) + floor) / (colour_density(clothes) + floor))[_bin_index(rgb)]
-    keep = np.clip(odds - math.log2(CLOTHES_ODDS) + 1.0, 0.0, 1.0)
+    keep = np.clip(colour_log_odds(rgb, hair, clothes) - math.log2(CLOTHES_ODDS) + 1.0, 0.0, 1.0)
     keep = Image.fromarray((keep * 255).astype(np.uint8)).filter(ImageFilter.MedianFilter(3))
     keep = np.asarray(keep.filter(ImageFilter.GaussianBlur(1.0)), np.float32) / 255.0
     return (below * (1.0 - keep)).astype(np.float32)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageFilter
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -28,7 +28,7 @@ from stargan_app.checkpoint import companion_name
 from stargan_app.config import LabelSchema
 from stargan_app.errors import WeightsError
 from stargan_app.face.align import FacePaster, compose_affine, feather_mask, footprint, grid_matrix
-from stargan_app.face.segment import FaceMasks
+from stargan_app.face.segment import FaceMasks, colour_log_odds
 from stargan_app.imaging import elliptical_window, gaussian_blur, smoothstep, srgb_to_lab, tensor_to_pil
 from stargan_app.inference.hair_colour import HairColourModel, HairReading
 from stargan_app.labels import display_name
@@ -68,6 +68,13 @@ HAIR_CONFIDENCE = (0.4, 0.8)
 MATTE_RADIUS = 1.5
 MATTE_EPS = 2e-3
 MATTE_FLOOR = 0.02
+# On the photo's own pixels a colour at least SKIN_VETO times likelier under this face's skin than under its hair
+# (both sampled where the masks are sure, HAIR_SURE) is not hair: the mask frame's soft hairline reaches onto the
+# forehead's shaded rim, which the recolour would light up.
+SKIN_VETO = 4.0
+HAIR_SURE = 0.9
+HAIRLINE_REACH = 0.06  # ... within this many crop widths of the skin mask only: a highlight on the crown is hair
+MATTE_REACH = (0.05, 0.4)  # ... and never past where the hair mask is this sure (a smoothstep): no background
 MATTE_BORDER = 8  # mask-frame px over which the matte fades out at the frame's edge (long hair leaves the frame)
 NO_HAIR_SHARE = 0.01  # hair on less than this share of the aligned crop's area: none visible (a hat, a shaved head)
 # G's part in a hair-colour edit: its own brightness change over the hair, less its mean there, times G_SHAPE, is added
@@ -370,17 +377,33 @@ class Compositor:
         if area is None:
             return None
         photo = area.pixels(canvas.photo)
-        soft = area.sample_mask(MaskOnPhoto(torch.from_numpy(hair), masks.crop_to_mask))[0]
-        soft = smoothstep(soft, *HAIR_CONFIDENCE)
+        sampled = area.sample_mask(MaskOnPhoto(torch.from_numpy(hair), masks.crop_to_mask))[0]
+        soft = smoothstep(sampled, *HAIR_CONFIDENCE) * self._skin_veto(area, photo, masks, sampled)
         grid_per_mask_px = 1.0 / (scale * math.sqrt(abs(np.linalg.det(area.grid_to_crop[:, :2]))))
         radius = max(1, round(MATTE_RADIUS * grid_per_mask_px))
         matte = guided_filter(photo, soft[None], radius, MATTE_EPS)[0].clamp(0, 1)
+        matte = torch.minimum(matte, smoothstep(sampled, *MATTE_REACH))  # refined within the mask's soft edge only
         matte = torch.where(matte > MATTE_FLOOR, matte, torch.zeros(()))
         lab = srgb_to_lab(photo.permute(1, 2, 0).numpy())
         crop_area = (masks.crop_size * scale) ** 2  # the aligned crop's area in mask-frame px
         visible = float((masks.hair > 0.5).sum()) >= NO_HAIR_SHARE * crop_area
         reading = self.hair_colours.read(lab[(matte > 0.5).numpy()]) if visible else None
         return HairMatte(canvas, area, matte, lab, reading)
+
+    @staticmethod
+    def _skin_veto(area: WorkArea, photo: torch.Tensor, masks: FaceMasks, hair: torch.Tensor) -> torch.Tensor:
+        """(h, w) 0 where the photo's colour is SKIN_VETO times likelier this face's skin than its hair, near the skin
+        (HAIRLINE_REACH), 1 where it is not (ramping over a factor of 2); all 1 without enough of either."""
+        skin = area.sample_mask(MaskOnPhoto(torch.from_numpy(masks.skin), masks.crop_to_mask))[0]
+        rgb = photo.permute(1, 2, 0).numpy()
+        hair_px, skin_px = rgb[(hair > HAIR_SURE).numpy()], rgb[(skin > HAIR_SURE).numpy()]
+        if min(len(hair_px), len(skin_px)) < 64:
+            return torch.ones_like(hair)
+        odds = torch.from_numpy(colour_log_odds(rgb, hair_px, skin_px).astype(np.float32))
+        reach = 2 * round(HAIRLINE_REACH * masks.crop_size * masks.crop_to_mask[0, 0]) + 1
+        near = Image.fromarray(((masks.skin > 0.5) * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(reach))
+        near = area.sample_mask(MaskOnPhoto(torch.from_numpy(np.asarray(near, np.float32) / 255), masks.crop_to_mask))
+        return 1.0 - near[0] * (1.0 - (odds + math.log2(SKIN_VETO)).clamp(0.0, 1.0))
 
     def recolour_hair(
         self,

@@ -35,13 +35,21 @@ DETAIL_SIGMA = 2.0  # px of the working grid: chroma finer than this is the phot
 # A head already has a colour when its hair lies within IN_RANGE of real heads of it (Mahalanobis distance of its head
 # statistics, see head_distance) and its L* quantiles lie within IN_RANGE_SHIFT L* of the colour's on average: its
 # recolour moves it by about that little, and the edit says so.
-IN_RANGE = 1.5
+IN_RANGE = 2.0
 IN_RANGE_SHIFT = 5.0
 # A pixel of the matte whose L* lies beyond the hair's own OUTLIER_RANKS quantiles is faded out over OUTLIER_FADE L*:
 # at the hairline the matte's soft edge holds skin, which ranks above all the hair and would map to the target's
 # brightest (a bright band along the hairline); a strand brighter than the rest still changes.
 OUTLIER_RANKS = (2, 98)
 OUTLIER_FADE = 8.0
+# The hair's ranks map onto this part of the target colour's L* distribution: its brightest few per cent are the skin
+# and background CelebA's hair pixels catch, near white on blond and gray (a white band at the hairline).
+TARGET_RANKS = (0.0, 0.9)
+# One head's hair spans a fraction of its colour's L* spread over all heads (the model's pixels pool heads whose
+# median L* alone varies with a standard deviation of 15-20, about as much as the pooled pixels): the ranks map onto
+# the colour's distribution drawn towards its median by this factor, or a dark head asked for blond comes out with
+# two and a half times its contrast (a bright fringe where thin hair meets the forehead).
+HEAD_CONTRAST = 0.6
 MIN_READ_PIXELS = 50  # fewer hair pixels than this give no reading: no hair to recolour
 
 
@@ -52,13 +60,14 @@ class HairReading:
     quantiles: np.ndarray  # (QUANTILES,) the hair's L* quantiles, increasing
     statistics: np.ndarray  # (3,) median L*, mean a*, mean b* (head_statistics)
     distances: Mapping[str, float]  # hair colour -> Mahalanobis distance from real heads of it (head_distance)
-    shifts: Mapping[str, float]  # hair colour -> mean |L* quantile of this hair - that of real hair of the colour|
+    shifts: Mapping[str, float]  # hair colour -> mean |L* quantile of this hair - that of one head of it| (L* moved)
     pixels: int  # hair pixels read
 
     @property
     def colour(self) -> str:
-        """The hair colour this head is nearest to."""
-        return min(self.distances, key=self.distances.get)
+        """The hair colour this head is nearest to: the least distance / IN_RANGE + shift / IN_RANGE_SHIFT (each is
+        1 at the edge of a colour's range; the distance alone reads dark brown as black, its chroma spread is wide)."""
+        return min(self.distances, key=lambda c: self.distances[c] / IN_RANGE + self.shifts[c] / IN_RANGE_SHIFT)
 
     def in_range(self, colour: str) -> bool:
         """Whether this head already lies among real heads of `colour` (IN_RANGE, IN_RANGE_SHIFT)."""
@@ -111,6 +120,13 @@ class HairColourModel:
         """The L* of real hair of `colour` at quantile `ranks` in [0, 1]."""
         return np.interp(ranks, np.linspace(0, 1, QUANTILES), self.brightness[self._row(colour)]).astype(np.float32)
 
+    def head_brightness(self, colour: str, ranks: np.ndarray) -> np.ndarray:
+        """The L* one head of real hair of `colour` has at quantile `ranks` in [0, 1]: the colour's distribution over
+        TARGET_RANKS, drawn towards its median by HEAD_CONTRAST."""
+        lo, hi = TARGET_RANKS
+        median = self.brightness_at(colour, np.array(0.5))
+        return median + HEAD_CONTRAST * (self.brightness_at(colour, lo + (hi - lo) * np.asarray(ranks)) - median)
+
     def chroma_at(self, colour: str, lightness: np.ndarray) -> np.ndarray:
         """(..., 2) the curve's (a*, b*) of `colour` at L* `lightness`."""
         return _on_curve(self.chroma[self._row(colour)], lightness)
@@ -162,7 +178,8 @@ class HairColourModel:
         quantiles = np.quantile(lab[:, 0], np.linspace(0.0, 1.0, QUANTILES)).astype(np.float32)
         quantiles = quantiles + np.linspace(0.0, 1e-3, QUANTILES, dtype=np.float32)  # strictly increasing for interp
         distances = {c: self.head_distance(c, lab) for c in self.colours}
-        shifts = {c: float(np.abs(self.brightness[k] - quantiles).mean()) for k, c in enumerate(self.colours)}
+        ranks = np.linspace(0.0, 1.0, QUANTILES)
+        shifts = {c: float(np.abs(self.head_brightness(c, ranks) - quantiles).mean()) for c in self.colours}
         return HairReading(quantiles, head_statistics(lab), distances, shifts, len(lab))
 
     def recolour(
@@ -188,7 +205,7 @@ class HairColourModel:
         low, high = reading.quantiles[list(OUTLIER_RANKS)]
         outside = np.maximum(np.maximum(low - lab[..., 0], lab[..., 0] - high), 0.0)
         weight = weight * np.clip(1.0 - outside / OUTLIER_FADE, 0.0, 1.0)
-        lightness = self.brightness_at(colour, reading.ranks(lab[..., 0]))
+        lightness = self.head_brightness(colour, reading.ranks(lab[..., 0]))
         if shape is not None:
             lightness = np.clip(lightness + shape, 0.0, 100.0)
         photo_ab = torch.from_numpy(np.ascontiguousarray(lab[..., 1:].transpose(2, 0, 1)))
