@@ -327,3 +327,14 @@ def test_the_hair_matte_of_each_portrait_covers_its_hair_and_leaves_its_clothes_
         assert matte[below_jaw(box, square) & ~hair].mean() < 0.005, name  # measured at most 0.0007
         assert matte[face].max() < 0.05, name  # measured 0
         assert matte[beside_head(box, hair.shape) & ~hair].mean() < 0.01, name  # measured at most 0.005
+
+
+def test_square_max_is_the_maximum_over_each_square_with_the_border_repeated():
+    from stargan_app.face.segment import square_max
+
+    values = np.random.default_rng(0).random((23, 31)).astype(np.float32)
+    for size in (1, 3, 7, 21):
+        r = size // 2
+        padded = np.pad(values, r, mode="edge")
+        brute = np.array([[padded[y : y + size, x : x + size].max() for x in range(31)] for y in range(23)])
+        assert np.array_equal(square_max(values, size), brute), size

@@ -430,11 +430,25 @@ def _face_width(landmarks: np.ndarray) -> float:
     return float(np.hypot(*(landmarks[FACE_SIDES[0]] - landmarks[FACE_SIDES[1]])))
 
 
+def square_max(values: np.ndarray, size: int) -> np.ndarray:
+    """(H, W) the maximum over each size x size square (size odd; the border repeated): separable, and along each axis
+    by doubling windows, O(log size) per pixel (PIL's MaxFilter is O(size^2): 170 ms at 21 px on the mask frame)."""
+    out = values
+    for axis in (0, 1):
+        n, r = out.shape[axis], size // 2
+        run = np.moveaxis(np.pad(out, [(r, r) if a == axis else (0, 0) for a in (0, 1)], mode="edge"), axis, 0)
+        length = 1
+        while 2 * length <= size:  # run[i] = max of the `length` values from i
+            run = np.maximum(run[:-length], run[length:])
+            length *= 2
+        out = np.moveaxis(np.maximum(run[:n], run[size - length : size - length + n]), 0, axis)
+    return out
+
+
 def fill_hair_holes(hair: np.ndarray, skin: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """The skin mask less the holes in the hair above the eyes narrower than HOLE_FILL face widths (a grey closing)."""
     size = max(3, 2 * round(HOLE_FILL * _face_width(landmarks) / 2) + 1)
-    img = Image.fromarray((np.clip(hair, 0, 1) * 255).astype(np.uint8))
-    closed = np.asarray(img.filter(ImageFilter.MaxFilter(size)).filter(ImageFilter.MinFilter(size)), np.float32) / 255
+    closed = -square_max(-square_max(hair.astype(np.float32), size), size)
     ys = np.arange(hair.shape[0], dtype=np.float32)[:, None] + 0.5
     fill = np.clip(closed - hair, 0.0, 1.0) * (ys < landmarks[list(FACE_SIDES), 1].min())
     return (skin * (1.0 - fill)).astype(np.float32)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageFilter
+from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -28,7 +28,7 @@ from stargan_app.checkpoint import companion_name
 from stargan_app.config import LabelSchema
 from stargan_app.errors import WeightsError
 from stargan_app.face.align import FacePaster, compose_affine, feather_mask, footprint, grid_matrix
-from stargan_app.face.segment import FaceMasks, colour_log_odds
+from stargan_app.face.segment import FaceMasks, colour_log_odds, square_max
 from stargan_app.imaging import elliptical_window, gaussian_blur, smoothstep, srgb_to_lab, tensor_to_pil
 from stargan_app.inference.hair_colour import HairColourModel, HairReading
 from stargan_app.labels import display_name
@@ -401,8 +401,8 @@ class Compositor:
             return torch.ones_like(hair)
         odds = torch.from_numpy(colour_log_odds(rgb, hair_px, skin_px).astype(np.float32))
         reach = 2 * round(HAIRLINE_REACH * masks.crop_size * masks.crop_to_mask[0, 0]) + 1
-        near = Image.fromarray(((masks.skin > 0.5) * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(reach))
-        near = area.sample_mask(MaskOnPhoto(torch.from_numpy(np.asarray(near, np.float32) / 255), masks.crop_to_mask))
+        near = square_max((masks.skin > 0.5).astype(np.float32), reach)
+        near = area.sample_mask(MaskOnPhoto(torch.from_numpy(near), masks.crop_to_mask))
         return 1.0 - near[0] * (1.0 - (odds + math.log2(SKIN_VETO)).clamp(0.0, 1.0))
 
     def recolour_hair(
