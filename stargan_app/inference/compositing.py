@@ -67,6 +67,9 @@ RECOLOUR_MAX_PIXELS = 120_000
 HAIR_CONFIDENCE = (0.4, 0.8)
 MATTE_RADIUS = 1.5
 MATTE_EPS = 2e-3
+MATTE_SUBSAMPLE = (
+    2  # the guided filter's linear models are fitted on the grid reduced this many times (fast guided filter)
+)
 MATTE_FLOOR = 0.02
 # On the photo's own pixels a colour at least SKIN_VETO times likelier under this face's skin than under its hair
 # (both sampled where the masks are sure, HAIR_SURE) is not hair: the mask frame's soft hairline reaches onto the
@@ -214,6 +217,21 @@ def guided_coefficients(
 def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
     """The guided filter's output q = a . guide + b at the guide's own resolution, (C, H, W)."""
     a, b = guided_coefficients(guide, src, radius, eps)
+    return (a * guide[None]).sum(1) + b
+
+
+def fast_guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float, factor: int) -> torch.Tensor:
+    """He and Sun's fast guided filter: the linear models fitted on guide and src reduced `factor` times (radius
+    too), bilinearly upsampled and evaluated on the full guide; (C, H, W) like guided_filter, factor^2 times cheaper."""
+    if factor <= 1:
+        return guided_filter(guide, src, radius, eps)
+    small = [F.avg_pool2d(t[None], factor, ceil_mode=True)[0] for t in (guide, src)]
+    a, b = guided_coefficients(small[0], small[1], max(1, round(radius / factor)), eps)
+    size = guide.shape[1:]
+    a = F.interpolate(a.flatten(0, 1)[None], size=size, mode="bilinear", align_corners=False)[0].view(
+        *a.shape[:2], *size
+    )
+    b = F.interpolate(b[None], size=size, mode="bilinear", align_corners=False)[0]
     return (a * guide[None]).sum(1) + b
 
 
@@ -381,7 +399,7 @@ class Compositor:
         soft = smoothstep(sampled, *HAIR_CONFIDENCE) * self._skin_veto(area, photo, masks, sampled)
         grid_per_mask_px = 1.0 / (scale * math.sqrt(abs(np.linalg.det(area.grid_to_crop[:, :2]))))
         radius = max(1, round(MATTE_RADIUS * grid_per_mask_px))
-        matte = guided_filter(photo, soft[None], radius, MATTE_EPS)[0].clamp(0, 1)
+        matte = fast_guided_filter(photo, soft[None], radius, MATTE_EPS, MATTE_SUBSAMPLE)[0].clamp(0, 1)
         matte = torch.minimum(matte, smoothstep(sampled, *MATTE_REACH))  # refined within the mask's soft edge only
         matte = torch.where(matte > MATTE_FLOOR, matte, torch.zeros(()))
         lab = srgb_to_lab(photo.permute(1, 2, 0).numpy())
