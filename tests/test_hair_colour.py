@@ -19,6 +19,7 @@ from stargan_app.inference.compositing import NO_HAIR_MESSAGE
 from stargan_app.inference.hair_colour import HAIR_COLOURS_FILE, HairColourModel, head_statistics
 
 SPREAD = 4.0  # the synthetic hair's chroma spread about its curve
+HEAD_SPREAD = (8.0, 3.0, 3.0)  # how much the synthetic heads' median L*, mean a* and mean b* vary
 
 
 def known_chroma(colour: int, lightness: np.ndarray) -> np.ndarray:
@@ -34,6 +35,7 @@ def synthetic_model(colours: tuple[str, ...] = HAIR_COLOURS, seed: int = 0) -> H
         lab = np.column_stack([lightness, known_chroma(k, lightness) + rng.normal(0, SPREAD, (len(lightness), 2))])
         samples[colour] = lab.astype(np.float32)
         heads[colour] = np.stack([head_statistics(lab[i : i + 500]) for i in range(0, len(lab), 500)])
+        heads[colour] += rng.normal(0, HEAD_SPREAD, heads[colour].shape)  # real heads differ more than chunks of one
     return HairColourModel.fit(samples, heads, {"data": "synthetic"})
 
 
@@ -136,7 +138,7 @@ def test_a_lighter_head_asked_for_a_darker_colour_gets_darker_and_a_dark_head_as
 
 def test_a_head_already_of_the_target_colour_changes_little_and_says_so():
     model, rng = synthetic_model(), np.random.default_rng(1)
-    lightness = rng.uniform(10, 60, 4096).astype(np.float32)  # real black hair of the synthetic model
+    lightness = model.head_brightness("Black_Hair", rng.uniform(0, 1, 4096))  # one head of the model's black hair
     lab = np.column_stack([lightness, known_chroma(0, lightness) + rng.normal(0, SPREAD, (4096, 2))])
     photo = lab_to_srgb(lab.reshape(64, 64, 3).astype(np.float32))
     reading = model.read(srgb_to_lab(photo).reshape(-1, 3))

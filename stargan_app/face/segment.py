@@ -85,6 +85,7 @@ LOWER_FACE = 0.12
 BEARD = 0.35
 BROW_MARGIN = 0.03  # the eyebrows, grown by this many face widths, are never head hair either
 HOLE_FILL = 0.25
+FILL_MIN_HAIR = 0.5  # ... on a head with at least this many face widths squared of hair above the eyes
 # Below the jaw line (the row of the jaw's corners, JAW) this person is clothes, neck or hair. A pixel there stays hair
 # only when its colour is at least CLOTHES_ODDS times likelier under the hair above the brows than under this person's
 # pixels from CLOTHES_DROP face widths below the chin down (clothes, neck, and any long hair that falls there), fading
@@ -446,11 +447,16 @@ def square_max(values: np.ndarray, size: int) -> np.ndarray:
 
 
 def fill_hair_holes(hair: np.ndarray, skin: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """The skin mask less the holes in the hair above the eyes narrower than HOLE_FILL face widths (a grey closing)."""
-    size = max(3, 2 * round(HOLE_FILL * _face_width(landmarks) / 2) + 1)
-    closed = -square_max(-square_max(hair.astype(np.float32), size), size)
+    """The skin mask less the holes in the hair above the eyes narrower than HOLE_FILL face widths (a grey closing),
+    on a head with hair (FILL_MIN_HAIR)."""
+    width = _face_width(landmarks)
     ys = np.arange(hair.shape[0], dtype=np.float32)[:, None] + 0.5
-    fill = np.clip(closed - hair, 0.0, 1.0) * (ys < landmarks[list(FACE_SIDES), 1].min())
+    above = ys < landmarks[list(FACE_SIDES), 1].min()
+    if ((hair > 0.5) & above).sum() < FILL_MIN_HAIR * width**2:  # a bald head's rim of hair: nothing to fill
+        return skin
+    size = max(3, 2 * round(HOLE_FILL * width / 2) + 1)
+    closed = -square_max(-square_max(hair.astype(np.float32), size), size)
+    fill = np.clip(closed - hair, 0.0, 1.0) * above
     return (skin * (1.0 - fill)).astype(np.float32)
 
 

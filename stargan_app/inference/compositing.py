@@ -402,11 +402,12 @@ class Compositor:
         matte = fast_guided_filter(photo, soft[None], radius, MATTE_EPS, MATTE_SUBSAMPLE)[0].clamp(0, 1)
         matte = torch.minimum(matte, smoothstep(sampled, *MATTE_REACH))  # refined within the mask's soft edge only
         matte = torch.where(matte > MATTE_FLOOR, matte, torch.zeros(()))
-        lab = srgb_to_lab(photo.permute(1, 2, 0).numpy())
+        rgb = photo.permute(1, 2, 0).numpy()
+        lab = srgb_to_lab(rgb)
         crop_area = (masks.crop_size * scale) ** 2  # the aligned crop's area in mask-frame px
         visible = float((masks.hair > 0.5).sum()) >= NO_HAIR_SHARE * crop_area
         reading = self.hair_colours.read(lab[(matte > 0.5).numpy()]) if visible else None
-        return HairMatte(canvas, area, matte, lab, reading)
+        return HairMatte(canvas, area, matte, rgb, lab, reading)
 
     @staticmethod
     def _skin_veto(area: WorkArea, photo: torch.Tensor, masks: FaceMasks, hair: torch.Tensor) -> torch.Tensor:
@@ -443,8 +444,7 @@ class Compositor:
             return edited, None
         on_grid = None if shape is None else matte.area.sample(shape[None])[0].numpy()
         before = matte.area.pixels(edited).permute(1, 2, 0).numpy()
-        photo = matte.area.pixels(matte.canvas.photo).permute(1, 2, 0).numpy()
-        after = self.hair_colours.recolour(photo, before, weight.numpy(), colour, reading, on_grid)
+        after = self.hair_colours.recolour(matte.rgb, before, weight.numpy(), colour, reading, on_grid, matte.lab)
         levels = np.rint((after - before) * 255.0).astype(np.int16)
         note = None
         if reading.in_range(colour):
@@ -477,12 +477,13 @@ def frame_border(size: int, width: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class HairMatte:
-    """A face's hair on one canvas: the soft matte on a work area's grid, the photo's Lab there, and its reading."""
+    """A face's hair on one canvas: the soft matte on a work area's grid, the photo there, and the hair's reading."""
 
     canvas: FaceCanvas
     area: WorkArea
     matte: torch.Tensor  # (h, w) in [0, 1]
-    lab: np.ndarray  # (h, w, 3) the photo's CIELAB on the grid
+    rgb: np.ndarray  # (h, w, 3) the photo on the grid, in [0, 1]
+    lab: np.ndarray  # (h, w, 3) the same in CIELAB
     reading: HairReading | None  # None: no hair visible
 
 

@@ -190,6 +190,7 @@ class HairColourModel:
         colour: str,
         reading: HairReading,
         shape: np.ndarray | None = None,
+        lab: np.ndarray | None = None,
     ) -> np.ndarray:
         """The edited pixels (H, W, 3 in [0, 1]) with the hair recoloured to `colour` where `weight` (H, W in [0, 1])
         says hair is, from the photo's own pixels (H, W, 3) and the hair's reading.
@@ -201,7 +202,7 @@ class HairColourModel:
         moves about as little as it differs from it. Blended into `edited` by `weight`, less where a pixel is far
         brighter or darker than the hair (OUTLIER_FADE).
         """
-        lab = srgb_to_lab(photo)
+        lab = srgb_to_lab(photo) if lab is None else lab  # the photo's CIELAB, when the caller has it
         low, high = reading.quantiles[list(OUTLIER_RANKS)]
         outside = np.maximum(np.maximum(low - lab[..., 0], lab[..., 0] - high), 0.0)
         weight = weight * np.clip(1.0 - outside / OUTLIER_FADE, 0.0, 1.0)
