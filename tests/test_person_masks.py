@@ -291,8 +291,10 @@ def test_hair_colours_leave_the_background_beside_the_head_of_the_licensed_portr
             diff = np.abs(np.asarray(ed.edit(prep, {colour: True}).image, np.int16) - np.asarray(photo, np.int16))
             # the background there (Grace Hopper's grey hair reaches into the rectangles): measured at most 1.9%
             assert (diff.max(-1) > BESIDE_LEVELS)[sides & ~hair].mean() <= 0.02, (name, colour)
-            if colour != "Black_Hair" or name != "grace_hopper.jpg":  # D reads her hair as black: no edit
+            if name != "grace_hopper.jpg":  # her white hair under the cap is too little to recolour: left as it is
                 assert diff.mean(-1)[hair].mean() > 0.5, (name, colour)
+            else:
+                assert not diff.any(), colour
 
 
 @pytest.mark.mask_models
