@@ -342,17 +342,14 @@ class FaceEditor:
         recolours = masks is not None and self.compositor.hair_colours is not None  # else G's own colour, as before
         colour = next((a for a in HAIR_COLOURS if targets.get(a)), None) if recolours else None
         change = self.compositor.image_change(edited, reference, self.compositor.gate(changed, size, masks))[0]
-        pasted = [a for a in changed if colour is None or a not in HAIR_COLOURS]
-        photo = canvas.photo.copy()
-        if pasted:
-            paste = (
-                change
-                if pasted == changed
-                else self.compositor.image_change(edited, reference, self.compositor.gate(pasted, size, masks))[0]
-            )
-            drawn = self.compositor.drawn_weight(pasted, size)
-            photo_gate = self.compositor.photo_gate(pasted, masks)
-            photo = self.compositor.paste_change(canvas, paste, reference[0], x, photo_gate, drawn)
+        pasted = [a for a in changed if colour is None or a not in HAIR_COLOURS]  # a recoloured hair: not G's change
+        if pasted == changed:
+            photo = self._paste(canvas, change, reference, x, pasted, masks)
+        elif pasted:
+            paste = self.compositor.image_change(edited, reference, self.compositor.gate(pasted, size, masks))[0]
+            photo = self._paste(canvas, paste, reference, x, pasted, masks)
+        else:
+            photo = canvas.photo.copy()  # the recolour works in place
         if colour is None:
             return photo, tensor_to_pil(x + change), None
         same = canvas is prep.canvas and is_present(source, HAT_ATTRIBUTE) == is_present(prep.attributes, HAT_ATTRIBUTE)
@@ -361,6 +358,20 @@ class FaceEditor:
         shape = self.compositor.g_shape(x, change, self.compositor.gate(set(changed) & set(HAIR_COLOURS), size, masks))
         photo, message = self.compositor.recolour_hair(photo, matte, reading, colour, strength, shape)
         return photo, tensor_to_pil(x + change), message
+
+    def _paste(
+        self,
+        canvas: FaceCanvas,
+        change: torch.Tensor,
+        reference: torch.Tensor,
+        x: torch.Tensor,
+        attributes: list[str],
+        masks: FaceMasks | None,
+    ) -> Image.Image:
+        """`canvas`'s photo with G's change (3, S, S) of these attributes pasted (Compositor.paste_change)."""
+        drawn = self.compositor.drawn_weight(attributes, self.config.image_size)
+        photo_gate = self.compositor.photo_gate(attributes, masks)
+        return self.compositor.paste_change(canvas, change, reference[0], x, photo_gate, drawn)
 
     @staticmethod
     def _masks(prep: PreparedFace, source: Mapping[str, float] | None) -> FaceMasks | None:
