@@ -167,16 +167,16 @@ def edit_session(page, url: str, group: GroupPhoto, width: int, tmp_path: Path) 
     page.get_by_label("Blond hair", exact=True).check()
     page.get_by_text("Too little hair shows on this face").first.wait_for(timeout=60_000)
     page.get_by_label("Keep", exact=True).check()
-    page.get_by_label("Mustache", exact=True).check()  # a live edit already; the button gives the same one
+    page.get_by_label("Glasses", exact=True).check()  # a live edit already; the button gives the same one
     page.get_by_role("button", name="Edit", exact=True).click()
     edited = wait_for_result(page)
-    expect(page.get_by_label("Mustache", exact=True)).to_be_checked()
+    expect(page.get_by_label("Glasses", exact=True)).to_be_checked()
     assert_no_sideways_scrolling(page)
     images = slider_images(page)
     assert [im[:2] for im in images] == [list(GROUP_SIZE)] * 2, images  # before and after at the photo's full size
     assert images[0][2] != images[1][2]  # file names are content hashes: the edit changed the photo
     glow = changed_beside_head(page, images[0][2], images[1][2], group.face_boxes[1])
-    assert glow <= 0.02, f"the moustache edit changed {glow:.1%} of the background beside Face 2's head"
+    assert glow <= 0.02, f"the glasses edit changed {glow:.1%} of the background beside Face 2's head"
     page.wait_for_timeout(800)  # the smooth scroll to the result
     box = page.locator("#before-after").bounding_box()
     assert box["y"] < page.viewport_size["height"] and box["y"] + box["height"] > 0, "result out of view after Edit"
