@@ -343,13 +343,13 @@ class FaceEditor:
         colour = next((a for a in HAIR_COLOURS if targets.get(a)), None) if recolours else None
         change = self.compositor.image_change(edited, reference, self.compositor.gate(changed, size, masks))[0]
         pasted = [a for a in changed if colour is None or a not in HAIR_COLOURS]  # a recoloured hair: not G's change
-        if pasted == changed:
+        if colour is not None and not pasted:
+            photo = canvas.photo.copy()  # the recolour works in place
+        elif pasted == changed:
             photo = self._paste(canvas, change, reference, x, pasted, masks)
-        elif pasted:
+        else:
             paste = self.compositor.image_change(edited, reference, self.compositor.gate(pasted, size, masks))[0]
             photo = self._paste(canvas, paste, reference, x, pasted, masks)
-        else:
-            photo = canvas.photo.copy()  # the recolour works in place
         if colour is None:
             return photo, tensor_to_pil(x + change), None
         same = canvas is prep.canvas and is_present(source, HAT_ATTRIBUTE) == is_present(prep.attributes, HAT_ATTRIBUTE)
