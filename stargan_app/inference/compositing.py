@@ -63,7 +63,7 @@ DRAWN_ATTRIBUTES = frozenset({"Bangs", "Wearing_Hat", "Mustache"})
 # its edges refined by the guided filter with the photo as guide (MATTE_RADIUS mask-frame px, MATTE_EPS), so that the
 # hairline and flyaways blend as the photo's colours say; below MATTE_FLOOR it is 0 (the photo stays bit-exact).
 # It works on at most RECOLOUR_MAX_PIXELS photo pixels and upsamples its change; the photo's detail is kept.
-RECOLOUR_MAX_PIXELS = 120_000
+RECOLOUR_MAX_PIXELS = 60_000
 HAIR_CONFIDENCE = (0.4, 0.8)
 MATTE_RADIUS = 1.5
 MATTE_EPS = 2e-3
