@@ -69,6 +69,7 @@ def stage_clock(editor: FaceEditor) -> Iterator[dict[str, float]]:
         (editor, "_generate", "G (edit + no-edit reference)"),
         (editor.compositor, "gate", "gate (region maps x masks)"),
         (editor.compositor, "paste_change", "guided paste-back"),
+        (editor.compositor, "hair_matte", "hair matte and its reading"),
         (editor.compositor, "recolour_hair", "hair-colour model"),
     ]
     if editor.detector.proposer is not None:

@@ -13,6 +13,9 @@ Figures, per setting (each from one strength-1 edit per portrait, the face box f
   hand-drawn hair (Grace Hopper's grey hair reaches into them), that a hair colour edit changes by more than 8 levels
   (in any channel); per portrait and colour, and the worst. A second table counts the whole rectangles, hair too.
   The same share for the other edits that live around the head (Bangs, Hat, Earrings), mean over those portraits.
+- clothes below the jaw: share of the pixels below the face box (from 5% of its height under its bottom edge to the
+  photo's foot, across the face square's columns), less the hand-drawn hair, that a hair colour edit changes by more
+  than 8 levels (clothes, neck, collar; per portrait and colour).
 - skin leak of hair edits (Blond, Black): mean |change| on the inner face (rows 35-80% of the face box, columns
   25-75%) over mean |change| on the ring around the box where hair is (half a box above and to each side, box
   excluded); about 0 for a hair-only edit, about 1 for a tint of everything. Mean over portraits and both edits
@@ -98,6 +101,14 @@ def box_slices(
     return ys, xs
 
 
+def below_jaw(box: tuple[float, float, float, float], square: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the face square's columns, from 5% of the box's height under its bottom edge to the photo's foot."""
+    out = np.zeros(square.shape, bool)
+    cols = np.flatnonzero(square.any(0))
+    out[round(box[3] + 0.05 * (box[3] - box[1])) :, cols.min() : cols.max() + 1] = True
+    return out
+
+
 def skin_leak(change: np.ndarray, box: tuple[float, float, float, float]) -> float:
     """change: (H, W) mean |change| over channels."""
     inner = change[box_slices(box, change.shape, (0.25, 0.75), (0.35, 0.80))].mean()
@@ -109,7 +120,7 @@ def skin_leak(change: np.ndarray, box: tuple[float, float, float, float]) -> flo
 
 def figures(editor: FaceEditor, photos: dict[str, Image.Image]) -> tuple[dict, dict[str, dict[str, Image.Image]]]:
     leaks, areas, beyond, edited = [], [], 0, {}
-    spill, in_hair, in_core, beside, beside_all, around = {}, {}, {}, {}, {}, []
+    spill, in_hair, in_core, beside, beside_all, around, clothes = {}, {}, {}, {}, {}, [], {}
     for name, photo in photos.items():
         prep = editor.prepare(photo)
         box = prep.face.box
@@ -123,6 +134,7 @@ def figures(editor: FaceEditor, photos: dict[str, Image.Image]) -> tuple[dict, d
         x0, y0, x1, y1 = face_square(box, photo.size)
         square[y0:y1, x0:x1] = True
         sides = beside_head(box, before.shape[:2])
+        jaw = below_jaw(box, square) & ~hair
         edited[name] = {}
         for a in editor.attributes:
             out = editor.edit(prep, {a: True}).image
@@ -138,6 +150,7 @@ def figures(editor: FaceEditor, photos: dict[str, Image.Image]) -> tuple[dict, d
                 in_hair[name, a] = float(mean[hair].mean())
                 in_core[name, a] = float(mean[core].mean())
                 spill[name, a] = float(mean[square & ~hair].mean() / max(in_hair[name, a], 1e-9))
+                clothes[name, a] = float((diff.max(2) > BESIDE_LEVELS)[jaw].mean())
                 if name in BESIDE_PORTRAITS:
                     beside[name, a] = float((diff.max(2) > BESIDE_LEVELS)[sides & ~hair].mean())
                     beside_all[name, a] = float((diff.max(2) > BESIDE_LEVELS)[sides].mean())
@@ -153,6 +166,7 @@ def figures(editor: FaceEditor, photos: dict[str, Image.Image]) -> tuple[dict, d
         "beside": beside,
         "beside_all": beside_all,
         "around": float(np.mean(around)),
+        "clothes": clothes,
     }
     return values, edited
 
@@ -227,6 +241,7 @@ def main() -> None:
     per_portrait_table(results, "in_core", "mean change inside the hair's core (levels)", "{:6.1f}")
     per_portrait_table(results, "beside", f"background beside the head: share changed by > {BESIDE_LEVELS} levels")
     per_portrait_table(results, "beside_all", "the same over the whole rectangles (the hair in them too)")
+    per_portrait_table(results, "clothes", f"clothes below the jaw: share changed by > {BESIDE_LEVELS} levels")
     if args.sheet:
         print(f"wrote {sheet(photos, results, Path(args.sheet))}")
 

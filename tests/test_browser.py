@@ -40,7 +40,6 @@ FLAGS = [
 ]
 SHOTS = ROOT / "artifacts" / "screenshots"
 GROUP_SIZE = (900, 560)
-HOPPER_BOX = (620, 270, 840, 528)  # where Grace Hopper (Face 2) is pasted into the group photo
 
 
 def choice(page, name: str):
@@ -176,16 +175,20 @@ def edit_session(page, url: str, group: GroupPhoto, width: int, tmp_path: Path) 
     )
     expect(choice(page, "Hat")).to_be_checked(timeout=60_000)  # Hopper's cap, read from the face now chosen
 
-    choice(page, "Blond hair").check()  # a live edit already; the button gives the same one
+    # too little of her white hair shows under the cap to recolour: a hair colour leaves her as she is, and says so
+    choice(page, "Blond hair").check()
+    page.get_by_text("Too little hair shows on this face").first.wait_for(timeout=60_000)
+    page.get_by_label("Keep", exact=True).check()
+    choice(page, "Glasses").check()  # a live edit already; the button gives the same one
     page.get_by_role("button", name="Edit", exact=True).click()
     edited = wait_for_result(page)
-    expect(choice(page, "Blond hair")).to_be_checked()
+    expect(choice(page, "Glasses")).to_be_checked()
     assert_no_sideways_scrolling(page)
     images = slider_images(page)
     assert [im[:2] for im in images] == [list(GROUP_SIZE)] * 2, images  # before and after at the photo's full size
     assert images[0][2] != images[1][2]  # file names are content hashes: the edit changed the photo
     glow = changed_beside_head(page, images[0][2], images[1][2], group.face_boxes[1])
-    assert glow <= 0.02, f"the blond edit changed {glow:.1%} of the background beside Face 2's head"
+    assert glow <= 0.02, f"the glasses edit changed {glow:.1%} of the background beside Face 2's head"
     page.wait_for_timeout(800)  # the smooth scroll to the result
     box = page.locator("#before-after").bounding_box()
     assert box["y"] < page.viewport_size["height"] and box["y"] + box["height"] > 0, "result out of view after Edit"
@@ -227,10 +230,8 @@ def edit_session(page, url: str, group: GroupPhoto, width: int, tmp_path: Path) 
     with Image.open(saved) as im, Image.open(photo) as original:
         assert im.size == GROUP_SIZE and im.format == "PNG"  # under 1 MP: lossless
         change = np.abs(np.asarray(im.convert("RGB"), np.int16) - np.asarray(original.convert("RGB"), np.int16)).sum(2)
-    x0, y0, x1, y1 = HOPPER_BOX
-    # her hair shows only beside the cap (which keeps its colour) and is white already: a small, visible change
-    assert (change[y0:y1, x0:x1] > 24).sum() > 50, "the downloaded photo does not show the edit of Face 2"
-    assert not change[:, :500].any(), "the edit of Face 2 reached the astronaut (Face 1)"
+    # her hair shows only beside the cap and is white already: gray hair leaves her photo as it is
+    assert not change.any(), "gray hair changed Face 2, whose hair is too little to recolour, or the astronaut"
     page.screenshot(path=str(SHOTS / f"tile_applied_{width}.png"), full_page=True)
 
     if width >= 640:  # the same change on every face: the astronaut (Face 1) turns gray too, another photo

@@ -13,11 +13,13 @@ from test_person_masks import BACKGROUND, HAIR, HEAD, SKIN, editor, photo_of, re
 
 from stargan_app.config import HAIR_COLOURS
 from stargan_app.errors import WeightsError
-from stargan_app.imaging import srgb_to_lab
+from stargan_app.imaging import lab_to_srgb, srgb_to_lab
 from stargan_app.inference import FaceEditor, compositing
+from stargan_app.inference.compositing import NO_HAIR_MESSAGE
 from stargan_app.inference.hair_colour import HAIR_COLOURS_FILE, HairColourModel, head_statistics
 
 SPREAD = 4.0  # the synthetic hair's chroma spread about its curve
+HEAD_SPREAD = (8.0, 3.0, 3.0)  # how much the synthetic heads' median L*, mean a* and mean b* vary
 
 
 def known_chroma(colour: int, lightness: np.ndarray) -> np.ndarray:
@@ -33,6 +35,7 @@ def synthetic_model(colours: tuple[str, ...] = HAIR_COLOURS, seed: int = 0) -> H
         lab = np.column_stack([lightness, known_chroma(k, lightness) + rng.normal(0, SPREAD, (len(lightness), 2))])
         samples[colour] = lab.astype(np.float32)
         heads[colour] = np.stack([head_statistics(lab[i : i + 500]) for i in range(0, len(lab), 500)])
+        heads[colour] += rng.normal(0, HEAD_SPREAD, heads[colour].shape)  # real heads differ more than chunks of one
     return HairColourModel.fit(samples, heads, {"data": "synthetic"})
 
 
@@ -63,9 +66,9 @@ def test_the_model_round_trips_and_a_file_without_metadata_or_of_other_colours_i
 
 
 def recolouring_editor(monkeypatch) -> FaceEditor:
-    """The stand-in editor with the synthetic model; the whole hair is recoloured (HAIR_FLOOR 1), so what the
-    edit leaves on the hair is the model's colour alone."""
-    monkeypatch.setattr(compositing, "HAIR_FLOOR", 1.0)
+    """The stand-in editor with the synthetic model and without G's shaping, so what the edit leaves on the hair is
+    the model's colour alone."""
+    monkeypatch.setattr(compositing, "G_SHAPE", 0.0)
     ed = editor(masks=True)
     ed.compositor = dataclasses.replace(ed.compositor, hair_colours=synthetic_model())
     return ed
@@ -109,3 +112,46 @@ def test_a_weights_file_without_a_colour_model_edits_as_before_and_one_beside_it
     assert json.loads(json.dumps(beside.compositor.hair_colours.info))["pixels"]["Gray_Hair"] == 200_000
     photo, without.detector = photo_of({"origin": (100, 100)}), FakeDetector(size=HEAD, origin=(100, 100))
     assert without.edit(photo, {"Blond_Hair": True}).image.size == photo.size
+
+
+def hair_lightness(photo, image, hair_colour) -> float:
+    """Median L* of the photo's hair (the pixels of `hair_colour` in `photo`) in `image`."""
+    hair = region(photo, hair_colour)
+    return float(np.median(srgb_to_lab(np.asarray(image, np.float32)[hair] / 255.0)[:, 0]))
+
+
+@pytest.mark.parametrize(
+    "hair_colour, colour, darker",
+    [((110, 110, 125), "Black_Hair", True), (HAIR, "Brown_Hair", False)],  # L* 46 to black (35), 21 to brown (55)
+)
+def test_a_lighter_head_asked_for_a_darker_colour_gets_darker_and_a_dark_head_asked_for_a_lighter_one_lighter(
+    monkeypatch, hair_colour, colour, darker
+):
+    ed = recolouring_editor(monkeypatch)
+    photo = photo_of({"origin": (100, 100), "hair_colour": hair_colour})
+    before = hair_lightness(photo, photo, hair_colour)
+    result = ed.edit(photo, {colour: True})
+    after = hair_lightness(photo, result.image, hair_colour)
+    assert (after < before - 5) if darker else (after > before + 5)
+    assert result.message is None
+
+
+def test_a_head_already_of_the_target_colour_changes_little_and_says_so():
+    model, rng = synthetic_model(), np.random.default_rng(1)
+    lightness = model.head_brightness("Black_Hair", rng.uniform(0, 1, 4096))  # one head of the model's black hair
+    lab = np.column_stack([lightness, known_chroma(0, lightness) + rng.normal(0, SPREAD, (4096, 2))])
+    photo = lab_to_srgb(lab.reshape(64, 64, 3).astype(np.float32))
+    reading = model.read(srgb_to_lab(photo).reshape(-1, 3))
+    assert reading.colour == "Black_Hair" and reading.in_range("Black_Hair") and not reading.in_range("Gray_Hair")
+    after = model.recolour(photo, photo, np.ones((64, 64), np.float32), "Black_Hair", reading)
+    change = np.linalg.norm(srgb_to_lab(after) - srgb_to_lab(photo), axis=-1)
+    assert np.median(change) < 4.0  # ΔE; the same hair asked for gray moves far more
+    gray = model.recolour(photo, photo, np.ones((64, 64), np.float32), "Gray_Hair", reading)
+    assert np.median(np.linalg.norm(srgb_to_lab(gray) - srgb_to_lab(photo), axis=-1)) > 3 * np.median(change)
+
+
+def test_a_head_with_no_hair_showing_is_left_bit_for_bit_and_the_result_says_so(monkeypatch):
+    ed = recolouring_editor(monkeypatch)
+    photo = photo_of({"origin": (100, 100), "hair": False})  # a shaved head: skin up to the crown
+    result = ed.edit(photo, {"Blond_Hair": True})
+    assert np.array_equal(np.asarray(result.image), np.asarray(photo)) and result.message == NO_HAIR_MESSAGE

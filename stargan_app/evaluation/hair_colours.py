@@ -147,8 +147,9 @@ def hair_colour_plausibility(
     with): an edit passes when its changed pixels' median L* and mean chroma lie where one head of real hair of the
     target colour lies (HairColourModel.head_distance under PLAUSIBLE_DISTANCE; `colours` is the judge, by default
     the shipped model, fitted on the training ids only). The face's current attributes are the app's reading, as
-    served (a face it reads as already having the colour is not edited, and fails), or with labelled_source the
-    data set's labels."""
+    served, or with labelled_source the data set's labels. With the hair-colour model every asked colour is
+    recoloured from the hair's own pixels; `told` counts the edits that came with a message (no hair showing, or
+    the hair already of that colour, which then changes little)."""
     from stargan_app.imaging import load_image
 
     judge = colours or HairColourModel.load(WEIGHTS_DIR / HAIR_COLOURS_FILE)
@@ -157,6 +158,7 @@ def hair_colour_plausibility(
     held = [(split.files[i], split.values[i].numpy()) for i in range(split.split, len(split.files))][:limit]
     passed: dict[str, list[bool]] = {c: [] for c in HAIR_COLOURS}
     distances: dict[str, list[float]] = {c: [] for c in HAIR_COLOURS}
+    told: dict[str, int] = {c: 0 for c in HAIR_COLOURS}  # edits that came with a message (no hair, already that colour)
     for name, labels in held:
         photo = load_image(split.folder / name)
         prep = editor.prepare(photo)
@@ -165,7 +167,9 @@ def hair_colour_plausibility(
         for colour in HAIR_COLOURS:
             if labels[names.index(colour)] > 0:
                 continue
-            after = np.asarray(editor.edit(prep, {colour: True}, source=source).image, np.int16)
+            result = editor.edit(prep, {colour: True}, source=source)
+            told[colour] += result.message is not None
+            after = np.asarray(result.image, np.int16)
             changed = np.abs(after - before).max(-1) >= CHANGED_LEVEL
             distance = (
                 judge.head_distance(colour, srgb_to_lab(after[changed] / 255.0))
@@ -181,6 +185,7 @@ def hair_colour_plausibility(
         "per_colour": {c: float(np.mean(passed[c])) for c in HAIR_COLOURS},
         "median_distance": {c: float(np.median(distances[c])) for c in HAIR_COLOURS},
         "unchanged": {c: int(np.isinf(distances[c]).sum()) for c in HAIR_COLOURS},
+        "told": told,
         "photos": len(held),
         "colour_model": editor.compositor.hair_colours is not None,
         "source": "data set labels" if labelled_source else "the app's reading",

@@ -46,6 +46,7 @@ FACE_OVAL = (
     152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
 )  # fmt: skip
 BROWS = (70, 63, 105, 66, 107, 336, 296, 334, 293, 300)
+BROW_OUTLINES = ((70, 63, 105, 66, 107, 55, 65, 52, 53, 46), (336, 296, 334, 293, 300, 276, 283, 282, 295, 285))
 CHEEKS = (50, 101, 205, 187, 280, 330, 425, 411)  # points on both cheeks, where skin is least often covered
 FACE_SIDES = (234, 454)
 NOSE_TIP = 1
@@ -76,6 +77,25 @@ HAIR_RING = (0.08, 1.6)
 SKIN_ODDS = 0.8
 MIN_HAIR_SAMPLES = 64
 BALD_SHARE = 0.5
+# Below the eyes, the face oval grown by LOWER_FACE face widths is never hair (stubble, the jaw's shadow), and below the
+# jaw line neither is the oval grown by BEARD face widths (a beard, the neck; long hair there fades out).
+# Hair holes above the eyes narrower than HOLE_FILL face widths (highlights the skin's colour model took for skin)
+# are hair.
+LOWER_FACE = 0.12
+BEARD = 0.35
+BROW_MARGIN = 0.03  # the eyebrows, grown by this many face widths, are never head hair either
+HOLE_FILL = 0.25
+FILL_MIN_HAIR = 0.5  # ... on a head with at least this many face widths squared of hair above the eyes
+# Below the jaw line (the row of the jaw's corners, JAW) this person is clothes, neck or hair. A pixel there stays hair
+# only when its colour is at least CLOTHES_ODDS times likelier under the hair above the brows than under this person's
+# pixels from CLOTHES_DROP face widths below the chin down (clothes, neck, and any long hair that falls there), fading
+# out over a factor of 2; it fades in over JAW_FADE face widths below the jaw line. Without clothes samples the rows
+# below stay hair; without hair samples none of them is.
+JAW = (172, 397)
+CHIN = 152
+JAW_FADE = 0.1
+CLOTHES_DROP = 0.25
+CLOTHES_ODDS = 4.0
 
 
 class MaskModel(Protocol):
@@ -149,11 +169,15 @@ class FaceMasks:
     crop_size: int  # the aligned crop's side those crop px refer to (the model's image size)
     landmarks: np.ndarray | None = None  # (468, 2) in mask px, when the landmark model saw a face
     hair_rows: np.ndarray | None = None  # (N, 1) in [0, 1]: the rows a hair edit may reach (None: all; a hat)
+    not_hair: np.ndarray | None = None  # (N, N) in [0, 1]: lower face, neck and clothes, never hair (None: none)
 
     @property
     def hair(self) -> np.ndarray:
-        """Where a hair edit may reach: this person, off their skin (and below a hat, see under_a_hat)."""
+        """Where a hair edit may reach: this person, off their skin, lower face and clothes (and below a hat, see
+        under_a_hat)."""
         hair = self.person * (1.0 - self.skin)
+        if self.not_hair is not None:
+            hair = hair * (1.0 - self.not_hair)
         return hair if self.hair_rows is None else hair * self.hair_rows
 
     def under_a_hat(self) -> FaceMasks:
@@ -211,8 +235,10 @@ def connected_part(prob: np.ndarray, seed: tuple[float, float], step: int = 4) -
 def _polygon(points: np.ndarray, size: int, blur: float, grow: int = 0) -> np.ndarray:
     """(size, size) in [0, 1]: the filled polygon, grown by about `grow` px (a thick outline), feathered by `blur`."""
     img = Image.new("L", (size, size), 0)
-    outline = {"outline": 255, "width": 2 * grow + 1} if grow > 0 else {}
-    ImageDraw.Draw(img).polygon([tuple(p) for p in points.tolist()], fill=255, **outline)
+    draw, corners = ImageDraw.Draw(img), [tuple(p) for p in points.tolist()]
+    draw.polygon(corners, fill=255)
+    if grow > 0:  # polygon()'s own outline width is not drawn by every Pillow: a closed line with round joints
+        draw.line([*corners, corners[0], corners[1]], fill=255, width=2 * grow + 1, joint="curve")
     if blur:
         img = img.filter(ImageFilter.GaussianBlur(blur))
     return np.asarray(img, np.float32) / 255.0
@@ -259,6 +285,13 @@ def colour_density(samples: np.ndarray) -> np.ndarray:
             lo, mid, hi = (np.take(padded, np.arange(k, k + COLOUR_BINS), axis) for k in range(3))
             hist = (lo + 2 * mid + hi) / 4
     return (hist / max(hist.sum(), 1e-12)).ravel()
+
+
+def colour_log_odds(rgb: np.ndarray, samples: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """(...) log2 of how much likelier each colour of `rgb` (..., 3 in [0, 1]) is under the colour density of
+    `samples` (K, 3) than under that of `others` (see colour_density; an unseen colour: even odds)."""
+    floor = 0.1 / COLOUR_BINS**3
+    return np.log2((colour_density(samples) + floor) / (colour_density(others) + floor))[_bin_index(rgb)]
 
 
 def skin_odds(
@@ -379,6 +412,74 @@ def _bare_skin_coloured(
     return np.asarray(coloured, np.float32) / 255.0
 
 
+def not_hair_mask(rgb: np.ndarray, person: np.ndarray, skin: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """(N, N) in [0, 1]: what a hair colour must not reach besides the skin: the lower face (LOWER_FACE), the
+    eyebrows (BROW_MARGIN) and this
+    person below the jaw line (JAW, faded in over JAW_FADE face widths) whose colour is not the hair's (CLOTHES_ODDS):
+    clothes and neck."""
+    size, width, oval = rgb.shape[0], _face_width(landmarks), landmarks[list(FACE_OVAL)]
+    ys = np.arange(size, dtype=np.float32)[:, None] + 0.5
+    lower = _polygon(oval, size, 1.0, grow=round(LOWER_FACE * width)) * (ys > landmarks[list(FACE_SIDES), 1].min())
+    below_jaw = np.clip((ys - landmarks[list(JAW), 1].mean()) / max(JAW_FADE * width, 1.0), 0.0, 1.0)
+    beard = _polygon(oval, size, JAW_FADE * width, grow=round(BEARD * width)) * below_jaw
+    for outline in BROW_OUTLINES:
+        lower = np.maximum(lower, _polygon(landmarks[list(outline)], size, 1.0, grow=round(BROW_MARGIN * width)))
+    return np.maximum(np.maximum(lower, beard), _clothes(rgb, person, skin, landmarks)).astype(np.float32)
+
+
+def _face_width(landmarks: np.ndarray) -> float:
+    return float(np.hypot(*(landmarks[FACE_SIDES[0]] - landmarks[FACE_SIDES[1]])))
+
+
+def square_max(values: np.ndarray, size: int) -> np.ndarray:
+    """(H, W) the maximum over each size x size square (size odd; the border repeated): separable, and along each axis
+    by doubling windows, O(log size) per pixel (PIL's MaxFilter is O(size^2): 170 ms at 21 px on the mask frame)."""
+    out = values
+    for axis in (0, 1):
+        n, r = out.shape[axis], size // 2
+        run = np.moveaxis(np.pad(out, [(r, r) if a == axis else (0, 0) for a in (0, 1)], mode="edge"), axis, 0)
+        length = 1
+        while 2 * length <= size:  # run[i] = max of the `length` values from i
+            run = np.maximum(run[:-length], run[length:])
+            length *= 2
+        out = np.moveaxis(np.maximum(run[:n], run[size - length : size - length + n]), 0, axis)
+    return out
+
+
+def fill_hair_holes(hair: np.ndarray, skin: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The skin mask less the holes in the hair above the eyes narrower than HOLE_FILL face widths (a grey closing),
+    on a head with hair (FILL_MIN_HAIR)."""
+    width = _face_width(landmarks)
+    ys = np.arange(hair.shape[0], dtype=np.float32)[:, None] + 0.5
+    above = ys < landmarks[list(FACE_SIDES), 1].min()
+    if ((hair > 0.5) & above).sum() < FILL_MIN_HAIR * width**2:  # a bald head's rim of hair: nothing to fill
+        return skin
+    size = max(3, 2 * round(HOLE_FILL * width / 2) + 1)
+    closed = -square_max(-square_max(hair.astype(np.float32), size), size)
+    fill = np.clip(closed - hair, 0.0, 1.0) * above
+    return (skin * (1.0 - fill)).astype(np.float32)
+
+
+def _clothes(rgb: np.ndarray, person: np.ndarray, skin: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """(N, N) in [0, 1]: this person below the jaw line whose colour is not the hair's (see CLOTHES_ODDS)."""
+    size = rgb.shape[0]
+    width = _face_width(landmarks)
+    ys = np.arange(size, dtype=np.float32)[:, None] + 0.5
+    jaw = float(landmarks[list(JAW), 1].mean())
+    below = np.broadcast_to(np.clip((ys - jaw) / max(JAW_FADE * width, 1.0), 0.0, 1.0), (size, size))
+    off_skin = (person > 0.5) & (skin < 0.5)
+    hair = rgb[off_skin & (ys < landmarks[list(BROWS), 1].min())]
+    clothes = rgb[off_skin & (ys > landmarks[CHIN, 1] + CLOTHES_DROP * width)]
+    if len(clothes) < MIN_HAIR_SAMPLES:
+        return np.zeros((size, size), np.float32)
+    if len(hair) < MIN_HAIR_SAMPLES:
+        return below.astype(np.float32).copy()
+    keep = np.clip(colour_log_odds(rgb, hair, clothes) - math.log2(CLOTHES_ODDS) + 1.0, 0.0, 1.0)
+    keep = Image.fromarray((keep * 255).astype(np.uint8)).filter(ImageFilter.MedianFilter(3))
+    keep = np.asarray(keep.filter(ImageFilter.GaussianBlur(1.0)), np.float32) / 255.0
+    return (below * (1.0 - keep)).astype(np.float32)
+
+
 class FaceSegmenter:
     """Computes a face's FaceMasks from the photo and its aligned crop's matrix (photo px -> crop px)."""
 
@@ -407,5 +508,7 @@ class FaceSegmenter:
             [view_to_mask, (crop_to_mask @ [*(np.array([cx, cy]) - side / 2) * crop_size, 1.0])[:, None]]
         )
         landmarks = points @ to_mask[:, :2].T + to_mask[:, 2]
-        skin = skin_mask(rgb, person, landmarks)
-        return FaceMasks(person.astype(np.float32), skin.astype(np.float32), crop_to_mask, crop_size, landmarks)
+        skin = skin_mask(rgb, person, landmarks).astype(np.float32)
+        not_hair = not_hair_mask(rgb, person, skin, landmarks)
+        skin = fill_hair_holes(person * (1.0 - skin) * (1.0 - not_hair), skin, landmarks)
+        return FaceMasks(person.astype(np.float32), skin, crop_to_mask, crop_size, landmarks, not_hair=not_hair)

@@ -28,9 +28,10 @@ from stargan_app.checkpoint import companion_name, find_beside_weights
 from stargan_app.config import LabelSchema
 from stargan_app.errors import WeightsError
 from stargan_app.face.align import FacePaster, compose_affine, feather_mask, footprint, grid_matrix
-from stargan_app.face.segment import FaceMasks
-from stargan_app.imaging import elliptical_window, gaussian_blur, smoothstep, tensor_to_pil
-from stargan_app.inference.hair_colour import HairColourModel
+from stargan_app.face.segment import FaceMasks, colour_log_odds, square_max
+from stargan_app.imaging import elliptical_window, gaussian_blur, smoothstep, srgb_to_lab, tensor_to_pil
+from stargan_app.inference.hair_colour import HairColourModel, HairReading
+from stargan_app.labels import display_name
 
 # An image generator's change G(x, c_trg) - G(x, c_src) is blurred (sigma in model pixels) before it reaches the photo:
 # that removes the transposed convolutions' checkerboard speckle, which is most of what looks wrong in an edit.
@@ -57,13 +58,33 @@ PERSON_GATES: Mapping[str, str] = {a: "hair" for a in ("Black_Hair", "Blond_Hair
 # (hair colours) stay guided, and so do glasses and earrings: G draws dark eye rings and an ear blob, which the filter
 # at least tones down. Chosen per attribute on the portrait sheet (training-log.md, 2026-12-07).
 DRAWN_ATTRIBUTES = frozenset({"Bangs", "Wearing_Hat", "Mustache"})
-# A hair-colour edit recolours this share of the face's hair even where G changed nothing (the whole head changes);
-# the rest follows the size of G's change, relative to its 90th percentile over the hair.
-HAIR_FLOOR = 0.7
-# The recolour works on at most this many photo pixels and upsamples its change: the hair mask it follows is a
-# 256 px frame 1.5 crop widths wide, coarser than that on any face, and the photo's own detail is kept at full size.
-RECOLOUR_MAX_PIXELS = 50_000
-HAIR_CONFIDENCE = (0.4, 0.8)  # the hair mask's soft edge, sharpened to a smoothstep between these for recolouring
+# A hair-colour edit recolours the face's whole hair evenly, on a soft matte at the photo's resolution: the hair mask
+# (FaceMasks.hair: the person less skin, ears, neck and clothes), sharpened to a smoothstep between HAIR_CONFIDENCE,
+# its edges refined by the guided filter with the photo as guide (MATTE_RADIUS mask-frame px, MATTE_EPS), so that the
+# hairline and flyaways blend as the photo's colours say; below MATTE_FLOOR it is 0 (the photo stays bit-exact).
+# It works on at most RECOLOUR_MAX_PIXELS photo pixels and upsamples its change; the photo's detail is kept.
+RECOLOUR_MAX_PIXELS = 60_000
+HAIR_CONFIDENCE = (0.4, 0.8)
+MATTE_RADIUS = 1.5
+MATTE_EPS = 2e-3
+MATTE_SUBSAMPLE = (
+    2  # the guided filter's linear models are fitted on the grid reduced this many times (fast guided filter)
+)
+MATTE_FLOOR = 0.02
+# On the photo's own pixels a colour at least SKIN_VETO times likelier under this face's skin than under its hair
+# (both sampled where the masks are sure, HAIR_SURE) is not hair: the mask frame's soft hairline reaches onto the
+# forehead's shaded rim, which the recolour would light up.
+SKIN_VETO = 4.0
+HAIR_SURE = 0.9
+HAIRLINE_REACH = 0.06  # ... within this many crop widths of the skin mask only: a highlight on the crown is hair
+MATTE_REACH = (0.05, 0.4)  # ... and never past where the hair mask is this sure (a smoothstep): no background
+MATTE_BORDER = 8  # mask-frame px over which the matte fades out at the frame's edge (long hair leaves the frame)
+# Hair on less than this share of the aligned crop's area is too little to read or recolour (a hat, a shaved head;
+# measured on the portraits: Grace Hopper under her cap 0.016, the short-haired men 0.10-0.13).
+NO_HAIR_SHARE = 0.03
+# G's part in a hair-colour edit: its own brightness change over the hair, less its mean there, times G_SHAPE, is added
+# to the recoloured brightness (L* units): G shapes where highlights and roots go; the amount comes from the pixels.
+G_SHAPE = 0.5
 HAT_ATTRIBUTE = "Wearing_Hat"  # a face read as wearing one keeps hair edits below its brows (FaceMasks.under_a_hat)
 
 
@@ -191,6 +212,21 @@ def guided_coefficients(
 def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
     """The guided filter's output q = a . guide + b at the guide's own resolution, (C, H, W)."""
     a, b = guided_coefficients(guide, src, radius, eps)
+    return (a * guide[None]).sum(1) + b
+
+
+def fast_guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float, factor: int) -> torch.Tensor:
+    """He and Sun's fast guided filter: the linear models fitted on guide and src reduced `factor` times (radius
+    too), bilinearly upsampled and evaluated on the full guide; (C, H, W) like guided_filter, factor^2 times cheaper."""
+    if factor <= 1:
+        return guided_filter(guide, src, radius, eps)
+    small = [F.avg_pool2d(t[None], factor, ceil_mode=True)[0] for t in (guide, src)]
+    a, b = guided_coefficients(small[0], small[1], max(1, round(radius / factor)), eps)
+    size = guide.shape[1:]
+    a = F.interpolate(a.flatten(0, 1)[None], size=size, mode="bilinear", align_corners=False)[0].view(
+        *a.shape[:2], *size
+    )
+    b = F.interpolate(b[None], size=size, mode="bilinear", align_corners=False)[0]
     return (a * guide[None]).sum(1) + b
 
 
@@ -338,34 +374,112 @@ class Compositor:
             q = q * area.sample_mask(photo_gate)
         return area.add_levels(canvas.photo, q.round().permute(1, 2, 0).numpy().astype(np.int16))
 
+    def hair_matte(self, canvas: FaceCanvas, masks: FaceMasks) -> HairMatte | None:
+        """This face's hair on `canvas` as a soft matte (see RECOLOUR_MAX_PIXELS), read by the colour model; None
+        when there is no model or the hair misses the canvas."""
+        if self.hair_colours is None:
+            return None
+        hair = masks.hair * frame_border(masks.hair.shape[0], MATTE_BORDER)
+        rows, cols = np.nonzero(hair > MATTE_FLOOR)
+        if not len(rows):
+            return None
+        scale, shift = masks.crop_to_mask[0, 0], masks.crop_to_mask[:, 2]
+        rect = ((cols.min() - shift[0]) / scale, (rows.min() - shift[1]) / scale)
+        rect += ((cols.max() + 1 - shift[0]) / scale, (rows.max() + 1 - shift[1]) / scale)
+        area = WorkArea.over(canvas, rect, RECOLOUR_MAX_PIXELS)
+        if area is None:
+            return None
+        photo = area.pixels(canvas.photo)
+        sampled = area.sample_mask(MaskOnPhoto(torch.from_numpy(hair), masks.crop_to_mask))[0]
+        soft = smoothstep(sampled, *HAIR_CONFIDENCE) * self._skin_veto(area, photo, masks, sampled)
+        grid_per_mask_px = 1.0 / (scale * math.sqrt(abs(np.linalg.det(area.grid_to_crop[:, :2]))))
+        radius = max(1, round(MATTE_RADIUS * grid_per_mask_px))
+        matte = fast_guided_filter(photo, soft[None], radius, MATTE_EPS, MATTE_SUBSAMPLE)[0].clamp(0, 1)
+        matte = torch.minimum(matte, smoothstep(sampled, *MATTE_REACH))  # refined within the mask's soft edge only
+        matte = torch.where(matte > MATTE_FLOOR, matte, torch.zeros(()))
+        rgb = photo.permute(1, 2, 0).numpy()
+        lab = srgb_to_lab(rgb)
+        crop_area = (masks.crop_size * scale) ** 2  # the aligned crop's area in mask-frame px
+        visible = float((masks.hair > 0.5).sum()) >= NO_HAIR_SHARE * crop_area
+        reading = self.hair_colours.read(lab[(matte > 0.5).numpy()]) if visible else None
+        return HairMatte(canvas, area, matte, rgb, lab, reading)
+
+    @staticmethod
+    def _skin_veto(area: WorkArea, photo: torch.Tensor, masks: FaceMasks, hair: torch.Tensor) -> torch.Tensor:
+        """(h, w) 0 where the photo's colour is SKIN_VETO times likelier this face's skin than its hair, near the skin
+        (HAIRLINE_REACH), 1 where it is not (ramping over a factor of 2); all 1 without enough of either."""
+        skin = area.sample_mask(MaskOnPhoto(torch.from_numpy(masks.skin), masks.crop_to_mask))[0]
+        rgb = photo.permute(1, 2, 0).numpy()
+        hair_px, skin_px = rgb[(hair > HAIR_SURE).numpy()], rgb[(skin > HAIR_SURE).numpy()]
+        if min(len(hair_px), len(skin_px)) < 64:
+            return torch.ones_like(hair)
+        odds = torch.from_numpy(colour_log_odds(rgb, hair_px, skin_px).astype(np.float32))
+        reach = 2 * round(HAIRLINE_REACH * masks.crop_size * masks.crop_to_mask[0, 0]) + 1
+        near = square_max((masks.skin > 0.5).astype(np.float32), reach)
+        near = area.sample_mask(MaskOnPhoto(torch.from_numpy(near), masks.crop_to_mask))
+        return 1.0 - near[0] * (1.0 - (odds + math.log2(SKIN_VETO)).clamp(0.0, 1.0))
+
     def recolour_hair(
         self,
-        canvas: FaceCanvas,
         edited: Image.Image,
-        change: torch.Tensor,
-        masks: FaceMasks,
+        matte: HairMatte | None,
+        reading: HairReading | None,
         colour: str,
         strength: float = 1.0,
-    ) -> Image.Image:
-        """A hair-colour edit (`edited`, the photo with G's change pasted; changed in place) with its hair recoloured
-        by the colour model (HairColourModel.recolour): over this face's hair (the colour's region map times the hair
-        mask), weighted by where G's change (3, S, S) says hair is. Pixels outside stay bit-exact."""
-        if self.hair_colours is None or self.regions is None:
-            return edited
-        hair = self.gate([colour], change.size(-1), masks)  # the colour's region map times the face's hair mask
-        moved = gaussian_blur(change.abs().mean(0)[None, None], 1.0)[0, 0]
-        scale = torch.quantile(moved[hair > 0.5], 0.9) if bool((hair > 0.5).any()) else moved.max()
-        weight = hair * (HAIR_FLOOR + (1 - HAIR_FLOOR) * (moved / scale.clamp(min=1e-6)).clamp(max=1.0))
-        area = WorkArea.around(canvas, weight, RECOLOUR_MAX_PIXELS)
-        if area is None:
-            return edited
-        hair_on_photo = area.sample_mask(MaskOnPhoto(torch.from_numpy(masks.hair), masks.crop_to_mask))[0]
-        hair_on_photo = smoothstep(hair_on_photo, *HAIR_CONFIDENCE)  # not where the masks are unsure: background
-        on_photo = (area.sample(weight[None])[0] * hair_on_photo * min(1.0, strength)).clamp(0, 1).numpy()
-        photo, before = (area.pixels(image).permute(1, 2, 0).numpy() for image in (canvas.photo, edited))
-        after = self.hair_colours.recolour(photo, before, on_photo, colour)
+        shape: torch.Tensor | None = None,
+    ) -> tuple[Image.Image, str | None]:
+        """A hair-colour edit of `edited` (the photo, with any other attribute's change pasted; changed in place): the
+        matte's hair recoloured to `colour` by the colour model (HairColourModel.recolour) from the hair's `reading`,
+        its brightness shaped by `shape` (S, S on the crop, L*; see g_shape). Pixels off the matte stay bit-exact.
+        Also what a person should be told: that no hair shows, or that the head already has that colour."""
+        if matte is None or reading is None:
+            return edited, NO_HAIR_MESSAGE
+        weight = matte.matte.square() * min(1.0, max(0.0, strength))  # a mixed edge pixel keeps more of its own
+        if not bool((weight > 0).any()):
+            return edited, None
+        on_grid = None if shape is None else matte.area.sample(shape[None])[0].numpy()
+        before = matte.area.pixels(edited).permute(1, 2, 0).numpy()
+        after = self.hair_colours.recolour(matte.rgb, before, weight.numpy(), colour, reading, on_grid, matte.lab)
         levels = np.rint((after - before) * 255.0).astype(np.int16)
-        return area.add_levels(edited, levels, in_place=True)  # `edited` is the paste's own new image
+        note = None
+        if reading.in_range(colour):
+            name = display_name(colour).lower().removesuffix(" hair")
+            note = f"This hair already reads as {name}: it changed only a little."
+        return matte.area.add_levels(edited, levels, in_place=True), note
+
+    @staticmethod
+    def g_shape(x: torch.Tensor, change: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor | None:
+        """(S, S) G's part in a hair-colour edit: G_SHAPE times the L* change G makes (crop x and change, 3 x S x S in
+        model units) over the hair (gate > 0.5), less its mean there, times the gate; None where G changes nothing."""
+        if not G_SHAPE or gate is None or not bool((gate > 0.5).any()):
+            return None
+        before = ((x + 1) / 2).clamp(0, 1).permute(1, 2, 0).numpy()
+        after = ((x + change + 1) / 2).clamp(0, 1).permute(1, 2, 0).numpy()
+        moved = torch.from_numpy(srgb_to_lab(after)[..., 0] - srgb_to_lab(before)[..., 0])
+        centred = (moved - moved[gate > 0.5].mean()) * gate
+        return G_SHAPE * gaussian_blur(centred[None, None], 1.0)[0, 0]
+
+
+NO_HAIR_MESSAGE = "Too little hair shows on this face to recolour (a hat, or a shaved head?): it was left as it is."
+
+
+def frame_border(size: int, width: int) -> np.ndarray:
+    """(size, size) 0 on the frame's edge, rising linearly to 1 at `width` px in."""
+    ramp = np.clip((np.arange(size, dtype=np.float32) + 0.5) / width, 0, 1)
+    ramp = np.minimum(ramp, ramp[::-1])
+    return np.minimum(ramp[:, None], ramp[None, :])
+
+
+@dataclass(frozen=True)
+class HairMatte:
+    """A face's hair on one canvas: the soft matte on a work area's grid, the photo there, and the hair's reading."""
+
+    canvas: FaceCanvas
+    area: WorkArea
+    matte: torch.Tensor  # (h, w) in [0, 1]
+    rgb: np.ndarray  # (h, w, 3) the photo on the grid, in [0, 1]
+    lab: np.ndarray  # (h, w, 3) the same in CIELAB
+    reading: HairReading | None  # None: no hair visible
 
 
 @dataclass(frozen=True)
@@ -385,6 +499,12 @@ class WorkArea:
         if not len(rows):
             return None
         rect = (float(cols.min()), float(rows.min()), float(cols.max()) + 1, float(rows.max()) + 1)
+        return cls.over(canvas, rect, max_pixels)
+
+    @classmethod
+    def over(cls, canvas: FaceCanvas, rect: tuple[float, ...], max_pixels: int = GUIDED_MAX_PIXELS) -> WorkArea | None:
+        """The area of a rectangle (x0, y0, x1, y1 in crop px, which may reach past the crop) on a grid of at most
+        `max_pixels`; None when it misses the photo."""
         box = footprint(canvas.matrix, rect, canvas.photo.size)
         if box is None:
             return None

@@ -28,6 +28,7 @@ from stargan_app.inference.compositing import (
     HAT_ATTRIBUTE,
     Compositor,
     FaceCanvas,
+    HairMatte,
     RegionMaps,
     changed_attributes,
     find_regions,
@@ -68,6 +69,7 @@ class PreparedFace:
     attributes: dict[str, float] | None  # D's estimate of the current attributes, if D was shipped
     canvas: FaceCanvas  # the photo and the face's place in it, for the paste-back
     masks: FaceMasks | None = None  # this face's person and skin, which gate hair edits (None: region maps alone)
+    hair: HairMatte | None = None  # this face's hair on the photo and its pixel reading (None: no colour model)
     no_edit_outputs: dict[tuple[float, ...], torch.Tensor] = field(
         default_factory=dict, repr=False
     )  # G(x, c_src) by c_src
@@ -95,6 +97,7 @@ class EditResult:
     face_after: Image.Image  # aligned crop after the edit
     attributes_before: dict[str, float] | None  # {attribute: probability} or None without D
     face: DetectedFace  # which face was edited
+    message: str | None = None  # what a person should be told about the edit (no hair shows, already that colour)
 
 
 NO_FACE_MESSAGE = (
@@ -293,7 +296,12 @@ class FaceEditor:
         tensor = pil_to_tensor(aligned.crop)[None]
         canvas = FaceCanvas(img, aligned.matrix, aligned.crop.size)
         masks = self._face_masks(img if uploaded is None else uploaded, key, face, aligned)
-        return PreparedFace(img, face, aligned, tensor, self.estimate_attributes(tensor), canvas, masks)
+        attributes = self.estimate_attributes(tensor)
+        hat_masks = masks.under_a_hat() if masks is not None and is_present(attributes, HAT_ATTRIBUTE) else masks
+        hair = self.compositor.hair_matte(canvas, hat_masks) if hat_masks is not None else None
+        if attributes is not None and hair is not None and hair.reading is not None:  # the hair colour from its pixels
+            attributes.update({c: float(c == hair.reading.colour) for c in HAIR_COLOURS if c in attributes})
+        return PreparedFace(img, face, aligned, tensor, attributes, canvas, masks, hair)
 
     @torch.inference_mode()
     def estimate_attributes(self, crop: torch.Tensor) -> dict[str, float] | None:
@@ -323,8 +331,8 @@ class FaceEditor:
         passes = edit_passes(self.schema, targets, source, strength)
         if not passes:
             return EditResult(prep.image.copy(), prep.aligned.crop, prep.aligned.crop, prep.attributes, prep.face)
-        full, after = self._edit_photo(prep, prep.canvas, passes, targets, source, keep_detail, strength)
-        return EditResult(full, prep.aligned.crop, after, prep.attributes, prep.face)
+        full, after, message = self._edit_photo(prep, prep.canvas, passes, targets, source, keep_detail, strength)
+        return EditResult(full, prep.aligned.crop, after, prep.attributes, prep.face, message)
 
     def _edit_photo(
         self,
@@ -335,8 +343,10 @@ class FaceEditor:
         source: Mapping[str, float] | None,
         keep_detail: bool,
         strength: float = 1.0,
-    ) -> tuple[Image.Image, Image.Image]:
-        """(photo with the edit composed into `canvas`, edited crop) for one face and its label passes."""
+    ) -> tuple[Image.Image, Image.Image, str | None]:
+        """(photo with the edit composed into `canvas`, edited crop, a note for the person) for one face and its label
+        passes. A hair colour is the colour model's recolour of the face's hair matte (Compositor.recolour_hair), with
+        G's change shaping it; the other attributes are G's change pasted."""
         no_edit = edit_passes(self.schema, targets, source, 0.0)  # same label groups, source labels
         if keep_detail and len(passes) == 1 and self._no_edit_key(no_edit) not in prep.no_edit_outputs:
             # the first edit of a face: G(x, c_trg) and its reference G(x, c_src) in one batched forward
@@ -348,19 +358,42 @@ class FaceEditor:
             reference = self._no_edit_output(prep, no_edit) if keep_detail else None
         if not keep_detail:
             edited_crop = tensor_to_pil(edited[0])
-            return self.compositor.paste_output(canvas, edited_crop), edited_crop
-        changed = changed_attributes(self.schema, passes, no_edit)
-        masks = self._masks(prep, source)
-        gate = self.compositor.gate(changed, self.config.image_size, masks)
-        photo_gate = self.compositor.photo_gate(changed, masks)
-        x = prep.tensor[0]
-        change = self.compositor.image_change(edited, reference, gate)[0]
-        drawn = self.compositor.drawn_weight(changed, self.config.image_size)
-        photo = self.compositor.paste_change(canvas, change, reference[0], x, photo_gate, drawn)
-        colour = next((a for a in HAIR_COLOURS if targets.get(a) and a in changed), None)
-        if colour is not None and masks is not None:
-            photo = self.compositor.recolour_hair(canvas, photo, change, masks, colour, strength)
-        return photo, tensor_to_pil(x + change)
+            return self.compositor.paste_output(canvas, edited_crop), edited_crop, None
+        changed, masks = changed_attributes(self.schema, passes, no_edit), self._masks(prep, source)
+        size, x = self.config.image_size, prep.tensor[0]
+        recolours = masks is not None and self.compositor.hair_colours is not None  # else G's own colour, as before
+        colour = next((a for a in HAIR_COLOURS if targets.get(a)), None) if recolours else None
+        change = self.compositor.image_change(edited, reference, self.compositor.gate(changed, size, masks))[0]
+        pasted = [a for a in changed if colour is None or a not in HAIR_COLOURS]  # a recoloured hair: not G's change
+        if colour is not None and not pasted:
+            photo = canvas.photo.copy()  # the recolour works in place
+        elif pasted == changed:
+            photo = self._paste(canvas, change, reference, x, pasted, masks)
+        else:
+            paste = self.compositor.image_change(edited, reference, self.compositor.gate(pasted, size, masks))[0]
+            photo = self._paste(canvas, paste, reference, x, pasted, masks)
+        if colour is None:
+            return photo, tensor_to_pil(x + change), None
+        same = canvas is prep.canvas and is_present(source, HAT_ATTRIBUTE) == is_present(prep.attributes, HAT_ATTRIBUTE)
+        matte = prep.hair if same else self.compositor.hair_matte(canvas, masks)
+        reading = prep.hair.reading if prep.hair is not None else None
+        shape = self.compositor.g_shape(x, change, self.compositor.gate(set(changed) & set(HAIR_COLOURS), size, masks))
+        photo, message = self.compositor.recolour_hair(photo, matte, reading, colour, strength, shape)
+        return photo, tensor_to_pil(x + change), message
+
+    def _paste(
+        self,
+        canvas: FaceCanvas,
+        change: torch.Tensor,
+        reference: torch.Tensor,
+        x: torch.Tensor,
+        attributes: list[str],
+        masks: FaceMasks | None,
+    ) -> Image.Image:
+        """`canvas`'s photo with G's change (3, S, S) of these attributes pasted (Compositor.paste_change)."""
+        drawn = self.compositor.drawn_weight(attributes, self.config.image_size)
+        photo_gate = self.compositor.photo_gate(attributes, masks)
+        return self.compositor.paste_change(canvas, change, reference[0], x, photo_gate, drawn)
 
     @staticmethod
     def _masks(prep: PreparedFace, source: Mapping[str, float] | None) -> FaceMasks | None:
@@ -434,7 +467,7 @@ class FaceEditor:
             attribute, on = label[1:], label[0] == "+"
             targets = {attribute: on}
             passes = edit_passes(self.schema, targets, prep.attributes)
-            photo, _ = self._edit_photo(prep, canvas, passes, targets, prep.attributes, keep_detail=True)
+            photo, _, _ = self._edit_photo(prep, canvas, passes, targets, prep.attributes, keep_detail=True)
             caption = display_name(attribute) if on else f"No {display_name(attribute).lower()}"
             previews.append(EditPreview(attribute, caption, targets, photo))
         return previews

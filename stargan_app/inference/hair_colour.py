@@ -29,12 +29,53 @@ HAIR_COLOURS_FORMAT = "stargan-app-hair-colours/1"
 QUANTILES = 101  # brightness quantiles stored per colour (0, 1, ..., 100 %)
 BIN_EDGES = np.linspace(0.0, 100.0, 21, dtype=np.float32)  # L* bins of the chroma curve, 5 units wide
 MIN_BIN_PIXELS = 2000  # a bin with fewer samples takes its chroma from its neighbours
-# How far the changed hair's brightness moves from G's edit towards the target colour's distribution (rank
-# preserving), and how much of the photo's own fine chroma (strands, highlights) rides on the curve's chroma.
-BRIGHTNESS_PULL = 0.8
+# How much of the photo's own fine chroma (strands, highlights) rides on the target colour's chroma curve.
 CHROMA_DETAIL = 0.35
 DETAIL_SIGMA = 2.0  # px of the working grid: chroma finer than this is the photo's own detail
-RANK_FOOTPRINT = 0.25  # pixels weighted above this define the hair whose brightness ranks are mapped
+# A head already has a colour when its hair lies within IN_RANGE of real heads of it (Mahalanobis distance of its head
+# statistics, see head_distance) and its L* quantiles lie within IN_RANGE_SHIFT L* of the colour's on average: its
+# recolour moves it by about that little, and the edit says so.
+IN_RANGE = 2.0
+IN_RANGE_SHIFT = 5.0
+# A pixel of the matte whose L* lies beyond the hair's own OUTLIER_RANKS quantiles is faded out over OUTLIER_FADE L*:
+# at the hairline the matte's soft edge holds skin, which ranks above all the hair and would map to the target's
+# brightest (a bright band along the hairline); a strand brighter than the rest still changes.
+OUTLIER_RANKS = (2, 98)
+OUTLIER_FADE = 8.0
+# The hair's ranks map onto this part of the target colour's L* distribution: its brightest few per cent are the skin
+# and background CelebA's hair pixels catch, near white on blond and gray (a white band at the hairline).
+TARGET_RANKS = (0.0, 0.9)
+# One head's hair spans a fraction of its colour's L* spread over all heads (the model's pixels pool heads whose
+# median L* alone varies with a standard deviation of 15-20, about as much as the pooled pixels): the ranks map onto
+# the colour's distribution drawn towards its median by this factor, or a dark head asked for blond comes out with
+# two and a half times its contrast (a bright fringe where thin hair meets the forehead).
+HEAD_CONTRAST = 0.6
+MIN_READ_PIXELS = 50  # fewer hair pixels than this give no reading: no hair to recolour
+
+
+@dataclass(frozen=True)
+class HairReading:
+    """One head of hair as its own pixels show it, against the colour model's real heads."""
+
+    quantiles: np.ndarray  # (QUANTILES,) the hair's L* quantiles, increasing
+    statistics: np.ndarray  # (3,) median L*, mean a*, mean b* (head_statistics)
+    distances: Mapping[str, float]  # hair colour -> Mahalanobis distance from real heads of it (head_distance)
+    shifts: Mapping[str, float]  # hair colour -> mean |L* quantile of this hair - that of one head of it| (L* moved)
+    pixels: int  # hair pixels read
+
+    @property
+    def colour(self) -> str:
+        """The hair colour this head is nearest to: the least distance / IN_RANGE + shift / IN_RANGE_SHIFT (each is
+        1 at the edge of a colour's range; the distance alone reads dark brown as black, its chroma spread is wide)."""
+        return min(self.distances, key=lambda c: self.distances[c] / IN_RANGE + self.shifts[c] / IN_RANGE_SHIFT)
+
+    def in_range(self, colour: str) -> bool:
+        """Whether this head already lies among real heads of `colour` (IN_RANGE, IN_RANGE_SHIFT)."""
+        return self.distances[colour] < IN_RANGE and self.shifts[colour] < IN_RANGE_SHIFT
+
+    def ranks(self, lightness: np.ndarray) -> np.ndarray:
+        """Each L* value's rank in [0, 1] among this hair's pixels."""
+        return np.interp(lightness, self.quantiles, np.linspace(0.0, 1.0, QUANTILES)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -78,6 +119,13 @@ class HairColourModel:
     def brightness_at(self, colour: str, ranks: np.ndarray) -> np.ndarray:
         """The L* of real hair of `colour` at quantile `ranks` in [0, 1]."""
         return np.interp(ranks, np.linspace(0, 1, QUANTILES), self.brightness[self._row(colour)]).astype(np.float32)
+
+    def head_brightness(self, colour: str, ranks: np.ndarray) -> np.ndarray:
+        """The L* one head of real hair of `colour` has at quantile `ranks` in [0, 1]: the colour's distribution over
+        TARGET_RANKS, drawn towards its median by HEAD_CONTRAST."""
+        lo, hi = TARGET_RANKS
+        median = self.brightness_at(colour, np.array(0.5))
+        return median + HEAD_CONTRAST * (self.brightness_at(colour, lo + (hi - lo) * np.asarray(ranks)) - median)
 
     def chroma_at(self, colour: str, lightness: np.ndarray) -> np.ndarray:
         """(..., 2) the curve's (a*, b*) of `colour` at L* `lightness`."""
@@ -123,20 +171,45 @@ class HairColourModel:
             raise WeightsError(f"{path.name} has arrays of the wrong shape for a hair-colour model.")
         return model
 
-    def recolour(self, photo: np.ndarray, edited: np.ndarray, weight: np.ndarray, colour: str) -> np.ndarray:
-        """The edited pixels (H, W, 3 in [0, 1]) recoloured where `weight` (H, W in [0, 1]) says hair changes.
+    def read(self, lab: np.ndarray) -> HairReading | None:
+        """The reading of one head of hair from its Lab pixels (N, 3); None with fewer than MIN_READ_PIXELS."""
+        if len(lab) < MIN_READ_PIXELS:
+            return None
+        quantiles = np.quantile(lab[:, 0], np.linspace(0.0, 1.0, QUANTILES)).astype(np.float32)
+        quantiles = quantiles + np.linspace(0.0, 1e-3, QUANTILES, dtype=np.float32)  # strictly increasing for interp
+        distances = {c: self.head_distance(c, lab) for c in self.colours}
+        ranks = np.linspace(0.0, 1.0, QUANTILES)
+        shifts = {c: float(np.abs(self.head_brightness(c, ranks) - quantiles).mean()) for c in self.colours}
+        return HairReading(quantiles, head_statistics(lab), distances, shifts, len(lab))
 
-        Brightness: the edit's own, moved BRIGHTNESS_PULL of the way to the target colour's distribution at the same
-        rank among the changed hair. Chroma: the colour's curve at that brightness, plus CHROMA_DETAIL of the photo's
-        own fine chroma. Blended into `edited` by `weight`: where it is 0 the edit is returned as it was.
+    def recolour(
+        self,
+        photo: np.ndarray,
+        edited: np.ndarray,
+        weight: np.ndarray,
+        colour: str,
+        reading: HairReading,
+        shape: np.ndarray | None = None,
+        lab: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The edited pixels (H, W, 3 in [0, 1]) with the hair recoloured to `colour` where `weight` (H, W in [0, 1])
+        says hair is, from the photo's own pixels (H, W, 3) and the hair's reading.
+
+        Brightness: each pixel's L* goes to the target colour's real L* at the same rank among this hair's pixels
+        (quantile mapping: dark brown asked for black becomes black, and highlights and strands keep their order),
+        plus `shape` (H, W, L* units; G's own brightness change, see Compositor.recolour_hair). Chroma: the colour's
+        curve at that brightness plus CHROMA_DETAIL of the photo's own fine chroma. A head already of that colour
+        moves about as little as it differs from it. Blended into `edited` by `weight`, less where a pixel is far
+        brighter or darker than the hair (OUTLIER_FADE).
         """
-        lab = srgb_to_lab(edited)
-        inside = np.sort(lab[..., 0][weight > RANK_FOOTPRINT])
-        if not len(inside):
-            return edited
-        ranks = (np.searchsorted(inside, lab[..., 0]) + 0.5) / (len(inside) + 1)
-        lightness = lab[..., 0] + BRIGHTNESS_PULL * (self.brightness_at(colour, ranks) - lab[..., 0])
-        photo_ab = torch.from_numpy(np.ascontiguousarray(srgb_to_lab(photo)[..., 1:].transpose(2, 0, 1)))
+        lab = srgb_to_lab(photo) if lab is None else lab  # the photo's CIELAB, when the caller has it
+        low, high = reading.quantiles[list(OUTLIER_RANKS)]
+        outside = np.maximum(np.maximum(low - lab[..., 0], lab[..., 0] - high), 0.0)
+        weight = weight * np.clip(1.0 - outside / OUTLIER_FADE, 0.0, 1.0)
+        lightness = self.head_brightness(colour, reading.ranks(lab[..., 0]))
+        if shape is not None:
+            lightness = np.clip(lightness + shape, 0.0, 100.0)
+        photo_ab = torch.from_numpy(np.ascontiguousarray(lab[..., 1:].transpose(2, 0, 1)))
         fine = (photo_ab - gaussian_blur(photo_ab[None], DETAIL_SIGMA)[0]).numpy().transpose(1, 2, 0)
         ab = self.chroma_at(colour, lightness) + CHROMA_DETAIL * fine
         target = lab_to_srgb(np.concatenate([lightness[..., None], ab], -1))

@@ -7,7 +7,9 @@ event after its function, and a handler called `edit` would push the /edit endpo
 
 Progress: detection and the Edit button show Gradio's progress overlay; a click on a hair colour or attribute shows
 only the small timer; the intensity slider re-edits live with no progress at all, so nothing flashes while dragging.
-Errors are Gradio messages (gr.Warning toasts), never text in the page.
+Errors are Gradio messages (gr.Warning toasts), never text in the page; what an edit tells the person
+(EditResult.message: no hair shows, or the hair already has the colour asked for) is a gr.Info toast. The hair-colour
+radio starts at the colour the face's hair reads as from its own pixels (choosing it again keeps the hair as it is).
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from stargan_app.inference import EditResult, FaceEditor, PreparedFace
 from stargan_app.inference.face_editor import NO_FACE_MESSAGE
 from stargan_app.labels import is_present
 from stargan_app.ui.face_layout import CONTROLS, FaceTab
-from stargan_app.ui.shared import FACE_JOBS, KEEP, edit_targets, other_attributes, present_attributes, result_file
+from stargan_app.ui.shared import (
+    FACE_JOBS,
+    edit_targets,
+    other_attributes,
+    present_attributes,
+    read_hair_colour,
+    result_file,
+)
 
 MAX_THUMBNAILS = 12
 NO_PHOTO_MESSAGE = "Upload a photo with a face first."
@@ -89,12 +98,12 @@ class FaceEvents:
             t.original: result_file(prep.image, "original"),
             t.faces: gr.update(value=thumbs, selected_index=0, visible=group, label=label),
             t.every_face: gr.update(value=False, visible=group, interactive=True),
-            t.hair: gr.update(value=KEEP, interactive=True),
+            t.hair: gr.update(value=read_hair_colour(prep), interactive=True),
             t.others: gr.update(value=present_attributes(self.ed, prep.attributes), interactive=True),
             **self._cleared(),
         }
 
-    @updates("prepared", "faces", "others", *CLEARED)
+    @updates("prepared", "faces", "hair", "others", *CLEARED)
     def on_pick_face(self, image: Image.Image | None, evt: gr.SelectData) -> Updates:
         """A thumbnail was clicked: prepare only that face (detection is cached) and mark it."""
         if image is None or self.ed is None:
@@ -108,6 +117,7 @@ class FaceEvents:
         return {
             t.prepared: prep,
             t.faces: gr.update(selected_index=int(evt.index)),
+            t.hair: gr.update(value=read_hair_colour(prep)),
             t.others: gr.update(value=present_attributes(self.ed, prep.attributes)),
             **self._cleared(),
         }
@@ -154,7 +164,7 @@ class FaceEvents:
         if prep is None or self.ed is None or not targets_per_tile:
             return {}
         targets = targets_per_tile[evt.index]
-        hair = next((a for a, on in targets.items() if on and a in self.ed.schema.exclusive), KEEP)
+        hair = next((a for a, on in targets.items() if on and a in self.ed.schema.exclusive), read_hair_colour(prep))
         checked = [a for a in other_attributes(self.ed) if targets.get(a, is_present(prep.attributes, a))]
         return {self.tab.hair: hair, self.tab.others: checked, **self._apply(prep, original, targets, strength, every)}
 
@@ -163,7 +173,7 @@ class FaceEvents:
         """The controls back to the face as it is, no result."""
         t = self.tab
         return {
-            t.hair: KEEP,
+            t.hair: read_hair_colour(prep),
             t.others: present_attributes(self.ed, prep.attributes if prep else None) if self.ed else [],
             t.strength: 1.0,
             t.before_after: None,
@@ -181,6 +191,8 @@ class FaceEvents:
         except StarGANAppError as e:
             gr.Warning(str(e))
             return {}
+        if r.message:  # no hair shows, or the hair already has the colour asked for
+            gr.Info(r.message)
         edited = result_file(r.image)
         return {
             self.tab.before_after: (original or result_file(prep.image, "original"), edited),

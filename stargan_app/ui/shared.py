@@ -13,7 +13,7 @@ import gradio as gr
 from PIL import Image
 
 from stargan_app.errors import StarGANAppError
-from stargan_app.inference import ClassSampler, FaceEditor
+from stargan_app.inference import ClassSampler, FaceEditor, PreparedFace
 from stargan_app.labels import is_present
 from stargan_app.runtime import CONCURRENCY
 
@@ -73,13 +73,20 @@ def present_attributes(ed: FaceEditor, source: dict[str, float] | None) -> list[
     return [a for a in other_attributes(ed) if is_present(source, a)]
 
 
+def read_hair_colour(prep: PreparedFace | None) -> str:
+    """The hair-colour choice a face starts with: the colour its hair's own pixels read as (FaceEditor's hair-colour
+    model), or KEEP without that reading."""
+    reading = prep.hair.reading if prep is not None and prep.hair is not None else None
+    return reading.colour if reading is not None else KEEP
+
+
 def edit_targets(
     ed: FaceEditor, hair: str, checked: list[str] | None, source: dict[str, float] | None
 ) -> dict[str, bool]:
     """Only what the user changed relative to the detected attributes becomes a target."""
     source = source or {}
     targets: dict[str, bool] = {name: True for name in checked or [] if name not in ed.attributes}  # edit() names them
-    if hair and hair != KEEP:
+    if hair and hair != KEEP and not is_present(source, hair):  # the colour the hair already reads as: kept
         targets[hair] = True
     for name in other_attributes(ed):
         on = name in (checked or [])
