@@ -269,19 +269,36 @@ def test_the_real_models_find_the_astronaut_and_her_face():
     assert np.hypot(*(nose - centre)) < 0.1 * masks.person.shape[0]
 
 
-@pytest.mark.mask_models
-@pytest.mark.shared_data
-@pytest.mark.shipped_weights
-@needs_litert
-@pytest.mark.skipif(not (FACES / "chris.jpg").exists(), reason="../shared/data/faces not present")
-def test_hair_colours_leave_the_background_beside_the_head_of_the_licensed_portraits():
+def on_the_licensed_portraits(test):
+    """The marks of a test that edits the licensed portraits of ../shared/data/faces with the shipped weights and the
+    real mask models (skipped without any of them)."""
+    marks = (
+        pytest.mark.skipif(not (FACES / "chris.jpg").exists(), reason="../shared/data/faces not present"),
+        needs_litert,
+        pytest.mark.shipped_weights,
+        pytest.mark.shared_data,
+        pytest.mark.mask_models,
+    )
+    for mark in marks:
+        test = mark(test)
+    return test
+
+
+@pytest.fixture
+def portrait_editor() -> FaceEditor:
+    """The shipped editor on one thread, with benchmarks/ importable (local_edits holds the portraits' regions)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
+    torch.set_num_threads(1)
+    return FaceEditor.from_pretrained()
+
+
+@on_the_licensed_portraits
+def test_hair_colours_leave_the_background_beside_the_head_of_the_licensed_portraits(portrait_editor):
     from local_edits import BESIDE_LEVELS, BESIDE_PORTRAITS, HAIR_COLOURS, beside_head, hair_mask
 
     from stargan_app.imaging import load_image
 
-    torch.set_num_threads(1)
-    ed = FaceEditor.from_pretrained()
+    ed = portrait_editor
     assert ed.segmenter is not None
     for name in BESIDE_PORTRAITS:
         photo = load_image(FACES / name)
@@ -297,19 +314,13 @@ def test_hair_colours_leave_the_background_beside_the_head_of_the_licensed_portr
                 assert not diff.any(), colour
 
 
-@pytest.mark.mask_models
-@pytest.mark.shared_data
-@pytest.mark.shipped_weights
-@needs_litert
-@pytest.mark.skipif(not (FACES / "chris.jpg").exists(), reason="../shared/data/faces not present")
-def test_the_hair_matte_of_each_portrait_covers_its_hair_and_leaves_its_clothes_face_and_background():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+@on_the_licensed_portraits
+def test_the_hair_matte_of_each_portrait_covers_its_hair_and_leaves_its_clothes_face_and_background(portrait_editor):
     from local_edits import PORTRAITS, below_jaw, beside_head, box_slices, hair_core, hair_mask
 
     from stargan_app.imaging import load_image
 
-    torch.set_num_threads(1)
-    ed = FaceEditor.from_pretrained()
+    ed = portrait_editor
     for name in PORTRAITS:
         photo = load_image(FACES / name)
         prep = ed.prepare(photo)
