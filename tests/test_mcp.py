@@ -21,7 +21,7 @@ from stargan_app.config import CGANConfig, StarGANConfig, config_from_json
 
 pytestmark = [pytest.mark.shipped_weights, needs_weights(*DEFAULT_FILES.values())]
 TOOLS = {"detect", "edit", "preview_grid", "sample", "sample_grid"}
-PORTRAIT = ROOT / "assets" / "grace_hopper.png"  # public domain (US Navy photo)
+PORTRAIT = ROOT / "assets" / "astronaut.png"  # public domain (NASA); Grace Hopper shows too little hair to recolour
 ATTRIBUTE_LIKE = re.compile(r"\b[A-Z][a-z]+(?:_[A-Z][a-z]+)+\b")  # Blond_Hair, Wearing_Hat, ...
 
 
