@@ -28,7 +28,7 @@ from stargan_app.face.segment import (
     load_mask_model,
 )
 from stargan_app.inference import FaceEditor
-from stargan_app.inference.compositing import RegionMaps
+from stargan_app.inference.compositing import HAT_CONFIDENCE, RegionMaps
 
 SCHEMA = LabelSchema()
 SIZE = TINY_STARGAN.image_size
@@ -192,6 +192,9 @@ def test_a_hat_keeps_its_colour_when_the_face_is_read_as_wearing_one():
     hat, ed = region(photo, HAT), editor(True)
     assert changed(ed, photo, {"Blond_Hair": True}, source={"Wearing_Hat": 0.0})[hat].any()  # person, not skin
     assert not changed(ed, photo, {"Blond_Hair": True}, source={"Wearing_Hat": 1.0})[hat].any()
+    unsure = (0.5 + HAT_CONFIDENCE) / 2  # present by the 0.5 rule, but too unsure to stop the hair at the brows
+    assert changed(ed, photo, {"Blond_Hair": True}, source={"Wearing_Hat": unsure})[hat].any()
+    assert not changed(ed, photo, {"Blond_Hair": True}, source={"Wearing_Hat": HAT_CONFIDENCE})[hat].any()
     masks = ed.prepare(photo).masks
     under = masks.under_a_hat()
     brows_top = masks.landmarks[list(BROWS), 1].min()

@@ -25,20 +25,19 @@ from stargan_app.imaging import ImageSource, load_image, make_grid, pil_to_tenso
 from stargan_app.inference.compositing import (
     CHANGE_SMOOTHING,
     CHANGE_WINDOW,
-    HAT_ATTRIBUTE,
     Compositor,
     FaceCanvas,
     HairMatte,
     RegionMaps,
     changed_attributes,
     find_regions,
+    wears_a_hat,
 )
 from stargan_app.inference.hair_colour import HairColourModel, find_hair_colours
 from stargan_app.inference.keep_list import KeepList, find_keep_list
 from stargan_app.labels import (
     display_name,
     edit_passes,
-    is_present,
     single_attribute_edits,
     source_label_vector,
 )
@@ -297,7 +296,7 @@ class FaceEditor:
         canvas = FaceCanvas(img, aligned.matrix, aligned.crop.size)
         masks = self._face_masks(img if uploaded is None else uploaded, key, face, aligned)
         attributes = self.estimate_attributes(tensor)
-        hat_masks = masks.under_a_hat() if masks is not None and is_present(attributes, HAT_ATTRIBUTE) else masks
+        hat_masks = masks.under_a_hat() if masks is not None and wears_a_hat(attributes) else masks
         hair = self.compositor.hair_matte(canvas, hat_masks) if hat_masks is not None else None
         if attributes is not None and hair is not None and hair.reading is not None:  # the hair colour from its pixels
             attributes.update({c: float(c == hair.reading.colour) for c in HAIR_COLOURS if c in attributes})
@@ -374,7 +373,7 @@ class FaceEditor:
             photo = self._paste(canvas, paste, reference, x, pasted, masks)
         if colour is None:
             return photo, tensor_to_pil(x + change), None
-        same = canvas is prep.canvas and is_present(source, HAT_ATTRIBUTE) == is_present(prep.attributes, HAT_ATTRIBUTE)
+        same = canvas is prep.canvas and wears_a_hat(source) == wears_a_hat(prep.attributes)
         matte = prep.hair if same else self.compositor.hair_matte(canvas, masks)
         reading = prep.hair.reading if prep.hair is not None else None
         shape = self.compositor.g_shape(x, change, self.compositor.gate(set(changed) & set(HAIR_COLOURS), size, masks))
@@ -398,7 +397,7 @@ class FaceEditor:
     @staticmethod
     def _masks(prep: PreparedFace, source: Mapping[str, float] | None) -> FaceMasks | None:
         """The face's masks as its edit sees them: with a hat on (as `source` reads the face), hair stays below it."""
-        if prep.masks is not None and is_present(source, HAT_ATTRIBUTE):
+        if prep.masks is not None and wears_a_hat(source):
             return prep.masks.under_a_hat()
         return prep.masks
 
