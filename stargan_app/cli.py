@@ -309,6 +309,7 @@ def add_eval_stargan_parser(esub: argparse._SubParsersAction) -> None:
         help="fade an image generator's change from this fraction of the crop's half-width (default: the app's)",
     )
     add_regions_argument(e)
+    add_hair_colours_argument(e)
     e.add_argument(
         "--guided",
         action=argparse.BooleanOptionalAction,
@@ -440,7 +441,9 @@ def _eval(args: argparse.Namespace) -> int:
     if args.model == "stargan":
         from stargan_app.evaluation.stargan import eval_stargan
 
-        options = ("change_smoothing", "change_window", "regions", "guided", "person_masks", "robust_reader")
+        options = (
+            "change_smoothing", "change_window", "regions", "guided", "person_masks", "robust_reader", "hair_colours",
+        )  # fmt: skip
         result = eval_stargan(
             args.weights, args.data_dir, args.test_size, args.limit, args.cache_dir, args.sheet, args.faces_dir,
             **{name: getattr(args, name) for name in options},

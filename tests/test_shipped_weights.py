@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import needs_weights
+from conftest import WEIGHTS, needs_weights
 
 from stargan_app.inference import ClassSampler, FaceEditor
 
@@ -66,3 +66,20 @@ def test_shipped_mnist_digits_are_class_consistent():
     assert real > 0.85, real  # the judge itself is competent
     assert fake > real - 0.08, (fake, real)
     assert shuffled < 0.3  # the check can fail: wrong labels are caught
+
+
+@needs_weights("stargan_celeba.safetensors", "stargan_celeba.regions.safetensors", "hair_colours.safetensors")
+def test_eval_judges_a_candidate_with_the_hair_colour_model_it_is_told(tmp_path):
+    """A run's candidate has no colour model beside it: `eval stargan --hair-colours FILE` serves it as the app does."""
+    import shutil
+
+    from stargan_app.evaluation.stargan import eval_editor
+
+    candidate = shutil.copy(WEIGHTS / "stargan_celeba.safetensors", tmp_path / "candidate.safetensors")
+    regions = str(WEIGHTS / "stargan_celeba.regions.safetensors")
+
+    def colours(option: str | None):
+        return eval_editor(str(candidate), None, None, regions, None, False, option).compositor.hair_colours
+
+    assert colours(None) is None and colours("off") is None
+    assert colours(str(WEIGHTS / "hair_colours.safetensors")) is not None

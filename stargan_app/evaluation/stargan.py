@@ -296,6 +296,7 @@ def eval_stargan(
     guided: bool | None = None,
     person_masks: bool = True,
     robust_reader: str | None = None,
+    hair_colours: str | None = None,
 ) -> dict[str, Any]:
     """All figures for one weights file; prints the tables and returns them as a dict (see the module doc).
 
@@ -305,8 +306,9 @@ def eval_stargan(
     face's person and skin masks, as served (they change the hair figures: compare files with the same setting).
     robust_reader: a second robust attribute network (`train guide`, another seed) that neither guided G nor judges
     here: its transfer (unsqueezed) is a reading only real features pass. It must not be the file that guided G.
+    hair_colours: "off", or a hair-colour model file (None: the one beside the weights, if any).
     """
-    editor = eval_editor(weights, change_smoothing, change_window, regions, guided, person_masks)
+    editor = eval_editor(weights, change_smoothing, change_window, regions, guided, person_masks, hair_colours)
     size, attributes = editor.config.image_size, editor.attributes
     celeba = read_eval_split(data_dir, test_size)
     judge = build_judge(data_dir, celeba.files, celeba.labels(attributes), attributes, size, celeba.split, cache_dir)
@@ -317,6 +319,7 @@ def eval_stargan(
         "change_smoothing": editor.change_smoothing,
         "change_window": editor.change_window,
         "regions": editor.regions.info.get("path") if editor.regions else None,
+        "hair_colours": editor.compositor.hair_colours is not None,
         "guided": editor.guided,
         "person_masks": editor.segmenter is not None,
         "guides": guides_of(editor.info),
@@ -336,6 +339,7 @@ def eval_editor(
     regions: str | None,
     guided: bool | None,
     person_masks: bool,
+    hair_colours: str | None = None,
 ) -> FaceEditor:
     """The served editor of a weights file, with the paste-back options an eval names (None: the app's)."""
     from stargan_app.inference import FaceEditor
@@ -344,8 +348,9 @@ def eval_editor(
     options = {
         k: v for k, v in (("change_smoothing", change_smoothing), ("change_window", change_window)) if v is not None
     }
-    if regions is not None:
-        options["regions"] = regions_option(regions)
+    for name, value in (("regions", regions), ("hair_colours", hair_colours)):
+        if value is not None:
+            options[name] = regions_option(value)
     return FaceEditor.from_pretrained(weights, guided=guided, person_masks=person_masks, **options)
 
 
