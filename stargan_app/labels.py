@@ -95,9 +95,10 @@ def validate_targets(schema: LabelSchema, targets: Mapping[str, bool], strength:
 PRESENT_THRESHOLD = 0.5  # an attribute whose estimated probability reaches this counts as present
 
 
-def is_present(source: Mapping[str, float] | None, attribute: str) -> bool:
-    """Whether D's estimate `source` says the face has `attribute` (a missing estimate counts as absent)."""
-    return float((source or {}).get(attribute, 0.0)) >= PRESENT_THRESHOLD
+def is_present(source: Mapping[str, float] | None, attribute: str, threshold: float = PRESENT_THRESHOLD) -> bool:
+    """Whether D's estimate `source` says the face has `attribute` (a missing estimate counts as absent); a decision
+    that needs a surer reading passes its own threshold."""
+    return float((source or {}).get(attribute, 0.0)) >= threshold
 
 
 def present(values: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,7 @@ from stargan_app.face.align import FacePaster, compose_affine, feather_mask, foo
 from stargan_app.face.segment import FaceMasks, colour_log_odds, square_max
 from stargan_app.imaging import elliptical_window, gaussian_blur, smoothstep, srgb_to_lab, tensor_to_pil
 from stargan_app.inference.hair_colour import HairColourModel, HairReading
-from stargan_app.labels import display_name
+from stargan_app.labels import display_name, is_present
 
 # An image generator's change G(x, c_trg) - G(x, c_src) is blurred (sigma in model pixels) before it reaches the photo:
 # that removes the transposed convolutions' checkerboard speckle, which is most of what looks wrong in an edit.
@@ -94,7 +94,7 @@ HAT_CONFIDENCE = 0.8
 
 def wears_a_hat(source: Mapping[str, float] | None) -> bool:
     """Whether the estimate `source` reads a hat surely enough to keep hair edits below the brows."""
-    return float((source or {}).get(HAT_ATTRIBUTE, 0.0)) >= HAT_CONFIDENCE
+    return is_present(source, HAT_ATTRIBUTE, HAT_CONFIDENCE)
 
 
 # ---------------------------------------------------------------- where each attribute lives
